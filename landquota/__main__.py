@@ -1,0 +1,5 @@
+"""``python -m landquota`` runs the command line."""
+
+from landquota.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,543 @@
+"""The GeoPackage backend: one ``.gpkg`` file, no server.
+
+Design (see ``docs/workspace.md``):
+
+* The file is a standard GeoPackage 1.2 that GDAL and QGIS open as it is: every
+  spatial layer is registered in ``gpkg_contents``/``gpkg_geometry_columns``
+  with EPSG:4490 and an R-tree index (``gpkg_rtree_index`` extension); tables
+  without geometry are registered as ``attributes``.
+* Tables are created by us, not by GDAL, so that they carry the contract's
+  CHECK constraints (codes, ranges), UNIQUE ids, foreign keys and the
+  append-only triggers of the ledger: the file enforces the contract even when
+  another program writes to it.
+* Bulk reads go through pyogrio with Arrow (GDAL's reader, the fastest here).
+* Writes go through SQLite directly, in ONE transaction per call: GDAL commits
+  a layer in batches and recreates it outside any transaction on overwrite, so a
+  killed process could leave a half-written layer. SQLite's rollback journal
+  makes a killed writer harmless, and ``BEGIN IMMEDIATE`` plus a busy timeout
+  makes two writers queue instead of corrupting the file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import struct
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import CRS
+
+from landquota.errors import ConcurrencyError, DataError, LedgerError, WorkspaceError
+from landquota.schema import CRS_EPSG, LAYERS, SCHEMA_VERSION, Column, Layer
+from landquota.workspace import (
+    BBox,
+    Frame,
+    RunTransition,
+    Where,
+    Workspace,
+    WriteMode,
+    os_user,
+    where_to_sql,
+)
+
+GEOM = "geom"
+_APPLICATION_ID = 0x47504B47  # "GPKG"
+_USER_VERSION = 10200  # GeoPackage 1.2
+_BUSY_TIMEOUT_S = 60.0
+#: A (pool, year) balance below this is negative (float noise of m² sums is far smaller).
+NEG_TOL = 1e-6
+
+_SQL_TYPES = {
+    "text": "TEXT",
+    "json": "TEXT",
+    "real": "REAL",
+    "integer": "INTEGER",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "datetime": "DATETIME",
+}
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: Any) -> str:
+    """An SQL literal for pyogrio's ``where`` (which takes no parameters)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return repr(float(value)) if isinstance(value, (float, np.floating)) else str(int(value))
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _column_ddl(lyr: Layer, col: Column) -> str:
+    parts = [_q(col.name), _SQL_TYPES[col.type]]
+    if not col.nullable:
+        parts.append("NOT NULL")
+    if col.unique:
+        parts.append("UNIQUE")
+    checks = []
+    if col.codes is not None:
+        checks.append(f"{_q(col.name)} IN ({', '.join(_lit(c) for c in col.codes)})")
+    if col.minimum is not None:
+        checks.append(f"{_q(col.name)} >= {col.minimum!r}")
+    if col.maximum is not None:
+        checks.append(f"{_q(col.name)} <= {col.maximum!r}")
+    if col.type == "boolean":
+        checks.append(f"{_q(col.name)} IN (0, 1)")
+    if checks:
+        cond = " AND ".join(checks)
+        parts.append(f"CHECK ({_q(col.name)} IS NULL OR ({cond}))")
+    if col.references:
+        t, c = col.references.split(".")
+        parts.append(f"REFERENCES {_q(t)}({_q(c)})")
+    return " ".join(parts)
+
+
+def _rtree_triggers(t: str) -> list[str]:
+    """The R-tree maintenance triggers of the GeoPackage 1.2 spec (annex F.3)."""
+    r, g, i = f"rtree_{t}_{GEOM}", GEOM, "fid"
+    vals = f"NEW.{i}, ST_MinX(NEW.{g}), ST_MaxX(NEW.{g}), ST_MinY(NEW.{g}), ST_MaxY(NEW.{g})"
+    return [
+        f'CREATE TRIGGER "{r}_insert" AFTER INSERT ON "{t}" WHEN (new.{g} NOT NULL AND NOT '
+        f'ST_IsEmpty(NEW.{g})) BEGIN INSERT OR REPLACE INTO "{r}" VALUES ({vals}); END',
+        f'CREATE TRIGGER "{r}_update1" AFTER UPDATE OF {g} ON "{t}" WHEN OLD.{i} = NEW.{i} AND '
+        f'(NEW.{g} NOTNULL AND NOT ST_IsEmpty(NEW.{g})) BEGIN INSERT OR REPLACE INTO "{r}" '
+        f"VALUES ({vals}); END",
+        f'CREATE TRIGGER "{r}_update2" AFTER UPDATE OF {g} ON "{t}" WHEN OLD.{i} = NEW.{i} AND '
+        f'(NEW.{g} ISNULL OR ST_IsEmpty(NEW.{g})) BEGIN DELETE FROM "{r}" WHERE id = OLD.{i}; END',
+        f'CREATE TRIGGER "{r}_update3" AFTER UPDATE ON "{t}" WHEN OLD.{i} != NEW.{i} AND '
+        f'(NEW.{g} NOTNULL AND NOT ST_IsEmpty(NEW.{g})) BEGIN DELETE FROM "{r}" WHERE id = '
+        f'OLD.{i}; INSERT OR REPLACE INTO "{r}" VALUES ({vals}); END',
+        f'CREATE TRIGGER "{r}_update4" AFTER UPDATE ON "{t}" WHEN OLD.{i} != NEW.{i} AND '
+        f'(NEW.{g} ISNULL OR ST_IsEmpty(NEW.{g})) BEGIN DELETE FROM "{r}" WHERE id IN '
+        f"(OLD.{i}, NEW.{i}); END",
+        f'CREATE TRIGGER "{r}_delete" AFTER DELETE ON "{t}" WHEN old.{g} NOT NULL BEGIN '
+        f'DELETE FROM "{r}" WHERE id = OLD.{i}; END',
+    ]
+
+
+_LEDGER_TRIGGERS = [
+    # The ledger is history (data contract; R6): corrections are reversal entries.
+    "CREATE TRIGGER quota_ledger_no_update BEFORE UPDATE ON quota_ledger BEGIN "
+    "SELECT RAISE(ABORT, 'quota_ledger is append-only: write a reversal entry instead of "
+    "changing one'); END",
+    "CREATE TRIGGER quota_ledger_no_delete BEFORE DELETE ON quota_ledger BEGIN "
+    "SELECT RAISE(ABORT, 'quota_ledger is append-only: write a reversal entry instead of "
+    "deleting one'); END",
+    # R6 in the file itself: SQLite serialises writers, so a check after each row is
+    # enough to keep every (pool, vintage) balance non-negative.
+    "CREATE TRIGGER quota_ledger_r6 AFTER INSERT ON quota_ledger WHEN (SELECT total(amount) "
+    f"FROM quota_ledger WHERE pool = NEW.pool AND year = NEW.year) < -{NEG_TOL!r} BEGIN "
+    "SELECT RAISE(ABORT, 'R6: this entry would make a quota balance negative'); END",
+]
+
+
+def _envelope(blob: bytes | None, idx: int) -> float | None:
+    """ST_MinX & co. for a GPKG blob, for the spec's R-tree triggers.
+
+    GDAL registers these functions itself; plain SQLite does not, so a write through
+    another SQLite client would otherwise fail on the triggers.
+    """
+    if blob is None:
+        return None
+    g = _from_blob(blob)
+    if g is None or g.is_empty:
+        return None
+    return float(g.bounds[(0, 2, 1, 3)[idx]])
+
+
+def _is_empty(blob: bytes | None) -> int | None:
+    if blob is None:
+        return None
+    flags = blob[3]
+    return 1 if flags & 0b10000 else 0
+
+
+def _from_blob(blob: bytes) -> shapely.Geometry | None:
+    flags = blob[3]
+    env = (flags >> 1) & 0b111
+    n = {0: 0, 1: 4, 2: 6, 3: 6, 4: 8}[env]
+    return shapely.from_wkb(blob[8 + 8 * n :])
+
+
+def to_blobs(geoms: np.ndarray) -> list[bytes | None]:
+    """Encode geometries as GeoPackage blobs (header with xy envelope + ISO WKB)."""
+    out: list[bytes | None] = [None] * len(geoms)
+    present = ~shapely.is_missing(geoms)
+    if not present.any():
+        return out
+    g = geoms[present]
+    wkb = shapely.to_wkb(g, byte_order=1, flavor="iso", output_dimension=2)
+    bounds = shapely.bounds(g)
+    empty = shapely.is_empty(g)
+    pack = struct.Struct("<2sBBi4d").pack
+    idx = np.flatnonzero(present)
+    for k, (i, w, b, e) in enumerate(zip(idx, wkb, bounds, empty, strict=True)):
+        if e:
+            out[i] = struct.pack("<2sBBi", b"GP", 0, 0b10001, CRS_EPSG) + w
+        else:
+            out[i] = pack(b"GP", 0, 0b11, CRS_EPSG, b[0], b[2], b[1], b[3]) + w
+        del k
+    return out
+
+
+def _py_values(col: Column, s: pd.Series) -> list[Any]:
+    """A column as Python values SQLite stores the GeoPackage way."""
+    na = s.isna().to_numpy()
+    if col.type in ("text", "json"):
+        vals = s.astype(object).to_numpy()
+    elif col.type == "real":
+        vals = s.to_numpy(dtype="float64").astype(object)
+    elif col.type == "integer":
+        vals = s.astype("float64").to_numpy().astype(object)
+        vals = np.array([None if v != v else int(v) for v in vals], dtype=object)
+    elif col.type == "boolean":
+        vals = s.astype("int64").to_numpy().astype(object)
+    elif col.type == "date":
+        vals = s.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
+    else:  # datetime, UTC, millisecond precision as GDAL writes it
+        vals = s.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str.slice(0, 23).add("Z").to_numpy(dtype=object)
+    vals = vals.copy()
+    vals[na] = None
+    return list(vals)
+
+
+class GpkgWorkspace(Workspace):
+    """A workspace in one GeoPackage file."""
+
+    kind = "gpkg"
+
+    def __init__(self, path: Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        self.target = str(self.path)
+        if not self.path.exists():
+            if not create:
+                raise WorkspaceError(
+                    f"workspace {str(self.path)!r} does not exist; create it with "
+                    f"`landquota init --db {self.path}` or build the demo with `landquota demo`"
+                )
+            self._create()
+        self._con = self._connect()
+        self._check_is_workspace()
+
+    # --- connection ----------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(str(self.path), timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        con.execute("PRAGMA foreign_keys = ON")
+        for fname, fn in (
+            ("ST_MinX", lambda b: _envelope(b, 0)),
+            ("ST_MaxX", lambda b: _envelope(b, 1)),
+            ("ST_MinY", lambda b: _envelope(b, 2)),
+            ("ST_MaxY", lambda b: _envelope(b, 3)),
+            ("ST_IsEmpty", _is_empty),
+        ):
+            con.create_function(fname, 1, fn, deterministic=True)
+        return con
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; waits for other writers (busy timeout), never overlaps them."""
+        con = self._con
+        try:
+            con.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise ConcurrencyError(
+                f"workspace {self.target!r} is being written by another process and stayed "
+                f"locked for {_BUSY_TIMEOUT_S:.0f} s; try again when it has finished ({exc})"
+            ) from exc
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        else:
+            con.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the SQLite connection."""
+        con = getattr(self, "_con", None)
+        if con is not None:
+            con.close()
+            self._con = None  # type: ignore[assignment]
+
+    def user(self) -> str:
+        """The operating-system login: a GeoPackage has no users of its own."""
+        return os_user()
+
+    # --- creation ------------------------------------------------------------
+    def _create(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Build under a temporary name and rename: a killed `init` leaves no half file.
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        con = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            con.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+            con.execute(f"PRAGMA user_version = {_USER_VERSION}")
+            con.execute("BEGIN")
+            for stmt in self._ddl():
+                con.execute(stmt)
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        os.replace(tmp, self.path)
+
+    @staticmethod
+    def _ddl() -> list[str]:
+        from landquota import __version__
+
+        wkt4490 = CRS.from_epsg(CRS_EPSG).to_wkt("WKT1_GDAL")
+        wkt4326 = CRS.from_epsg(4326).to_wkt("WKT1_GDAL")
+        s = [
+            "CREATE TABLE gpkg_spatial_ref_sys (srs_name TEXT NOT NULL, srs_id INTEGER PRIMARY KEY, "
+            "organization TEXT NOT NULL, organization_coordsys_id INTEGER NOT NULL, "
+            "definition TEXT NOT NULL, description TEXT)",
+            "INSERT INTO gpkg_spatial_ref_sys VALUES ('Undefined cartesian SRS', -1, 'NONE', -1, "
+            "'undefined', 'undefined cartesian coordinate reference system')",
+            "INSERT INTO gpkg_spatial_ref_sys VALUES ('Undefined geographic SRS', 0, 'NONE', 0, "
+            "'undefined', 'undefined geographic coordinate reference system')",
+            f"INSERT INTO gpkg_spatial_ref_sys VALUES ('WGS 84 geodetic', 4326, 'EPSG', 4326, "
+            f"{_lit(wkt4326)}, 'longitude/latitude coordinates in decimal degrees on the WGS 84 "
+            "spheroid')",
+            f"INSERT INTO gpkg_spatial_ref_sys VALUES ('China Geodetic Coordinate System 2000', "
+            f"{CRS_EPSG}, 'EPSG', {CRS_EPSG}, {_lit(wkt4490)}, 'CGCS2000 geographic')",
+            "CREATE TABLE gpkg_contents (table_name TEXT NOT NULL PRIMARY KEY, data_type TEXT NOT "
+            "NULL, identifier TEXT UNIQUE, description TEXT DEFAULT '', last_change DATETIME NOT "
+            "NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')), min_x DOUBLE, min_y DOUBLE, "
+            "max_x DOUBLE, max_y DOUBLE, srs_id INTEGER, CONSTRAINT fk_gc_r_srs_id FOREIGN KEY "
+            "(srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id))",
+            "CREATE TABLE gpkg_geometry_columns (table_name TEXT NOT NULL, column_name TEXT NOT "
+            "NULL, geometry_type_name TEXT NOT NULL, srs_id INTEGER NOT NULL, z TINYINT NOT NULL, "
+            "m TINYINT NOT NULL, CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name), "
+            "CONSTRAINT uk_gc_table_name UNIQUE (table_name), CONSTRAINT fk_gc_tn FOREIGN KEY "
+            "(table_name) REFERENCES gpkg_contents(table_name), CONSTRAINT fk_gc_srs FOREIGN KEY "
+            "(srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id))",
+            "CREATE TABLE gpkg_extensions (table_name TEXT, column_name TEXT, extension_name TEXT "
+            "NOT NULL, definition TEXT NOT NULL, scope TEXT NOT NULL, CONSTRAINT ge_tce UNIQUE "
+            "(table_name, column_name, extension_name))",
+            "CREATE TABLE landquota_meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description) VALUES "
+            "('landquota_meta', 'attributes', 'landquota_meta', 'landquota workspace metadata')",
+        ]
+        for lyr in LAYERS.values():
+            cols = ["fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL"]
+            if lyr.geometry:
+                cols.append(f"{GEOM} MULTIPOLYGON" + (" NOT NULL" if lyr.geometry_required else ""))
+            cols += [_column_ddl(lyr, c) for c in lyr.columns]
+            s.append(f"CREATE TABLE {_q(lyr.name)} ({', '.join(cols)})")
+            for c in lyr.indexes:
+                s.append(f"CREATE INDEX {_q(f'idx_{lyr.name}_{c}')} ON {_q(lyr.name)}({_q(c)})")
+            desc = _lit(lyr.doc)
+            if lyr.geometry:
+                s.append(
+                    "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
+                    f"srs_id) VALUES ({_lit(lyr.name)}, 'features', {_lit(lyr.name)}, {desc}, {CRS_EPSG})"
+                )
+                s.append(
+                    f"INSERT INTO gpkg_geometry_columns VALUES ({_lit(lyr.name)}, '{GEOM}', "
+                    f"'MULTIPOLYGON', {CRS_EPSG}, 0, 0)"
+                )
+                s.append(f'CREATE VIRTUAL TABLE "rtree_{lyr.name}_{GEOM}" USING rtree(id, minx, maxx, miny, maxy)')
+                s.append(
+                    f"INSERT INTO gpkg_extensions VALUES ({_lit(lyr.name)}, '{GEOM}', 'gpkg_rtree_index', "
+                    "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')"
+                )
+                s += _rtree_triggers(lyr.name)
+            else:
+                s.append(
+                    "INSERT INTO gpkg_contents (table_name, data_type, identifier, description) "
+                    f"VALUES ({_lit(lyr.name)}, 'attributes', {_lit(lyr.name)}, {desc})"
+                )
+        s += _LEDGER_TRIGGERS
+        s.append(f"INSERT INTO landquota_meta VALUES ('schema_version', '{SCHEMA_VERSION}')")
+        s.append(f"INSERT INTO landquota_meta VALUES ('created_by_version', {_lit(__version__)})")
+        s.append(
+            "INSERT INTO landquota_meta VALUES ('created_at', strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
+        )
+        return s
+
+    def _check_is_workspace(self) -> None:
+        try:
+            (app_id,) = self._con.execute("PRAGMA application_id").fetchone()
+            have = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise WorkspaceError(f"{self.target!r} is not a GeoPackage (SQLite said: {exc})") from exc
+        if app_id != _APPLICATION_ID or "gpkg_contents" not in have:
+            self.close()
+            raise WorkspaceError(f"{self.target!r} is not a GeoPackage")
+        if "landquota_meta" not in have:
+            self.close()
+            raise WorkspaceError(
+                f"{self.target!r} is a GeoPackage but not a landquota workspace; create one with "
+                "`landquota init --db NEW.gpkg` and `landquota import` its layers"
+            )
+
+    # --- metadata --------------------------------------------------------------
+    def _meta(self) -> dict[str, str]:
+        return dict(self._con.execute("SELECT key, value FROM landquota_meta").fetchall())
+
+    def _set_meta(self, key: str, value: str) -> None:
+        with self._tx() as con:
+            con.execute("INSERT OR REPLACE INTO landquota_meta VALUES (?, ?)", (key, value))
+
+    # --- reading ---------------------------------------------------------------
+    def _count(self, lyr: Layer) -> int:
+        return int(self._con.execute(f"SELECT count(*) FROM {_q(lyr.name)}").fetchone()[0])
+
+    def _read(
+        self, lyr: Layer, bbox: BBox | None, where: Where | None, *, ids_only: bool = False
+    ) -> pd.DataFrame:
+        sql, params = where_to_sql(lyr, where)
+        if not lyr.geometry or ids_only:
+            cols = [lyr.id_column] if ids_only else list(lyr.column_names)
+            q = f"SELECT {', '.join(_q(c) for c in cols)} FROM {_q(lyr.name)}"
+            if sql:
+                q += f" WHERE {sql}"
+            return pd.read_sql_query(q, self._con, params=params)
+        # pyogrio's `where` takes no parameters: values are literals escaped by _lit,
+        # after where_to_sql has checked the column names against the contract.
+        literal = sql
+        for p in params:
+            literal = literal.replace("?", _lit(p), 1)
+        df = pyogrio.read_dataframe(
+            self.target,
+            layer=lyr.name,
+            bbox=bbox,
+            where=literal or None,
+            use_arrow=True,
+            fid_as_index=False,
+        )
+        if df.geometry.name != "geometry":
+            df = df.rename_geometry("geometry")
+        return df
+
+    # --- writing ---------------------------------------------------------------
+    def _write(self, frames: Mapping[str, Frame], mode: WriteMode, *, progress: bool) -> None:
+        from landquota._progress import progress_bar
+
+        with self._tx() as con:
+            if mode == "replace":
+                # children before parents, so that foreign keys hold at every step
+                for name in reversed(list(frames)):
+                    con.execute(f"DELETE FROM {_q(name)}")
+                    if LAYERS[name].geometry:
+                        con.execute(f'DELETE FROM "rtree_{name}_{GEOM}"')
+            for name, df in frames.items():
+                lyr = LAYERS[name]
+                with progress_bar(len(df), f"write {name}", enabled=progress) as bar:
+                    self._insert(con, lyr, df, bar)
+
+    def _insert(self, con: sqlite3.Connection, lyr: Layer, df: Frame, bar: Any) -> None:
+        cols = list(lyr.column_names)
+        names = cols + ([GEOM] if lyr.geometry else [])
+        sql = f"INSERT INTO {_q(lyr.name)} ({', '.join(_q(c) for c in names)}) VALUES ({', '.join('?' for _ in names)})"
+        if lyr.geometry:
+            # The spec's R-tree triggers call back into Python once per row; dropping
+            # them for the bulk insert and filling the R-tree from numpy bounds is ~10x
+            # faster. DDL is transactional in SQLite, so they come back on rollback too.
+            trig = con.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND tbl_name=? AND name LIKE 'rtree_%'",
+                (lyr.name,),
+            ).fetchall()
+            for tname, _ in trig:
+                con.execute(f"DROP TRIGGER {_q(tname)}")
+            (max_fid,) = con.execute(f"SELECT coalesce(max(fid), 0) FROM {_q(lyr.name)}").fetchone()
+        batch = 50_000
+        try:
+            for start in range(0, len(df), batch):
+                part = df.iloc[start : start + batch]
+                columns = [_py_values(lyr.column(c), part[c]) for c in cols]
+                if lyr.geometry:
+                    columns.append(to_blobs(np.asarray(part.geometry.values, dtype=object)))
+                con.executemany(sql, zip(*columns, strict=True))
+                bar.update(len(part))
+        except sqlite3.IntegrityError as exc:
+            raise DataError(f"write to {lyr.name!r} refused by the workspace: {exc}") from exc
+        if lyr.geometry:
+            geoms = np.asarray(df.geometry.values, dtype=object)
+            ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+            fids = np.arange(max_fid + 1, max_fid + 1 + len(df))[ok]
+            b = shapely.bounds(geoms[ok])
+            con.executemany(
+                f'INSERT INTO "rtree_{lyr.name}_{GEOM}" VALUES (?, ?, ?, ?, ?)',
+                zip(fids.tolist(), b[:, 0].tolist(), b[:, 2].tolist(), b[:, 1].tolist(), b[:, 3].tolist(), strict=True),
+            )
+            for _, tsql in trig:
+                con.execute(tsql)
+            ext = con.execute(
+                f'SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "rtree_{lyr.name}_{GEOM}"'
+            ).fetchone()
+            con.execute(
+                "UPDATE gpkg_contents SET min_x=?, min_y=?, max_x=?, max_y=?, "
+                "last_change=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name=?",
+                (*ext, lyr.name),
+            )
+        else:
+            con.execute(
+                "UPDATE gpkg_contents SET last_change=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name=?",
+                (lyr.name,),
+            )
+
+    # --- ledger ------------------------------------------------------------------
+    def _append_ledger(self, entries: Frame, transition: RunTransition | None) -> None:
+        from landquota._progress import progress_bar
+
+        lyr = LAYERS["quota_ledger"]
+        with self._tx() as con:
+            if transition is not None:
+                self._transition(con, transition)
+            check_balances(
+                con.execute("SELECT pool, year, total(amount) FROM quota_ledger GROUP BY pool, year").fetchall(),
+                entries,
+            )
+            try:
+                with progress_bar(len(entries), "ledger", enabled=False) as bar:
+                    self._insert(con, lyr, entries, bar)
+            except DataError as exc:
+                raise LedgerError(str(exc)) from exc
+
+    def _transition(self, con: sqlite3.Connection, t: RunTransition) -> None:
+        row = con.execute("SELECT status FROM allocation_runs WHERE run_id = ?", (t.run_id,)).fetchone()
+        if row is None:
+            raise LedgerError(f"run {t.run_id!r} does not exist in {self.target!r}")
+        if row[0] != t.from_status:
+            raise ConcurrencyError(
+                f"run {t.run_id!r} is {row[0]!r}, not {t.from_status!r}: another process changed it "
+                "first; nothing was written"
+            )
+        con.execute(
+            "UPDATE allocation_runs SET status=?, status_changed_at=strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
+            "status_changed_by=? WHERE run_id=?",
+            (t.to_status, self.user(), t.run_id),
+        )
+
+    def set_run_status(self, transition: RunTransition) -> None:
+        """Change a run's status atomically (fails if it is not in ``from_status``)."""
+        with self._tx() as con:
+            self._transition(con, transition)
+
+
+def check_balances(current: list[tuple[str, int, float]] | list[Any], entries: pd.DataFrame) -> None:
+    """Raise LedgerError if *entries* would make any (pool, year) balance negative (R6)."""
+    bal: dict[tuple[str, int], float] = {(p, int(y)): float(a) for p, y, a in current}
+    delta = entries.groupby(["pool", "year"], sort=True)["amount"].sum()
+    for (pool, year), amount in delta.items():
+        key = (str(pool), int(year))
+        after = bal.get(key, 0.0) + float(amount)
+        if after < -NEG_TOL:
+            raise LedgerError(
+                f"R6: pool {pool!r} (vintage {year}) has {bal.get(key, 0.0):,.2f} and the entries "
+                f"take {-float(amount):,.2f}; the balance would be {after:,.2f}. Nothing was written."
+            )

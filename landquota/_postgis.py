@@ -1,0 +1,398 @@
+"""The PostGIS backend: one PostgreSQL schema, through SQLAlchemy 2 + GeoAlchemy2.
+
+* Tables are built from :mod:`landquota.schema` as SQLAlchemy ``Table`` objects:
+  CHECK constraints for codes and ranges, UNIQUE ids, foreign keys, GiST indexes
+  (GeoAlchemy2), geometry typed ``MULTIPOLYGON`` with SRID 4490.
+* The ledger is append-only in the database itself: triggers refuse UPDATE,
+  DELETE and TRUNCATE, and a statement trigger refuses any insert that leaves
+  a (pool, vintage) balance negative (R6). It takes a transaction-scoped
+  advisory lock first, so two sessions committing at once are serialised and the
+  second one's check sees the first one's entries (READ COMMITTED gives each
+  statement of the trigger a fresh snapshot).
+* Bulk writes stream through ``COPY`` in text format with hex EWKB geometries,
+  in batches, inside the one transaction of the write.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import geopandas as gpd
+import psycopg
+import numpy as np
+import pandas as pd
+import shapely
+import sqlalchemy as sa
+from geoalchemy2 import Geometry
+from sqlalchemy.engine import Connection, Engine
+
+from landquota._gpkg import NEG_TOL, check_balances
+from landquota.errors import ConcurrencyError, DataError, LedgerError, ParameterError, WorkspaceError
+from landquota.schema import CRS_EPSG, LAYERS, SCHEMA_VERSION, Column, Layer
+from landquota.settings import Settings, mask_url
+from landquota.workspace import BBox, Frame, RunTransition, Where, Workspace, WriteMode, where_to_sql
+
+GEOM = "geom"
+_SA_TYPES: dict[str, Any] = {
+    "text": sa.Text,
+    "json": sa.Text,  # text, not jsonb: jsonb reorders keys, and run digests need stable bytes
+    "real": sa.Double,
+    "integer": sa.BigInteger,
+    "boolean": sa.Boolean,
+    "date": sa.Date,
+    "datetime": lambda: sa.DateTime(timezone=True),
+}
+
+
+def split_url(url: str, default_schema: str) -> tuple[str, str]:
+    """Return (SQLAlchemy URL with the psycopg driver, schema); ``?schema=`` picks the schema."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = default_schema
+    rest = []
+    for k, v in query:
+        if k == "schema":
+            schema = v
+        else:
+            rest.append((k, v))
+    Settings(pg_schema=schema)  # validates the identifier
+    scheme = "postgresql+psycopg"
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), schema
+
+
+def build_metadata(schema: str) -> sa.MetaData:
+    """SQLAlchemy tables of every contract layer in *schema*."""
+    md = sa.MetaData(schema=schema)
+    sa.Table(
+        "landquota_meta",
+        md,
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
+    for lyr in LAYERS.values():
+        cols: list[Any] = [sa.Column("fid", sa.BigInteger, sa.Identity(), primary_key=True)]
+        cons: list[Any] = []
+        for c in lyr.columns:
+            args: list[Any] = [_SA_TYPES[c.type]()]
+            if c.references:
+                t, col = c.references.split(".")
+                args.append(sa.ForeignKey(f"{schema}.{t}.{col}", name=f"fk_{lyr.name}_{c.name}"))
+            cols.append(
+                sa.Column(c.name, *args, nullable=c.nullable, unique=c.unique, index=c.name in lyr.indexes)
+            )
+            cons += _checks(lyr, c)
+        if lyr.geometry:
+            cols.append(
+                sa.Column(
+                    GEOM,
+                    Geometry("MULTIPOLYGON", srid=CRS_EPSG, spatial_index=True),
+                    nullable=not lyr.geometry_required,
+                )
+            )
+        sa.Table(lyr.name, md, *cols, *cons, comment=lyr.doc)
+    return md
+
+
+def _checks(lyr: Layer, c: Column) -> list[sa.CheckConstraint]:
+    out = []
+    q = f'"{c.name}"'
+    if c.codes is not None:
+        codes = ", ".join("'" + v.replace("'", "''") + "'" for v in c.codes)
+        out.append(sa.CheckConstraint(f"{q} IN ({codes})", name=f"ck_{lyr.name}_{c.name}_code"))
+    if c.minimum is not None:
+        out.append(sa.CheckConstraint(f"{q} >= {c.minimum!r}", name=f"ck_{lyr.name}_{c.name}_min"))
+    if c.maximum is not None:
+        out.append(sa.CheckConstraint(f"{q} <= {c.maximum!r}", name=f"ck_{lyr.name}_{c.name}_max"))
+    if c.type == "real":
+        out.append(
+            sa.CheckConstraint(f"{q} <> 'NaN'::float8 AND {q} NOT IN ('Infinity', '-Infinity')", name=f"ck_{lyr.name}_{c.name}_finite")
+        )
+    return out
+
+
+def _ledger_sql(schema: str) -> list[str]:
+    s = f'"{schema}"'
+    return [
+        f"""CREATE FUNCTION {s}.quota_ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          RAISE EXCEPTION 'quota_ledger is append-only: write a reversal entry instead of %% on an entry', lower(TG_OP)
+            USING ERRCODE = 'insufficient_privilege';
+        END $$""".replace("%%", "%"),
+        f"""CREATE TRIGGER quota_ledger_no_change BEFORE UPDATE OR DELETE ON {s}.quota_ledger
+        FOR EACH ROW EXECUTE FUNCTION {s}.quota_ledger_append_only()""",
+        f"""CREATE TRIGGER quota_ledger_no_truncate BEFORE TRUNCATE ON {s}.quota_ledger
+        FOR EACH STATEMENT EXECUTE FUNCTION {s}.quota_ledger_append_only()""",
+        # R6 in the database: serialise ledger writers, then check every bucket touched.
+        f"""CREATE FUNCTION {s}.quota_ledger_r6() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE bad record;
+        BEGIN
+          PERFORM pg_advisory_xact_lock(hashtext('landquota.ledger.' || TG_TABLE_SCHEMA));
+          SELECT l.pool, l.year, sum(l.amount) AS balance INTO bad
+            FROM {s}.quota_ledger l
+            JOIN (SELECT DISTINCT pool, year FROM new_rows) n USING (pool, year)
+           GROUP BY l.pool, l.year
+          HAVING sum(l.amount) < -{NEG_TOL!r}
+           LIMIT 1;
+          IF FOUND THEN
+            RAISE EXCEPTION 'R6: pool % (vintage %) would have a negative balance (%)',
+              bad.pool, bad.year, round(bad.balance::numeric, 2) USING ERRCODE = 'check_violation';
+          END IF;
+          RETURN NULL;
+        END $$""",
+        f"""CREATE TRIGGER quota_ledger_r6 AFTER INSERT ON {s}.quota_ledger
+        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {s}.quota_ledger_r6()""",
+    ]
+
+
+def _copy_text(col: Column, s: pd.Series) -> pd.Series:
+    """A column as COPY text-format strings (``\\N`` for NULL, specials escaped)."""
+    na = s.isna()
+    if col.type in ("text", "json"):
+        out = (
+            s.astype(object)
+            .where(~na, "")
+            .astype(str)
+            .str.replace("\\", "\\\\", regex=False)
+            .str.replace("\t", "\\t", regex=False)
+            .str.replace("\n", "\\n", regex=False)
+            .str.replace("\r", "\\r", regex=False)
+        )
+    elif col.type == "real":
+        out = pd.Series([repr(float(v)) for v in s.to_numpy(dtype="float64")], index=s.index)
+    elif col.type == "integer":
+        out = s.astype("float64").fillna(0).astype("int64").astype(str)
+    elif col.type == "boolean":
+        out = s.map({True: "t", False: "f"}).astype(object)
+    elif col.type == "date":
+        out = s.dt.strftime("%Y-%m-%d")
+    else:
+        out = s.dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return out.astype(object).where(~na, "\\N")
+
+
+class PostgisWorkspace(Workspace):
+    """A workspace in one schema of a PostGIS database."""
+
+    kind = "postgis"
+
+    def __init__(self, url: str, *, create: bool = False, settings: Settings) -> None:
+        self.target = url
+        sa_url, self.schema = split_url(url, settings.pg_schema)
+        try:
+            self.engine: Engine = sa.create_engine(sa_url, pool_pre_ping=True, hide_parameters=True)
+            with self.engine.connect() as con:
+                con.execute(sa.text("SELECT 1"))
+        except sa.exc.OperationalError as exc:
+            raise WorkspaceError(
+                f"cannot connect to {mask_url(url)!r}: {mask_url(str(exc.orig)).strip()}. Check that "
+                "the server runs, the database exists and the user may log in."
+            ) from None
+        except (sa.exc.ArgumentError, ValueError) as exc:
+            raise ParameterError(f"--db {mask_url(url)!r} is not a valid PostgreSQL URL: {exc}") from None
+        self.md = build_metadata(self.schema)
+        exists = self._schema_exists()
+        if not exists:
+            if not create:
+                self.engine.dispose()
+                raise WorkspaceError(
+                    f"{mask_url(url)!r} has no landquota workspace in schema {self.schema!r}; create "
+                    f"it with `landquota init --db '{mask_url(url)}'`"
+                )
+            self._create()
+
+    # --- plumbing ----------------------------------------------------------------
+    def _schema_exists(self) -> bool:
+        with self.engine.connect() as con:
+            q = "SELECT to_regclass(:t) IS NOT NULL"
+            return bool(con.execute(sa.text(q), {"t": f'"{self.schema}".landquota_meta'}).scalar())
+
+    def table(self, name: str) -> sa.Table:
+        """The SQLAlchemy table of a layer."""
+        return self.md.tables[f"{self.schema}.{name}"]
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as con:
+                yield con
+        except sa.exc.IntegrityError as exc:
+            raise DataError(f"the workspace refused the write: {_pg_message(exc)}") from None
+        except sa.exc.InternalError as exc:
+            raise LedgerError(f"the workspace refused the write: {_pg_message(exc)}") from None
+        except sa.exc.ProgrammingError as exc:
+            raise WorkspaceError(f"the workspace refused the write: {_pg_message(exc)}") from None
+        except psycopg.errors.IntegrityError as exc:  # raised by COPY on the raw connection
+            raise DataError(f"the workspace refused the write: {_pg_message(exc)}") from None
+        except (psycopg.errors.RaiseException, psycopg.errors.InsufficientPrivilege) as exc:
+            raise LedgerError(f"the workspace refused the write: {_pg_message(exc)}") from None
+        except psycopg.errors.DataError as exc:
+            raise DataError(f"the workspace refused the write: {_pg_message(exc)}") from None
+
+    def close(self) -> None:
+        """Dispose of the connection pool."""
+        self.engine.dispose()
+
+    def user(self) -> str:
+        """The database login (``session_user``), recorded on every write."""
+        with self.engine.connect() as con:
+            return str(con.execute(sa.text("SELECT session_user")).scalar())
+
+    def _create(self) -> None:
+        from landquota import __version__
+
+        with self._tx() as con:
+            con.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+            con.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            self.md.create_all(con)
+            for stmt in _ledger_sql(self.schema):
+                con.execute(sa.text(stmt))
+            meta = self.table("landquota_meta")
+            con.execute(
+                meta.insert(),
+                [
+                    {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                    {"key": "created_by_version", "value": __version__},
+                    {"key": "created_at", "value": pd.Timestamp.now(tz="UTC").isoformat()},
+                ],
+            )
+
+    def drop(self) -> None:
+        """Drop the whole workspace schema (administrators; `landquota init --force`)."""
+        with self._tx() as con:
+            con.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+
+    # --- metadata ----------------------------------------------------------------
+    def _meta(self) -> dict[str, str]:
+        t = self.table("landquota_meta")
+        with self.engine.connect() as con:
+            return {k: v for k, v in con.execute(sa.select(t.c.key, t.c.value))}
+
+    def _set_meta(self, key: str, value: str) -> None:
+        from sqlalchemy.dialects.postgresql import insert
+
+        t = self.table("landquota_meta")
+        stmt = insert(t).values(key=key, value=value)
+        with self._tx() as con:
+            con.execute(stmt.on_conflict_do_update(index_elements=[t.c.key], set_={"value": value}))
+
+    # --- reading -------------------------------------------------------------------
+    def _count(self, lyr: Layer) -> int:
+        t = self.table(lyr.name)
+        with self.engine.connect() as con:
+            return int(con.execute(sa.select(sa.func.count()).select_from(t)).scalar() or 0)
+
+    def _read(
+        self, lyr: Layer, bbox: BBox | None, where: Where | None, *, ids_only: bool = False
+    ) -> pd.DataFrame:
+        t = self.table(lyr.name)
+        cols: list[Any] = [t.c[lyr.id_column]] if ids_only else [t.c[c] for c in lyr.column_names]
+        geom = lyr.geometry and not ids_only
+        if geom:
+            cols.append(sa.func.ST_AsBinary(t.c[GEOM]).label("wkb"))
+        stmt = sa.select(*cols).order_by(t.c.fid)
+        sql, params = where_to_sql(lyr, where)
+        if sql:
+            # where_to_sql checked the column names; values travel as bound parameters
+            names = iter(f"p{i}" for i in range(len(params)))
+            text = "".join(f":{next(names)}" if ch == "?" else ch for ch in sql)
+            stmt = stmt.where(sa.text(text).bindparams(**{f"p{i}": v for i, v in enumerate(params)}))
+        if bbox is not None:
+            env = sa.func.ST_MakeEnvelope(*bbox, CRS_EPSG)
+            stmt = stmt.where(t.c[GEOM].op("&&")(env))
+        with self.engine.connect() as con:
+            res = con.execute(stmt)
+            df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        if geom:
+            wkb = df.pop("wkb").to_numpy(dtype=object)
+            wkb = np.array([bytes(w) if w is not None else None for w in wkb], dtype=object)
+            df = gpd.GeoDataFrame(df, geometry=shapely.from_wkb(wkb), crs=f"EPSG:{CRS_EPSG}")
+        return df
+
+    # --- writing ---------------------------------------------------------------------
+    def _write(self, frames: Mapping[str, Frame], mode: WriteMode, *, progress: bool) -> None:
+        from landquota._progress import progress_bar
+
+        with self._tx() as con:
+            if mode == "replace":
+                for name in reversed(list(frames)):
+                    con.execute(self.table(name).delete())
+            for name, df in frames.items():
+                with progress_bar(len(df), f"write {name}", enabled=progress) as bar:
+                    self._copy(con, LAYERS[name], df, bar)
+
+    def _copy(self, con: Connection, lyr: Layer, df: Frame, bar: Any) -> None:
+        names = list(lyr.column_names) + ([GEOM] if lyr.geometry else [])
+        raw = con.connection.driver_connection
+        if raw is None:  # pragma: no cover - only with a closed connection
+            raise WorkspaceError("lost the database connection")
+        ident = ", ".join(f'"{n}"' for n in names)
+        batch = 100_000
+        with raw.cursor() as cur, cur.copy(f'COPY "{self.schema}"."{lyr.name}" ({ident}) FROM STDIN') as cp:
+            for start in range(0, len(df), batch):
+                part = df.iloc[start : start + batch]
+                cols = {c: _copy_text(lyr.column(c), part[c]) for c in lyr.column_names}
+                if lyr.geometry:
+                    g = np.asarray(part.geometry.values, dtype=object)
+                    hexes = shapely.to_wkb(g, hex=True, include_srid=True, output_dimension=2)
+                    hexes = np.where(shapely.is_missing(g), "\\N", hexes.astype(object))
+                    cols[GEOM] = pd.Series(hexes, index=part.index)
+                buf = io.StringIO()
+                pd.DataFrame(cols).to_csv(buf, sep="\t", header=False, index=False, quoting=3, na_rep="\\N")
+                cp.write(buf.getvalue().encode("utf-8"))
+                bar.update(len(part))
+
+    def _append_ledger(self, entries: Frame, transition: RunTransition | None) -> None:
+        t = self.table("quota_ledger")
+        with self._tx() as con:
+            # The same lock the R6 trigger takes: waiting here first means our own
+            # balance check below already sees every earlier commit, and can name the
+            # pool that would go negative before the database refuses.
+            con.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext('landquota.ledger.' || :s))"),
+                {"s": self.schema},
+            )
+            if transition is not None:
+                self._transition(con, transition)
+            rows = con.execute(sa.select(t.c.pool, t.c.year, sa.func.sum(t.c.amount)).group_by(t.c.pool, t.c.year)).all()
+            check_balances(list(rows), entries)
+            self._copy(con, LAYERS["quota_ledger"], entries, _Null())
+
+    def _transition(self, con: Connection, tr: RunTransition) -> None:
+        runs = self.table("allocation_runs")
+        row = con.execute(
+            sa.select(runs.c.status).where(runs.c.run_id == tr.run_id).with_for_update()
+        ).first()
+        if row is None:
+            raise LedgerError(f"run {tr.run_id!r} does not exist in this workspace")
+        if row[0] != tr.from_status:
+            raise ConcurrencyError(
+                f"run {tr.run_id!r} is {row[0]!r}, not {tr.from_status!r}: another process changed it "
+                "first; nothing was written"
+            )
+        con.execute(
+            runs.update()
+            .where(runs.c.run_id == tr.run_id)
+            .values(status=tr.to_status, status_changed_at=sa.func.now(), status_changed_by=sa.func.session_user())
+        )
+
+    def set_run_status(self, transition: RunTransition) -> None:
+        """Change a run's status atomically (fails if it is not in ``from_status``)."""
+        with self._tx() as con:
+            self._transition(con, transition)
+
+
+class _Null:
+    def update(self, n: int = 1) -> None:
+        """No progress for small writes."""
+
+
+def _pg_message(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", exc)
+    diag = getattr(orig, "diag", None)
+    msg = getattr(diag, "message_primary", None) or str(orig).splitlines()[0]
+    detail = getattr(diag, "message_detail", None)
+    return mask_url(msg + (f" ({detail})" if detail else ""))
