@@ -374,3 +374,46 @@ def layer(name: str) -> Layer:
         raise LayerError(
             f"unknown layer {name!r}; the workspace layers are: {', '.join(LAYERS)}"
         ) from None
+
+
+def schema_markdown() -> str:
+    """The contract as Markdown tables (``docs/workspace-schema.md`` is this text).
+
+    Generated rather than written by hand, so the docs cannot drift from the code:
+    ``python -m landquota.schema > docs/workspace-schema.md``; a test compares them.
+    """
+    out = [
+        "# Workspace schema (generated from `landquota/schema.py`)",
+        "",
+        f"Schema version {SCHEMA_VERSION}. Geometries: MultiPolygon, EPSG:{CRS_EPSG}, column `geom` "
+        "in both backends (`geometry` in GeoDataFrames). Every table also has an integer `fid` "
+        "primary key, which is internal; the text id column is the stable key.",
+        "",
+    ]
+    for lyr in LAYERS.values():
+        kind = "layer" if lyr.geometry else "table"
+        geom = ""
+        if lyr.geometry:
+            geom = " Geometry required." if lyr.geometry_required else " Geometry may be empty."
+        out += [f"## `{lyr.name}` ({kind})", "", f"{lyr.doc}. Id: `{lyr.id_column}`.{geom}", ""]
+        out += ["| column | type | null | codes / range / key | meaning |", "|---|---|---|---|---|"]
+        for c in lyr.columns:
+            rule = []
+            if c.codes:
+                rule.append(", ".join(f"`{x}`" for x in c.codes))
+            if c.minimum is not None or c.maximum is not None:
+                lo = "" if c.minimum is None else f"{c.minimum:g}"
+                hi = "" if c.maximum is None else f"{c.maximum:g}"
+                rule.append(f"[{lo}, {hi}]")
+            if c.unique:
+                rule.append("unique")
+            if c.references:
+                rule.append(f"→ `{c.references}`")
+            null = "yes" if c.nullable else "no"
+            out.append(f"| `{c.name}` | {c.type} | {null} | {'; '.join(rule)} | {c.doc} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(schema_markdown())
