@@ -498,8 +498,8 @@ class GpkgWorkspace(Workspace):
         with self._tx() as con:
             if transition is not None:
                 self._transition(con, transition)
-            check_balances(
-                con.execute("SELECT pool, year, total(amount) FROM quota_ledger GROUP BY pool, year").fetchall(),
+            check_ledger(
+                pd.read_sql_query(f"SELECT {', '.join(_LEDGER_CHECK_COLUMNS)} FROM quota_ledger", con),
                 entries,
             )
             try:
@@ -529,15 +529,18 @@ class GpkgWorkspace(Workspace):
             self._transition(con, transition)
 
 
-def check_balances(current: list[tuple[str, int, float]] | list[Any], entries: pd.DataFrame) -> None:
-    """Raise LedgerError if *entries* would make any (pool, year) balance negative (R6)."""
-    bal: dict[tuple[str, int], float] = {(p, int(y)): float(a) for p, y, a in current}
-    delta = entries.groupby(["pool", "year"], sort=True)["amount"].sum()
-    for (pool, year), amount in delta.items():
-        key = (str(pool), int(year))
-        after = bal.get(key, 0.0) + float(amount)
-        if after < -NEG_TOL:
-            raise LedgerError(
-                f"R6: pool {pool!r} (vintage {year}) has {bal.get(key, 0.0):,.2f} and the entries "
-                f"take {-float(amount):,.2f}; the balance would be {after:,.2f}. Nothing was written."
-            )
+_LEDGER_CHECK_COLUMNS = ["entry_id", "pool", "kind", "amount", "year", "effective_date", "source"]
+
+
+def check_ledger(existing: pd.DataFrame, entries: pd.DataFrame) -> None:
+    """Raise LedgerError if *entries* would make any running (pool, vintage) balance negative.
+
+    R6 checked on the ledger as it stands inside the writer's lock, date by date, so
+    that a debit dated before a credit is caught as well as an overdraft.
+    """
+    from landquota.ledger import check_nonnegative
+
+    cols = _LEDGER_CHECK_COLUMNS
+    both = pd.concat([existing[cols], pd.DataFrame(entries)[cols]], ignore_index=True)
+    both["effective_date"] = pd.to_datetime(both["effective_date"])
+    check_nonnegative(both)

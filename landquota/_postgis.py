@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from sqlalchemy.engine import Connection, Engine
 
-from landquota._gpkg import NEG_TOL, check_balances
+from landquota._gpkg import _LEDGER_CHECK_COLUMNS, NEG_TOL, check_ledger
 from landquota.errors import ConcurrencyError, DataError, LedgerError, ParameterError, WorkspaceError
 from landquota.schema import CRS_EPSG, LAYERS, SCHEMA_VERSION, Column, Layer
 from landquota.settings import Settings, mask_url
@@ -325,25 +325,23 @@ class PostgisWorkspace(Workspace):
                     self._copy(con, LAYERS[name], df, bar)
 
     def _copy(self, con: Connection, lyr: Layer, df: Frame, bar: Any) -> None:
+        # Binary COPY: no text formatting on our side and no hex/number parsing on
+        # the server's (the anchors' floor: 2.2 s per 10^6 parcels, against 6.1 s for
+        # text with hex EWKB). Rows are framed by Arrow kernels, see _binary_rows.
         names = list(lyr.column_names) + ([GEOM] if lyr.geometry else [])
         raw = con.connection.driver_connection
         if raw is None:  # pragma: no cover - only with a closed connection
             raise WorkspaceError("lost the database connection")
         ident = ", ".join(f'"{n}"' for n in names)
         batch = 100_000
-        with raw.cursor() as cur, cur.copy(f'COPY "{self.schema}"."{lyr.name}" ({ident}) FROM STDIN') as cp:
+        sql = f'COPY "{self.schema}"."{lyr.name}" ({ident}) FROM STDIN (FORMAT BINARY)'
+        with raw.cursor() as cur, cur.copy(sql) as cp:
+            cp.write(_COPY_SIGNATURE)
             for start in range(0, len(df), batch):
                 part = df.iloc[start : start + batch]
-                cols = {c: _copy_text(lyr.column(c), part[c]) for c in lyr.column_names}
-                if lyr.geometry:
-                    g = np.asarray(part.geometry.values, dtype=object)
-                    hexes = shapely.to_wkb(g, hex=True, include_srid=True, output_dimension=2)
-                    hexes = np.where(shapely.is_missing(g), "\\N", hexes.astype(object))
-                    cols[GEOM] = pd.Series(hexes, index=part.index)
-                buf = io.StringIO()
-                pd.DataFrame(cols).to_csv(buf, sep="\t", header=False, index=False, quoting=3, na_rep="\\N")
-                cp.write(buf.getvalue().encode("utf-8"))
+                cp.write(_binary_rows(lyr, part))
                 bar.update(len(part))
+            cp.write(_COPY_TRAILER)
 
     def _append_ledger(self, entries: Frame, transition: RunTransition | None) -> None:
         t = self.table("quota_ledger")
@@ -357,8 +355,8 @@ class PostgisWorkspace(Workspace):
             )
             if transition is not None:
                 self._transition(con, transition)
-            rows = con.execute(sa.select(t.c.pool, t.c.year, sa.func.sum(t.c.amount)).group_by(t.c.pool, t.c.year)).all()
-            check_balances(list(rows), entries)
+            res = con.execute(sa.select(*(t.c[c] for c in _LEDGER_CHECK_COLUMNS)))
+            check_ledger(pd.DataFrame(res.fetchall(), columns=_LEDGER_CHECK_COLUMNS), entries)
             self._copy(con, LAYERS["quota_ledger"], entries, _Null())
 
     def _transition(self, con: Connection, tr: RunTransition) -> None:
@@ -396,3 +394,86 @@ def _pg_message(exc: BaseException) -> str:
     msg = getattr(diag, "message_primary", None) or str(orig).splitlines()[0]
     detail = getattr(diag, "message_detail", None)
     return mask_url(msg + (f" ({detail})" if detail else ""))
+
+
+# --- binary COPY ------------------------------------------------------------------------
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_COPY_TRAILER = b"\xff\xff"
+_PG_EPOCH_DAYS = 10_957  # 2000-01-01 - 1970-01-01, in days
+_PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400 * 1_000_000
+_NULL = b"\xff\xff\xff\xff"  # field length -1
+
+
+def _fixed_field(values: np.ndarray, na: np.ndarray, fmt: str) -> Any:
+    """One fixed-width column as Arrow binary: int32 length + big-endian value, or -1 for NULL."""
+    import pyarrow as pa
+
+    width = np.dtype(fmt).itemsize
+    rec = np.empty(len(values), dtype=[("len", ">i4"), ("v", fmt)])
+    rec["len"] = width
+    rec["v"] = values
+    full = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 + width), len(rec), [None, pa.py_buffer(rec.tobytes())])
+    arr = full.cast(pa.binary())
+    if na.any():
+        arr = pa.compute.if_else(pa.array(na), pa.scalar(_NULL, pa.binary()), arr)
+    return arr
+
+
+def _var_field(payload: Any, na: np.ndarray) -> Any:
+    """A variable-width Arrow binary column prefixed with its int32 lengths (-1 for NULL)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    payload = pc.fill_null(payload, b"")
+    lens = pc.binary_length(payload).to_numpy(zero_copy_only=False).astype(">i4")
+    lens[na] = -1
+    prefix = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4), len(lens), [None, pa.py_buffer(lens.tobytes())])
+    return pc.binary_join_element_wise(prefix.cast(pa.binary()), payload, pa.scalar(b"", pa.binary()))
+
+
+def _binary_rows(lyr: Layer, df: Frame) -> Any:
+    """The rows of *df* in PostgreSQL's binary COPY format (without signature/trailer).
+
+    Every field becomes an Arrow binary array of (length, value) pieces and one
+    Arrow kernel joins them row-wise, so no Python loop runs per row. Values are
+    canonical frames (``prepare_frame``): text str/NaN, float64, Int64, bool,
+    datetime64[ns] (date) and datetime64[ns, UTC] (datetime); geometries go as
+    EWKB with SRID 4490, which ``geometry_recv`` accepts.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(df)
+    cols = list(lyr.column_names)
+    fields: list[Any] = []
+    header = np.full(n, len(cols) + (1 if lyr.geometry else 0), dtype=">i2")
+    fields.append(pa.FixedSizeBinaryArray.from_buffers(pa.binary(2), n, [None, pa.py_buffer(header.tobytes())]).cast(pa.binary()))
+    for c in cols:
+        col = lyr.column(c)
+        s = df[c]
+        na = s.isna().to_numpy()
+        if col.type in ("text", "json"):
+            txt = pa.array(s.astype(object).where(~na, None).to_numpy(dtype=object), type=pa.string())
+            fields.append(_var_field(txt.cast(pa.binary()), na))
+        elif col.type == "real":
+            fields.append(_fixed_field(s.to_numpy(dtype="float64", na_value=0.0), na, ">f8"))
+        elif col.type == "integer":
+            fields.append(_fixed_field(s.astype("float64").fillna(0).to_numpy().astype("int64"), na, ">i8"))
+        elif col.type == "boolean":
+            fields.append(_fixed_field(s.fillna(False).to_numpy(dtype=bool).astype("u1"), na, "u1"))
+        elif col.type == "date":
+            days = s.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype("int64") - _PG_EPOCH_DAYS
+            fields.append(_fixed_field(np.where(na, 0, days).astype("int32"), na, ">i4"))
+        else:  # datetime, UTC
+            us = s.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+            us = us.astype("datetime64[us]").astype("int64") - _PG_EPOCH_US
+            fields.append(_fixed_field(np.where(na, 0, us), na, ">i8"))
+    if lyr.geometry:
+        g = np.asarray(df.geometry.values, dtype=object)
+        missing = shapely.is_missing(g)
+        wkb = shapely.to_wkb(shapely.set_srid(g, CRS_EPSG), include_srid=True, output_dimension=2)
+        fields.append(_var_field(pa.array(wkb, type=pa.binary()), missing))
+    rows = pc.binary_join_element_wise(*fields, pa.scalar(b"", pa.binary()))
+    offsets = rows.buffers()[1]
+    start, end = np.frombuffer(offsets, dtype=np.int32)[[rows.offset, rows.offset + n]] if n else (0, 0)
+    return memoryview(rows.buffers()[2])[int(start) : int(end)] if n else b""

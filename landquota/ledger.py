@@ -35,6 +35,7 @@ from landquota.schema import LEDGER_KINDS, POOLS, layer
 
 __all__ = [
     "AREA_POOLS",
+    "available_balances",
     "balances",
     "carryover_expiries",
     "check_nonnegative",
@@ -501,6 +502,36 @@ def _available(df: pd.DataFrame, pool: str, t: pd.Timestamp) -> dict[int, float]
         now = float(running[running.index <= t].iloc[-1]) if (running.index <= t).any() else 0.0
         later = running[running.index > t]
         out[int(cast(int, year))] = min([now, *later.tolist()])
+    return out
+
+
+def available_balances(
+    entries: pd.DataFrame, *, as_of: date, carry_years: int = 2
+) -> dict[str, float]:
+    """What each pool can give a run as of a date: the balance an allocation may use.
+
+    The same vintages :func:`debit_entries` draws on: entries effective by
+    ``as_of``, and for plan quota only the vintages still inside their carry-over
+    window, so a run never plans with quota that its commit could not debit.
+
+    Examples
+    --------
+    >>> e = pd.DataFrame({"entry_id": ["a", "b"], "pool": ["new_construction"] * 2,
+    ...     "kind": ["plan_issue"] * 2, "amount": [10_000.0, 20_000.0], "year": [2010, 2014],
+    ...     "effective_date": [pd.Timestamp("2010-01-01"), pd.Timestamp("2014-01-01")],
+    ...     "source": ["x", "y"]})
+    >>> available_balances(e, as_of=date(2014, 4, 30))["new_construction"]
+    20000.0
+    """
+    _check_carry_years(carry_years)
+    t = _ts(as_of, "as_of")
+    df = _normalise(entries)
+    out: dict[str, float] = {}
+    for pool in POOLS:
+        v = _available(df, pool, t)
+        if pool == "new_construction":
+            v = {y: a for y, a in v.items() if _expiry_date(y, carry_years) > t}
+        out[pool] = float(sum(max(a, 0.0) for a in v.values()))
     return out
 
 

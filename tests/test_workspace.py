@@ -182,10 +182,10 @@ def _entry(eid: str, amount: float, pool: str = "new_construction", year: int = 
 def test_ledger_refuses_negative_balance_r6(ws) -> None:
     # R6 by hand: 100 credited, 60 debited leaves 40; a further 50 would leave -10.
     ws.append_ledger(pd.DataFrame([_entry("A", 100.0), _entry("B", -60.0)]))
-    with pytest.raises(errors.LedgerError, match=r"R6: pool 'new_construction' \(vintage 2014\) has 40.00"):
+    with pytest.raises(errors.LedgerError, match=r"R6: pool 'new_construction' vintage 2014 would stand at -10.00"):
         ws.append_ledger(pd.DataFrame([_entry("C", -50.0)]))
     # another vintage's balance cannot be borrowed
-    with pytest.raises(errors.LedgerError, match="vintage 2013"):
+    with pytest.raises(errors.LedgerError, match="vintage 2013 would stand at -10.00"):
         ws.append_ledger(pd.DataFrame([_entry("D", -10.0, year=2013)]))
     led = ws.read_layer("quota_ledger")
     assert led["amount"].sum() == 40.0 and set(led["entry_id"]) == {"A", "B"}
