@@ -371,6 +371,14 @@ class GpkgWorkspace(Workspace):
         try:
             (app_id,) = self._con.execute("PRAGMA application_id").fetchone()
             have = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.OperationalError as exc:
+            self.close()
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise WorkspaceError(f"{self.target!r} is not a GeoPackage (SQLite said: {exc})") from exc
+            raise ConcurrencyError(
+                f"workspace {self.target!r} is being written by another process and stayed "
+                f"locked for {_BUSY_TIMEOUT_S:.0f} s; try again when it has finished ({exc})"
+            ) from exc
         except sqlite3.DatabaseError as exc:
             self.close()
             raise WorkspaceError(f"{self.target!r} is not a GeoPackage (SQLite said: {exc})") from exc

@@ -19,7 +19,7 @@ import io
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import geopandas as gpd
 import psycopg
@@ -31,10 +31,24 @@ from geoalchemy2 import Geometry
 from sqlalchemy.engine import Connection, Engine
 
 from landquota._gpkg import _LEDGER_CHECK_COLUMNS, NEG_TOL, check_ledger
-from landquota.errors import ConcurrencyError, DataError, LedgerError, ParameterError, WorkspaceError
+from landquota.errors import (
+    ConcurrencyError,
+    DataError,
+    LedgerError,
+    ParameterError,
+    WorkspaceError,
+)
 from landquota.schema import CRS_EPSG, LAYERS, SCHEMA_VERSION, Column, Layer
 from landquota.settings import Settings, mask_url
-from landquota.workspace import BBox, Frame, RunTransition, Where, Workspace, WriteMode, where_to_sql
+from landquota.workspace import (
+    BBox,
+    Frame,
+    RunTransition,
+    Where,
+    Workspace,
+    WriteMode,
+    where_to_sql,
+)
 
 GEOM = "geom"
 _SA_TYPES: dict[str, Any] = {
@@ -61,7 +75,9 @@ def split_url(url: str, default_schema: str) -> tuple[str, str]:
             rest.append((k, v))
     Settings(pg_schema=schema)  # validates the identifier
     scheme = "postgresql+psycopg"
-    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), schema
+    # not urlunsplit: it drops the "//" of a host-less URL (postgresql:///db, ?service=)
+    query = f"?{urlencode(rest)}" if rest else ""
+    return f"{scheme}://{parts.netloc}{parts.path}{query}", schema
 
 
 def build_metadata(schema: str) -> sa.MetaData:
@@ -82,7 +98,9 @@ def build_metadata(schema: str) -> sa.MetaData:
                 t, col = c.references.split(".")
                 args.append(sa.ForeignKey(f"{schema}.{t}.{col}", name=f"fk_{lyr.name}_{c.name}"))
             cols.append(
-                sa.Column(c.name, *args, nullable=c.nullable, unique=c.unique, index=c.name in lyr.indexes)
+                sa.Column(
+                    c.name, *args, nullable=c.nullable, unique=c.unique, index=c.name in lyr.indexes
+                )
             )
             cons += _checks(lyr, c)
         if lyr.geometry:
@@ -109,7 +127,10 @@ def _checks(lyr: Layer, c: Column) -> list[sa.CheckConstraint]:
         out.append(sa.CheckConstraint(f"{q} <= {c.maximum!r}", name=f"ck_{lyr.name}_{c.name}_max"))
     if c.type == "real":
         out.append(
-            sa.CheckConstraint(f"{q} <> 'NaN'::float8 AND {q} NOT IN ('Infinity', '-Infinity')", name=f"ck_{lyr.name}_{c.name}_finite")
+            sa.CheckConstraint(
+                f"{q} <> 'NaN'::float8 AND {q} NOT IN ('Infinity', '-Infinity')",
+                name=f"ck_{lyr.name}_{c.name}_finite",
+            )
         )
     return out
 
@@ -192,7 +213,9 @@ class PostgisWorkspace(Workspace):
                 "the server runs, the database exists and the user may log in."
             ) from None
         except (sa.exc.ArgumentError, ValueError) as exc:
-            raise ParameterError(f"--db {mask_url(url)!r} is not a valid PostgreSQL URL: {exc}") from None
+            raise ParameterError(
+                f"--db {mask_url(url)!r} is not a valid PostgreSQL URL: {exc}"
+            ) from None
         self.md = build_metadata(self.schema)
         exists = self._schema_exists()
         if not exists:
@@ -250,6 +273,10 @@ class PostgisWorkspace(Workspace):
             self.md.create_all(con)
             for stmt in _ledger_sql(self.schema):
                 con.execute(sa.text(stmt))
+            from landquota.roles import stamp_triggers_sql
+
+            for stmt in stamp_triggers_sql(self.schema):
+                con.execute(sa.text(stmt))
             meta = self.table("landquota_meta")
             con.execute(
                 meta.insert(),
@@ -299,7 +326,9 @@ class PostgisWorkspace(Workspace):
             # where_to_sql checked the column names; values travel as bound parameters
             names = iter(f"p{i}" for i in range(len(params)))
             text = "".join(f":{next(names)}" if ch == "?" else ch for ch in sql)
-            stmt = stmt.where(sa.text(text).bindparams(**{f"p{i}": v for i, v in enumerate(params)}))
+            stmt = stmt.where(
+                sa.text(text).bindparams(**{f"p{i}": v for i, v in enumerate(params)})
+            )
         if bbox is not None:
             env = sa.func.ST_MakeEnvelope(*bbox, CRS_EPSG)
             stmt = stmt.where(t.c[GEOM].op("&&")(env))
@@ -374,7 +403,11 @@ class PostgisWorkspace(Workspace):
         con.execute(
             runs.update()
             .where(runs.c.run_id == tr.run_id)
-            .values(status=tr.to_status, status_changed_at=sa.func.now(), status_changed_by=sa.func.session_user())
+            .values(
+                status=tr.to_status,
+                status_changed_at=sa.func.date_trunc("milliseconds", sa.func.now()),
+                status_changed_by=sa.func.session_user(),
+            )
         )
 
     def set_run_status(self, transition: RunTransition) -> None:
@@ -402,6 +435,10 @@ _COPY_TRAILER = b"\xff\xff"
 _PG_EPOCH_DAYS = 10_957  # 2000-01-01 - 1970-01-01, in days
 _PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400 * 1_000_000
 _NULL = b"\xff\xff\xff\xff"  # field length -1
+#: little-endian EWKB header: type 6 (MultiPolygon) with the SRID flag, then SRID 4490
+_EWKB_MULTIPOLYGON_4490 = (
+    b"\x01" + (6 | 0x20000000).to_bytes(4, "little") + CRS_EPSG.to_bytes(4, "little")
+)
 
 
 def _fixed_field(values: np.ndarray, na: np.ndarray, fmt: str) -> Any:
@@ -412,7 +449,9 @@ def _fixed_field(values: np.ndarray, na: np.ndarray, fmt: str) -> Any:
     rec = np.empty(len(values), dtype=[("len", ">i4"), ("v", fmt)])
     rec["len"] = width
     rec["v"] = values
-    full = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 + width), len(rec), [None, pa.py_buffer(rec.tobytes())])
+    full = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(4 + width), len(rec), [None, pa.py_buffer(rec.tobytes())]
+    )
     arr = full.cast(pa.binary())
     if na.any():
         arr = pa.compute.if_else(pa.array(na), pa.scalar(_NULL, pa.binary()), arr)
@@ -427,8 +466,12 @@ def _var_field(payload: Any, na: np.ndarray) -> Any:
     payload = pc.fill_null(payload, b"")
     lens = pc.binary_length(payload).to_numpy(zero_copy_only=False).astype(">i4")
     lens[na] = -1
-    prefix = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4), len(lens), [None, pa.py_buffer(lens.tobytes())])
-    return pc.binary_join_element_wise(prefix.cast(pa.binary()), payload, pa.scalar(b"", pa.binary()))
+    prefix = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(4), len(lens), [None, pa.py_buffer(lens.tobytes())]
+    )
+    return pc.binary_join_element_wise(
+        prefix.cast(pa.binary()), payload, pa.scalar(b"", pa.binary())
+    )
 
 
 def _binary_rows(lyr: Layer, df: Frame) -> Any:
@@ -447,22 +490,33 @@ def _binary_rows(lyr: Layer, df: Frame) -> Any:
     cols = list(lyr.column_names)
     fields: list[Any] = []
     header = np.full(n, len(cols) + (1 if lyr.geometry else 0), dtype=">i2")
-    fields.append(pa.FixedSizeBinaryArray.from_buffers(pa.binary(2), n, [None, pa.py_buffer(header.tobytes())]).cast(pa.binary()))
+    fields.append(
+        pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(2), n, [None, pa.py_buffer(header.tobytes())]
+        ).cast(pa.binary())
+    )
     for c in cols:
         col = lyr.column(c)
         s = df[c]
         na = s.isna().to_numpy()
         if col.type in ("text", "json"):
-            txt = pa.array(s.astype(object).where(~na, None).to_numpy(dtype=object), type=pa.string())
+            txt = pa.array(
+                s.astype(object).where(~na, None).to_numpy(dtype=object), type=pa.string()
+            )
             fields.append(_var_field(txt.cast(pa.binary()), na))
         elif col.type == "real":
             fields.append(_fixed_field(s.to_numpy(dtype="float64", na_value=0.0), na, ">f8"))
         elif col.type == "integer":
-            fields.append(_fixed_field(s.astype("float64").fillna(0).to_numpy().astype("int64"), na, ">i8"))
+            fields.append(
+                _fixed_field(s.astype("float64").fillna(0).to_numpy().astype("int64"), na, ">i8")
+            )
         elif col.type == "boolean":
             fields.append(_fixed_field(s.fillna(False).to_numpy(dtype=bool).astype("u1"), na, "u1"))
         elif col.type == "date":
-            days = s.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype("int64") - _PG_EPOCH_DAYS
+            days = (
+                s.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype("int64")
+                - _PG_EPOCH_DAYS
+            )
             fields.append(_fixed_field(np.where(na, 0, days).astype("int32"), na, ">i4"))
         else:  # datetime, UTC
             us = s.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
@@ -471,9 +525,27 @@ def _binary_rows(lyr: Layer, df: Frame) -> Any:
     if lyr.geometry:
         g = np.asarray(df.geometry.values, dtype=object)
         missing = shapely.is_missing(g)
-        wkb = shapely.to_wkb(shapely.set_srid(g, CRS_EPSG), include_srid=True, output_dimension=2)
-        fields.append(_var_field(pa.array(wkb, type=pa.binary()), missing))
+        present = g[~missing]
+        if len(present) and (shapely.get_type_id(present) == 6).all():
+            # All 2D MultiPolygons (the contract): ISO WKB with the EWKB header swapped
+            # in by an Arrow kernel is much cheaper than set_srid on every geometry.
+            wkb = pa.array(shapely.to_wkb(g, byte_order=1, output_dimension=2), type=pa.binary())
+            wkb = pc.binary_join_element_wise(
+                pa.scalar(_EWKB_MULTIPOLYGON_4490, pa.binary()),
+                pc.binary_slice(wkb, 5, 2**31 - 1),
+                pa.scalar(b"", pa.binary()),
+            )
+        else:
+            wkb = pa.array(
+                shapely.to_wkb(
+                    shapely.set_srid(g, CRS_EPSG), include_srid=True, output_dimension=2
+                ),
+                type=pa.binary(),
+            )
+        fields.append(_var_field(wkb, missing))
     rows = pc.binary_join_element_wise(*fields, pa.scalar(b"", pa.binary()))
     offsets = rows.buffers()[1]
-    start, end = np.frombuffer(offsets, dtype=np.int32)[[rows.offset, rows.offset + n]] if n else (0, 0)
+    start, end = (
+        np.frombuffer(offsets, dtype=np.int32)[[rows.offset, rows.offset + n]] if n else (0, 0)
+    )
     return memoryview(rows.buffers()[2])[int(start) : int(end)] if n else b""

@@ -59,9 +59,13 @@ def frames_to_xlsx(frames: Mapping[str, pd.DataFrame], *, stamp: datetime = FIXE
         for cell in ws[1]:
             cell.font = Font(bold=True)
         for row in df.itertuples(index=False):
-            ws.append([None if (isinstance(v, float) and v != v) or v is pd.NA or v is pd.NaT else v for v in row])
+            ws.append([None if _missing(v) else v for v in row])
         ws.freeze_panes = "A2"
     wb.properties.creator = "landquota"
     raw = io.BytesIO()
     wb.save(raw)
     return normalise_xlsx(raw.getvalue(), stamp)
+
+
+def _missing(v: object) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)

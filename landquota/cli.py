@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from landquota import __version__
 from landquota.errors import LandquotaError
-from landquota.settings import get_settings, mask_url
+from landquota.settings import mask_url
 
 __all__ = ["main"]
 
@@ -53,7 +54,9 @@ def _db(p: argparse.ArgumentParser) -> None:
 
 
 def _target(ns: argparse.Namespace) -> str:
-    return str(ns.db) if ns.db else get_settings().db
+    from landquota.dburl import resolve_db
+
+    return resolve_db(ns.db)
 
 
 # --- init ----------------------------------------------------------------------------------
@@ -68,7 +71,9 @@ def _init(ns: argparse.Namespace) -> int:
     from landquota.workspace import init_workspace
 
     with init_workspace(_target(ns), force=ns.force) as ws:
-        print(f"已创建工作空间 created workspace {mask_url(ws.target)} ({ws.kind}, schema v{ws.schema_version})")
+        print(
+            f"已创建工作空间 created workspace {mask_url(ws.target)} ({ws.kind}, schema v{ws.schema_version})"
+        )
     return 0
 
 
@@ -105,7 +110,10 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     _db(p)
     p.add_argument("--seed", type=int, default=2014, help="generator seed (default 2014)")
     p.add_argument(
-        "--parcels", type=int, default=50_000, help="number of survey patches (default 50,000; up to 1,000,000)"
+        "--parcels",
+        type=int,
+        default=50_000,
+        help="number of survey patches (default 50,000; up to 1,000,000)",
     )
     p.add_argument("--force", action="store_true", help="rebuild even if the workspace exists")
 
@@ -116,10 +124,430 @@ def _demo(ns: argparse.Namespace) -> int:
     from landquota.demo import demo_workspace
     from landquota.summary import workspace_summary
 
-    with demo_workspace(_target(ns), seed=ns.seed, n_parcels=ns.parcels, force=ns.force, progress=True) as ws:
+    with demo_workspace(
+        _target(ns), seed=ns.seed, n_parcels=ns.parcels, force=ns.force, progress=True
+    ) as ws:
         print("示例县：阳山县（边界真实，界内一切数据均为虚构）")
         print("Demo county: Yangshan; the boundary is real, everything inside it is synthetic.")
         print(workspace_summary(ws))
+    return 0
+
+
+# --- allocate / commit / revert ----------------------------------------------------------------
+def _allocate_args(p: argparse.ArgumentParser) -> None:
+    _db(p)
+    p.add_argument(
+        "--mode",
+        choices=("greedy", "optimal"),
+        default="greedy",
+        help="greedy (R18 walk) or optimal (exact MILP)",
+    )
+    p.add_argument(
+        "--as-of",
+        default=None,
+        help="ledger and stock as of this date, YYYY-MM-DD (default: today)",
+    )
+    p.add_argument(
+        "--scenario",
+        default=None,
+        help="plan-adjustment scenario file (GeoPackage or GeoJSON, see docs/adjustment.md)",
+    )
+    p.add_argument(
+        "--commit", action="store_true", help="commit the run: write its debits to the ledger"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="allocate despite blocking validation errors (recorded in the run)",
+    )
+    p.add_argument(
+        "--time-limit", type=float, default=None, help="optimal mode: seconds per solver stage"
+    )
+    p.add_argument("--out", default=None, help="write the allocations as FILE.csv or FILE.xlsx")
+
+
+@command("allocate", "allocate stock land and quota to key projects 指标与存量土地分配")
+@args(_allocate_args)
+def _allocate(ns: argparse.Namespace) -> int:
+    from landquota.runs import commit_run, plan_allocation, read_run
+    from landquota.workspace import open_workspace
+
+    as_of = _date(ns.as_of, "--as-of") or _today()
+    with open_workspace(_target(ns)) as ws:
+        scenario = None
+        if ns.scenario:
+            from landquota.adjustment import read_scenario
+
+            scenario = read_scenario(ns.scenario)
+        run = plan_allocation(
+            ws,
+            mode=ns.mode,
+            as_of=as_of,
+            scenario=scenario,
+            force=ns.force,
+            time_limit=ns.time_limit,
+            progress=True,
+        )
+        if not run.is_new:
+            print(
+                f"相同输入的方案已存在 the same inputs give run {run.run_id} ({run.status}); reusing it"
+            )
+        if ns.out:
+            print(f"已写出 written: {run.write(ns.out)}")
+        if ns.commit:
+            if run.status != "draft":
+                print(f"方案 run {run.run_id} is {run.status}; nothing to commit")
+            else:
+                entries = commit_run(ws, run.run_id)
+                print(f"已提交 committed: {len(entries)} 条台账记录 ledger entries written")
+                run = read_run(ws, run.run_id)
+        print(run.summary())
+    return 0
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    _db(p)
+    p.add_argument("run_id", help="the run id (see `landquota info` or the allocation_runs table)")
+
+
+@command("commit", "commit a draft run to the ledger 提交分配方案")
+@args(_run_args)
+def _commit(ns: argparse.Namespace) -> int:
+    from landquota.runs import commit_run
+    from landquota.workspace import open_workspace
+
+    with open_workspace(_target(ns)) as ws:
+        entries = commit_run(ws, ns.run_id)
+    print(f"已提交 committed {ns.run_id}: {len(entries)} 条台账记录 ledger entries written")
+    return 0
+
+
+@command("revert", "revert a committed run with reversing entries 撤销分配方案")
+@args(_run_args)
+def _revert(ns: argparse.Namespace) -> int:
+    from landquota.runs import revert_run
+    from landquota.workspace import open_workspace
+
+    with open_workspace(_target(ns)) as ws:
+        entries = revert_run(ws, ns.run_id)
+    print(f"已撤销 reverted {ns.run_id}: {len(entries)} 条冲销记录 reversal entries written")
+    return 0
+
+
+# --- ledger ----------------------------------------------------------------------------------------
+def _ledger_args(p: argparse.ArgumentParser) -> None:
+    _db(p)
+    p.add_argument("--as-of", default=None, help="balances as of this date (default: all entries)")
+    p.add_argument("--by-year", action="store_true", help="one row per pool and quota vintage")
+    p.add_argument(
+        "--statement", nargs=2, metavar=("START", "END"), help="statement per pool for the period"
+    )
+    p.add_argument(
+        "--expire",
+        action="store_true",
+        help="write expiry entries for plan quota past its carry-over window",
+    )
+    p.add_argument(
+        "--carry-years",
+        type=int,
+        default=2,
+        help="carry-over window of plan quota in years (default 2)",
+    )
+    p.add_argument("--out", default=None, help="also write the table as CSV")
+
+
+@command("ledger", "quota ledger balances and statements 指标台账")
+@args(_ledger_args)
+def _ledger(ns: argparse.Namespace) -> int:
+    from landquota.ledger import balances, carryover_expiries, statement
+    from landquota.workspace import open_workspace
+
+    as_of = _date(ns.as_of, "--as-of")
+    with open_workspace(_target(ns)) as ws:
+        if ns.expire:
+            when = as_of or _today()
+            new = carryover_expiries(
+                ws.read_layer("quota_ledger"), as_of=when, carry_years=ns.carry_years
+            )
+            if len(new):
+                ws.append_ledger(new)
+            print(f"过期指标 expired plan quota: {len(new)} 条 entries as of {when.isoformat()}")
+        entries = ws.read_layer("quota_ledger")
+    if ns.statement:
+        table = statement(
+            entries,
+            start=_date(ns.statement[0], "--statement START"),
+            end=_date(ns.statement[1], "--statement END"),
+        )
+        title = f"台账对账单 statement {ns.statement[0]} … {ns.statement[1]}"
+    else:
+        table = balances(entries, as_of=as_of, by_year=ns.by_year)
+        title = f"指标余额 balances{' as of ' + as_of.isoformat() if as_of else ''}"
+    print(title)
+    print(_fmt_table(table))
+    _maybe_csv(table, ns.out)
+    return 0
+
+
+# --- idle -----------------------------------------------------------------------------------------------
+def _idle_args(p: argparse.ArgumentParser) -> None:
+    _db(p)
+    p.add_argument("--as-of", default=None, help="review date YYYY-MM-DD (default: today)")
+    p.add_argument("--out", default=None, help="write the parcel-by-parcel review as CSV")
+
+
+@command("idle", "idle and approved-unsupplied land review 闲置土地与批而未供盘点")
+@args(_idle_args)
+def _idle(ns: argparse.Namespace) -> int:
+    from landquota.stock import review_stock
+    from landquota.workspace import open_workspace
+
+    with open_workspace(_target(ns)) as ws:
+        review = review_stock(ws, as_of=_date(ns.as_of, "--as-of") or _today())
+    print(review)
+    _maybe_csv(review.idle.drop(columns="geometry", errors="ignore"), ns.out)
+    return 0
+
+
+# --- linkage ------------------------------------------------------------------------------------------
+def _linkage_args(p: argparse.ArgumentParser) -> None:
+    _db(p)
+    p.add_argument("--as-of", default=None, help="review date YYYY-MM-DD (default: today)")
+    p.add_argument(
+        "--no-credit", action="store_true", help="review only; do not credit accepted surplus (R5)"
+    )
+    p.add_argument("--out", default=None, help="write the review as CSV")
+
+
+@command("linkage", "linkage swaps: R7 balance, R8 turnover, surplus credit 增减挂钩")
+@args(_linkage_args)
+def _linkage(ns: argparse.Namespace) -> int:
+    from landquota.linkage import credit_linkage_surplus
+    from landquota.workspace import open_workspace
+
+    as_of = _date(ns.as_of, "--as-of") or _today()
+    with open_workspace(_target(ns)) as ws:
+        review, credits = credit_linkage_surplus(ws, as_of=as_of, write=not ns.no_credit)
+    print(f"增减挂钩项目区 linkage areas as of {as_of.isoformat()}")
+    print(_fmt_table(review))
+    verb = "将入账 would credit" if ns.no_credit else "已入账 credited"
+    print(
+        f"{verb}: {len(credits)} 条 entries, {credits['amount'].sum() / 10_000 if len(credits) else 0:,.2f} ha"
+    )
+    _maybe_csv(review, ns.out)
+    return 0
+
+
+# --- report ---------------------------------------------------------------------------------------------
+def _report_args(p: argparse.ArgumentParser) -> None:
+    _db(p)
+    p.add_argument(
+        "--run",
+        dest="run_id",
+        default=None,
+        help="allocation run to show (default: the latest committed run, else the latest draft)",
+    )
+    p.add_argument("--out", required=True, help="report.xlsx, or a folder for --format csv")
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        choices=("xlsx", "csv"),
+        default=None,
+        help="xlsx or csv (default: from --out)",
+    )
+    p.add_argument(
+        "--as-of",
+        default=None,
+        help="report date YYYY-MM-DD: ledger closing date, review date, bulletin month (default: the workspace's recorded as_of, else today)",
+    )
+    p.add_argument(
+        "--period-start",
+        default=None,
+        help="first day of the ledger statement (default: 1 January of the --as-of year)",
+    )
+    p.add_argument(
+        "--png", action="store_true", help="also render the two charts as PNG beside the workbook"
+    )
+
+
+@command("report", "write the report (XLSX or CSV) and the key-project bulletin 报表与重点项目通报")
+@args(_report_args)
+def _report(ns: argparse.Namespace) -> int:
+    from landquota.bulletin import investment_bulletin
+    from landquota.reports import REPORT_LAYERS, write_report
+    from landquota.workspace import open_workspace
+
+    with open_workspace(_target(ns)) as ws:
+        as_of = _date(ns.as_of or ws.meta().get("as_of"), "--as-of") or _today()
+        layers = {name: ws.read_layer(name) for name in REPORT_LAYERS if name != "parcels"}
+        plots = layers["linkage_plots"]
+        layers["parcels"] = (
+            ws.read_layer("parcels", bbox=tuple(plots.total_bounds))
+            if len(plots)
+            else ws.read_layer("parcels", where={"parcel_id": []})
+        )
+    path = write_report(
+        layers,
+        out=ns.out,
+        as_of=as_of,
+        run_id=ns.run_id,
+        fmt=ns.fmt,
+        period_start=_date(ns.period_start, "--period-start"),
+        png=True if ns.png else None,
+    )
+    print(f"已写出报表 report written: {path} (截至 as of {as_of.isoformat()})")
+    print(investment_bulletin(layers["projects"], as_of=as_of))
+    return 0
+
+
+def _today() -> Any:
+    from datetime import date
+
+    return date.today()
+
+
+def _fmt_table(df: Any) -> str:
+    import pandas as pd
+
+    d = pd.DataFrame(df).drop(columns="geometry", errors="ignore")
+    with pd.option_context(
+        "display.max_rows", 200, "display.max_columns", 30, "display.width", 200
+    ):
+        return d.to_string(index=False, float_format=lambda v: f"{v:,.2f}")
+
+
+def _maybe_csv(df: Any, out: str | None) -> None:
+    if not out:
+        return
+    import pandas as pd
+
+    path = Path(out)
+    if path.suffix.lower() != ".csv":
+        raise SystemExit(f"landquota: error: --out {out!r}: use a .csv file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (
+        pd.DataFrame(df)
+        .drop(columns="geometry", errors="ignore")
+        .to_csv(index=False, lineterminator="\n")
+    )
+    path.write_text("\ufeff" + data, encoding="utf-8")
+    print(f"已写出 written: {path}")
+
+
+# --- db grant ----------------------------------------------------------------------------------
+def _login_roles(values: Sequence[str] | None, flag: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for v in values or []:
+        login, sep, kind = v.rpartition("=")
+        if not sep or not login or not kind:
+            raise SystemExit(
+                f"landquota: error: {flag} {v!r} must be LOGIN=ROLE with ROLE one of viewer, "
+                f"editor, approver (e.g. {flag} wang=viewer)"
+            )
+        out.append((login, kind))
+    return out
+
+
+def _db_cmd_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    g = sub.add_parser(
+        "grant",
+        help="create the viewer/editor/approver roles and assign them 创建角色并授权",
+        description="Create (idempotently) the roles <database>_<schema>_viewer, _editor and "
+        "_approver of a PostGIS workspace, set their grants, and assign them to existing logins. "
+        "Run as the workspace owner with CREATEROLE. See docs/security.md.",
+    )
+    _db(g)
+    g.add_argument(
+        "--assign",
+        action="append",
+        metavar="LOGIN=ROLE",
+        help="make an existing login a viewer, editor or approver (repeatable)",
+    )
+    g.add_argument(
+        "--revoke",
+        action="append",
+        metavar="LOGIN=ROLE",
+        help="take a role from a login (repeatable)",
+    )
+
+
+@command("db", "database administration: roles and grants 数据库角色与授权")
+@args(_db_cmd_args)
+def _db_cmd(ns: argparse.Namespace) -> int:
+    from landquota.roles import grant_roles, revoke_role
+    from landquota.workspace import open_workspace
+
+    assign = _login_roles(ns.assign, "--assign")
+    revoke = _login_roles(ns.revoke, "--revoke")
+    with open_workspace(_target(ns)) as ws:
+        roles = grant_roles(ws, assign=dict(assign))
+        for login, kind in revoke:
+            revoke_role(ws, login, kind)
+        print(f"已设置角色 roles set on {mask_url(ws.target)}:")
+    for kind, name in roles.items():
+        print(f"  {kind:<9} {name}")
+    for login, kind in assign:
+        print(f"  + {login} → {kind}")
+    for login, kind in revoke:
+        print(f"  - {login} ✗ {kind}")
+    return 0
+
+
+# --- export / restore ----------------------------------------------------------------------------
+def _export_args(p: argparse.ArgumentParser) -> None:
+    _db(p)
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="BACKUP.gpkg",
+        help="the backup file to write (appears only when complete)",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing file of that name")
+
+
+@command("export", "back up a whole workspace to one GeoPackage 备份工作空间")
+@args(_export_args)
+def _export(ns: argparse.Namespace) -> int:
+    from landquota.backup import export_workspace
+    from landquota.workspace import open_workspace
+
+    with open_workspace(_target(ns)) as ws:
+        out = export_workspace(ws, ns.out, force=ns.force)
+        src = mask_url(ws.target)
+    with open_workspace(out) as b:
+        counts = b.layer_counts()
+    print(f"已备份 exported {src} → {out}: {sum(counts.values()):,} rows")
+    print("  " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
+    return 0
+
+
+def _restore_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--from",
+        dest="src",
+        required=True,
+        metavar="BACKUP.gpkg",
+        help="a backup made by `landquota export`",
+    )
+    p.add_argument(
+        "--db",
+        required=True,
+        help="the new workspace: a .gpkg path, a postgresql:// URL or service:NAME[?schema=S]",
+    )
+    p.add_argument("--force", action="store_true", help="replace a target that already holds data")
+
+
+@command("restore", "restore a backup into a new workspace 从备份恢复工作空间")
+@args(_restore_args)
+def _restore(ns: argparse.Namespace) -> int:
+    from landquota.backup import restore_workspace
+
+    with restore_workspace(ns.src, _target(ns), force=ns.force) as ws:
+        counts = ws.layer_counts()
+        where = f"{mask_url(ws.target)} ({ws.kind})"
+        print(f"已恢复 restored {ns.src} → {where}: {sum(counts.values()):,} rows")
+    print("角色不在备份中 roles are not in a backup: run `landquota db grant` on a PostGIS target")
     return 0
 
 
@@ -131,11 +559,13 @@ def _date(value: str | None, name: str) -> Any:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise SystemExit(f"landquota: error: {name} {value!r} is not a date; use YYYY-MM-DD") from None
+        raise SystemExit(
+            f"landquota: error: {name} {value!r} is not a date; use YYYY-MM-DD"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every command."""
+    """Build the argument parser of every command."""
     p = argparse.ArgumentParser(
         prog="landquota",
         description="建设用地指标与存量土地管理 — construction-land quota, stock land and key projects",

@@ -10,7 +10,7 @@ idempotently: a surplus is credited once, and only its growth later.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -23,7 +23,10 @@ from landquota.ledger import TOLERANCE, _entries_frame, _normalise, _stamp, _ts
 from landquota.schema import ACCEPTANCE, PLOT_ROLES
 from landquota.stock import _add_years
 
-__all__ = ["TURNOVER_YEARS", "linkage_credits", "linkage_review"]
+if TYPE_CHECKING:
+    from landquota.workspace import Workspace
+
+__all__ = ["TURNOVER_YEARS", "credit_linkage_surplus", "linkage_credits", "linkage_review"]
 
 #: R8: turnover quota must be returned within three years of approval.
 TURNOVER_YEARS = 3
@@ -314,3 +317,31 @@ def linkage_credits(
             }
         )
     return _stamp(_entries_frame(rows), entered_at, entered_by)
+
+
+def credit_linkage_surplus(
+    ws: Workspace, *, as_of: date, write: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Review every linkage area and credit accepted surplus to the ledger (R5), once.
+
+    Returns the review and the credit entries written (or, with ``write=False``,
+    the ones that would be). Idempotent: a second call finds every surplus credited
+    and writes nothing.
+    """
+    review = linkage_review(
+        ws.read_layer("linkage_areas"),
+        ws.read_layer("linkage_plots"),
+        _parcels_under(ws, ws.read_layer("linkage_plots")),
+        as_of=as_of,
+    )
+    credits = linkage_credits(review, ws.read_layer("quota_ledger"), as_of=as_of)
+    if write and len(credits):
+        credits = ws.append_ledger(credits)
+    return review, credits
+
+
+def _parcels_under(ws: Workspace, plots: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Only the survey patches near the plots (bbox pushed down to the backend)."""
+    if not len(plots):
+        return ws.read_layer("parcels", where={"parcel_id": []})
+    return ws.read_layer("parcels", bbox=tuple(plots.total_bounds))

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MIGRATIONS", "upgrade"]
 
-MIGRATIONS: dict[int, Callable[["Workspace"], None]] = {}
+MIGRATIONS: dict[int, Callable[[Workspace], None]] = {}
 
 
 def upgrade(ws: Workspace, found: int) -> int:

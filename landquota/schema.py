@@ -161,7 +161,9 @@ _LAYERS: tuple[Layer, ...] = (
         "current land-use survey patches (现状地类图斑)",
         (
             _id("parcel_id", "patch id (BSM or TBBH)"),
-            Column("land_class", "text", "GB/T 21010-2017 / third-survey code (DLBM)", nullable=False),
+            Column(
+                "land_class", "text", "GB/T 21010-2017 / third-survey code (DLBM)", nullable=False
+            ),
             Column("town", "text", "town name (ZLDWMC)"),
             _m2("gross_m2", "TBMJ: gross patch area"),
             _m2("deduction_m2", "KCMJ: field-ridge deduction"),
@@ -206,14 +208,34 @@ _LAYERS: tuple[Layer, ...] = (
             Column("supply_date", "date", "date of supply (sale or allocation)"),
             Column("agreed_start_date", "date", "agreed construction start date"),
             Column("actual_start_date", "date", "actual construction start date"),
-            Column("developed_ratio", "real", "developed area / total (R10)", minimum=0.0, maximum=1.0),
-            Column("invested_ratio", "real", "investment excl. land / total (R10)", minimum=0.0, maximum=1.0),
+            Column(
+                "developed_ratio", "real", "developed area / total (R10)", minimum=0.0, maximum=1.0
+            ),
+            Column(
+                "invested_ratio",
+                "real",
+                "investment excl. land / total (R10)",
+                minimum=0.0,
+                maximum=1.0,
+            ),
             Column("suspended_since", "date", "date work was suspended (R10)"),
             Column("cause", "text", "cause of idleness (R11)", nullable=False, codes=CAUSES),
             Column("land_price_yuan", "real", "land price (R11 fee base)", minimum=0.0),
             Column("planned_use", "text", "planned use (industrial, residential, ...)"),
-            Column("disposal_status", "text", "disposal case status (R12)", nullable=False, codes=DISPOSAL_STATUSES),
-            Column("disposal_method", "text", "disposal method (R11, R12)", nullable=False, codes=DISPOSAL_METHODS),
+            Column(
+                "disposal_status",
+                "text",
+                "disposal case status (R12)",
+                nullable=False,
+                codes=DISPOSAL_STATUSES,
+            ),
+            Column(
+                "disposal_method",
+                "text",
+                "disposal method (R11, R12)",
+                nullable=False,
+                codes=DISPOSAL_METHODS,
+            ),
             Column("disposal_date", "date", "date of the disposal decision"),
             Column("land_used", "boolean", "land use or compensation carried out (R9)"),
         ),
@@ -240,7 +262,13 @@ _LAYERS: tuple[Layer, ...] = (
         "demolition (拆旧区) and new-construction (建新区) plots",
         (
             _id("plot_id"),
-            Column("linkage_id", "text", "project area", nullable=False, references="linkage_areas.linkage_id"),
+            Column(
+                "linkage_id",
+                "text",
+                "project area",
+                nullable=False,
+                references="linkage_areas.linkage_id",
+            ),
             Column("role", "text", "plot role", nullable=False, codes=PLOT_ROLES),
             _m2("reclaimed_m2", "area reclaimed (demolition plots, once reclaimed)"),
             _m2("reclaimed_cultivated_m2", "cultivated area reclaimed (R7)"),
@@ -255,11 +283,29 @@ _LAYERS: tuple[Layer, ...] = (
             _id("project_id"),
             Column("name", "text", "project name", nullable=False),
             Column("level", "text", "project level (R18)", nullable=False, codes=LEVELS),
-            Column("score", "real", "priority score within the level (R18)", nullable=False, minimum=0.0),
+            Column(
+                "score",
+                "real",
+                "priority score within the level (R18)",
+                nullable=False,
+                minimum=0.0,
+            ),
             Column("planned_use", "text", "planned use (industrial, transport, ...)"),
             Column("town", "text", "town name"),
-            Column("annual_plan_yuan", "real", "annual investment plan (R17)", nullable=False, minimum=0.0),
-            Column("completed_yuan", "real", "investment completed so far (R17)", nullable=False, minimum=0.0),
+            Column(
+                "annual_plan_yuan",
+                "real",
+                "annual investment plan (R17)",
+                nullable=False,
+                minimum=0.0,
+            ),
+            Column(
+                "completed_yuan",
+                "real",
+                "investment completed so far (R17)",
+                nullable=False,
+                minimum=0.0,
+            ),
             Column("start_date", "date", "start date"),
             Column("status", "text", "project status", nullable=False, codes=PROJECT_STATUSES),
             Column("county_leader", "text", "responsible county leader (县领导)"),
@@ -268,33 +314,18 @@ _LAYERS: tuple[Layer, ...] = (
             Column("site_fixed", "boolean", "the site red line is fixed", nullable=False),
             _m2("demand_m2", "land demand when the site is not fixed"),
             Column("phaseable", "boolean", "may be funded in part", nullable=False),
-            Column("min_fraction", "real", "least fraction when phaseable", minimum=0.0, maximum=1.0),
-            Column("national_exception", "boolean", "national infrastructure exception (R13)", nullable=False),
+            Column(
+                "min_fraction", "real", "least fraction when phaseable", minimum=0.0, maximum=1.0
+            ),
+            Column(
+                "national_exception",
+                "boolean",
+                "national infrastructure exception (R13)",
+                nullable=False,
+            ),
         ),
         geometry_required=False,
         indexes=("level",),
-    ),
-    Layer(
-        "quota_ledger",
-        "entry_id",
-        "append-only ledger of quota movements (指标台账); balance = sum of entries",
-        (
-            _id("entry_id"),
-            Column("pool", "text", "quota pool", nullable=False, codes=POOLS),
-            Column("kind", "text", "entry kind", nullable=False, codes=LEDGER_KINDS),
-            Column("amount", "real", "signed amount, m2 or kg (credit +, debit -)", nullable=False),
-            Column("year", "integer", "quota vintage (plan year) the entry belongs to", nullable=False),
-            Column("effective_date", "date", "date from which the entry counts", nullable=False),
-            Column("source", "text", "document number, linkage id or run id", nullable=False),
-            Column("project_id", "text", "project debited, if any"),
-            Column("run_id", "text", "allocation run, if any", references="allocation_runs.run_id"),
-            Column("reverses", "text", "entry this one reverses", references="quota_ledger.entry_id"),
-            Column("entered_at", "datetime", "when the entry was written (UTC)", nullable=False),
-            Column("entered_by", "text", "database or OS user who wrote it", nullable=False),
-            Column("note", "text", "free text"),
-        ),
-        geometry=False,
-        indexes=("pool", "run_id"),
     ),
     Layer(
         "allocation_runs",
@@ -318,13 +349,41 @@ _LAYERS: tuple[Layer, ...] = (
         geometry=False,
     ),
     Layer(
+        "quota_ledger",
+        "entry_id",
+        "append-only ledger of quota movements (指标台账); balance = sum of entries",
+        (
+            _id("entry_id"),
+            Column("pool", "text", "quota pool", nullable=False, codes=POOLS),
+            Column("kind", "text", "entry kind", nullable=False, codes=LEDGER_KINDS),
+            Column("amount", "real", "signed amount, m2 or kg (credit +, debit -)", nullable=False),
+            Column(
+                "year", "integer", "quota vintage (plan year) the entry belongs to", nullable=False
+            ),
+            Column("effective_date", "date", "date from which the entry counts", nullable=False),
+            Column("source", "text", "document number, linkage id or run id", nullable=False),
+            Column("project_id", "text", "project debited, if any"),
+            Column("run_id", "text", "allocation run, if any", references="allocation_runs.run_id"),
+            Column(
+                "reverses", "text", "entry this one reverses", references="quota_ledger.entry_id"
+            ),
+            Column("entered_at", "datetime", "when the entry was written (UTC)", nullable=False),
+            Column("entered_by", "text", "database or OS user who wrote it", nullable=False),
+            Column("note", "text", "free text"),
+        ),
+        geometry=False,
+        indexes=("pool", "run_id"),
+    ),
+    Layer(
         "allocations",
         "allocation_id",
         "one row per project per run",
         (
             _id("allocation_id", "run_id:project_id"),
             Column("run_id", "text", "run", nullable=False, references="allocation_runs.run_id"),
-            Column("project_id", "text", "project", nullable=False, references="projects.project_id"),
+            Column(
+                "project_id", "text", "project", nullable=False, references="projects.project_id"
+            ),
             Column("outcome", "text", "outcome", nullable=False, codes=ALLOCATION_OUTCOMES),
             Column("fraction", "real", "funded fraction", nullable=False, minimum=0.0, maximum=1.0),
             _m2("need_new_quota_m2", "new-quota need (R3)"),
@@ -350,7 +409,13 @@ _LAYERS: tuple[Layer, ...] = (
         (
             _id("error_id"),
             Column("rule", "text", "rule number, LQ-xxx", nullable=False),
-            Column("severity", "text", "blocking or warning", nullable=False, codes=VALIDATION_SEVERITIES),
+            Column(
+                "severity",
+                "text",
+                "blocking or warning",
+                nullable=False,
+                codes=VALIDATION_SEVERITIES,
+            ),
             Column("layer", "text", "layer checked", nullable=False),
             Column("feature_id", "text", "id of the offending feature"),
             Column("message", "text", "what is wrong and how to fix it", nullable=False),
@@ -377,7 +442,7 @@ def layer(name: str) -> Layer:
 
 
 def schema_markdown() -> str:
-    """The contract as Markdown tables (``docs/workspace-schema.md`` is this text).
+    """Return the contract as Markdown tables (``docs/workspace-schema.md`` is this text).
 
     Generated rather than written by hand, so the docs cannot drift from the code:
     ``python -m landquota.schema > docs/workspace-schema.md``; a test compares them.

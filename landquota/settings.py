@@ -30,7 +30,9 @@ def mask_url(url: str) -> str:
     >>> mask_url("demo.gpkg")
     'demo.gpkg'
     """
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", url)
+    from landquota.dburl import mask_secrets  # also ?password=… and conninfo strings
+
+    return mask_secrets(url)
 
 
 @dataclass(frozen=True)

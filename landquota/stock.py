@@ -13,8 +13,9 @@ the anniversary; "older than two years" (R9) holds from the day *after* it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -23,12 +24,17 @@ import pandas as pd
 from landquota.errors import DataError, ParameterError
 from landquota.schema import CAUSES, DISPOSAL_METHODS, DISPOSAL_STATUSES, STOCK_KINDS, layer
 
+if TYPE_CHECKING:
+    from landquota.workspace import Workspace
+
 __all__ = [
     "IDLE_RULES",
     "STOCK_STATUSES",
+    "StockReview",
     "available_stock",
     "five_year_supply_rate",
     "idle_review",
+    "review_stock",
     "unsupplied_cohorts",
 ]
 
@@ -544,3 +550,71 @@ def available_stock(
         crs=review.crs,
     )
     return out.sort_values("stock_id").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class StockReview:
+    """A stock-land review of a workspace as of a date (``landquota idle``)."""
+
+    as_of: date
+    idle: gpd.GeoDataFrame
+    cohorts: pd.DataFrame
+    supply_rate: float
+    available: gpd.GeoDataFrame
+
+    def __str__(self) -> str:
+        idle = self.idle[self.idle["status"] == "idle"]
+        fee = float(idle["fee_due_yuan"].fillna(0).sum())
+        due = int(idle["reclaim_due"].fillna(False).astype(bool).sum())
+        lapsed = self.idle[self.idle["status"] == "lapsed"]
+        return "\n".join(
+            [
+                f"存量土地盘点 stock-land review as of {self.as_of.isoformat()}",
+                f"  闲置土地 idle parcels: {len(idle)}, {idle['area_m2'].sum() / 10_000:,.2f} ha; "
+                f"闲置费 idle fees due (R11): {fee:,.0f} 元 yuan; 应无偿收回 due for reclamation: {due}",
+                f"  批而未供 approved-unsupplied cohorts: {len(self.cohorts)}; "
+                f"近五年供地率 five-year supply rate: {self.supply_rate:.1%}; "
+                f"失效批文 lapsed (R9): {len(lapsed)}, {lapsed['area_m2'].sum() / 10_000:,.2f} ha",
+                f"  可供重点项目的存量 stock available to key projects: {len(self.available)} parcels, "
+                f"{self.available['area_m2'].sum() / 10_000:,.2f} ha",
+            ]
+        )
+
+    def _repr_html_(self) -> str:
+        import html as _html
+
+        cols = [
+            c
+            for c in (
+                "stock_id",
+                "status",
+                "days_idle",
+                "fee_due_yuan",
+                "reclaim_deadline",
+                "area_m2",
+            )
+            if c in self.idle
+        ]
+        return (
+            "<pre>"
+            + _html.escape(str(self))
+            + "</pre>"
+            + pd.DataFrame(self.idle[cols]).to_html(index=False, na_rep="")
+        )
+
+
+def review_stock(ws: Workspace, *, as_of: date) -> StockReview:
+    """Review the workspace's stock land as of a date: idle land, cohorts, available stock.
+
+    Stock already matched to projects by committed runs is not offered again.
+    """
+    from landquota.runs import committed_stock_ids
+
+    stock = ws.read_layer("stock_land")
+    return StockReview(
+        as_of=as_of,
+        idle=idle_review(stock, as_of=as_of),
+        cohorts=unsupplied_cohorts(stock, as_of=as_of),
+        supply_rate=five_year_supply_rate(stock, as_of=as_of),
+        available=available_stock(stock, as_of=as_of, taken=committed_stock_ids(ws)),
+    )

@@ -84,7 +84,9 @@ def coerce_frame(lyr: Layer, df: pd.DataFrame) -> Frame:
     if not lyr.geometry:
         return frame
     if "geometry" in df.columns:
-        geoms = gpd.GeoSeries(np.asarray(df["geometry"].values, dtype=object), crs=f"EPSG:{CRS_EPSG}")
+        geoms = gpd.GeoSeries(
+            np.asarray(df["geometry"].values, dtype=object), crs=f"EPSG:{CRS_EPSG}"
+        )
     else:
         geoms = _empty_geoms(len(df))
     return gpd.GeoDataFrame(frame, geometry=geoms.values, crs=f"EPSG:{CRS_EPSG}")
@@ -145,7 +147,9 @@ def prepare_frame(lyr: Layer, frame: pd.DataFrame, *, source: str = "frame") -> 
     try:
         out = coerce_frame(lyr, df)
     except (ValueError, TypeError) as exc:
-        raise DataError(f"{source}: layer {lyr.name!r}: a column has values of the wrong type: {exc}") from exc
+        raise DataError(
+            f"{source}: layer {lyr.name!r}: a column has values of the wrong type: {exc}"
+        ) from exc
     ids = out[lyr.id_column]
     for col in lyr.columns:
         s = out[col.name]
@@ -288,7 +292,9 @@ def check_bbox(bbox: Sequence[float] | None) -> BBox | None:
     try:
         b = tuple(float(x) for x in bbox)
     except (TypeError, ValueError) as exc:
-        raise ParameterError(f"bbox={bbox!r} must be four numbers (minx, miny, maxx, maxy)") from exc
+        raise ParameterError(
+            f"bbox={bbox!r} must be four numbers (minx, miny, maxx, maxy)"
+        ) from exc
     if len(b) != 4 or not all(math.isfinite(x) for x in b) or b[0] > b[2] or b[1] > b[3]:
         raise ParameterError(
             f"bbox={bbox!r} must be four finite numbers (minx, miny, maxx, maxy) with min <= max, "
@@ -354,14 +360,16 @@ class Workspace(abc.ABC):
 
     @staticmethod
     def _no_column(lyr: Layer, c: str) -> None:
-        raise LayerError(f"layer {lyr.name!r} has no column {c!r}; columns are {', '.join(lyr.column_names)}")
+        raise LayerError(
+            f"layer {lyr.name!r} has no column {c!r}; columns are {', '.join(lyr.column_names)}"
+        )
 
     def read_all(self) -> dict[str, Frame]:
         """Read every layer, in dependency order."""
         return {name: self.read_layer(name) for name in LAYERS}
 
     def layer_counts(self) -> dict[str, int]:
-        """Number of rows of every layer."""
+        """Count the rows of every layer."""
         return {name: self._count(layer(name)) for name in LAYERS}
 
     # --- writing -----------------------------------------------------------
@@ -374,7 +382,11 @@ class Workspace(abc.ABC):
         return self.write_layers({name: frame}, mode=mode)[name]
 
     def write_layers(
-        self, frames: Mapping[str, pd.DataFrame], *, mode: WriteMode = "replace", progress: bool = False
+        self,
+        frames: Mapping[str, pd.DataFrame],
+        *,
+        mode: WriteMode = "replace",
+        progress: bool = False,
     ) -> dict[str, int]:
         """Write several layers in one transaction (all land or none)."""
         if mode not in ("replace", "append"):
@@ -436,7 +448,7 @@ class Workspace(abc.ABC):
 
     # --- metadata ----------------------------------------------------------
     def meta(self) -> dict[str, str]:
-        """The workspace's metadata (schema version, creation time, source CRSs…)."""
+        """Return the workspace's metadata (schema version, creation time, source CRSs…)."""
         return self._meta()
 
     def set_meta(self, key: str, value: str) -> None:
@@ -471,7 +483,7 @@ class Workspace(abc.ABC):
 
     @abc.abstractmethod
     def user(self) -> str:
-        """The login that writes: the database user, or the OS user for a GeoPackage."""
+        """Return the login that writes: the database user, or the OS user for a GeoPackage."""
 
     @abc.abstractmethod
     def set_run_status(self, transition: RunTransition) -> None:
@@ -492,7 +504,7 @@ class Workspace(abc.ABC):
 
 
 def os_user() -> str:
-    """The operating-system login (GeoPackage writes are recorded under it)."""
+    """Return the operating-system login (GeoPackage writes are recorded under it)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # a container without a passwd entry
@@ -505,8 +517,10 @@ def canonical_json(obj: Any) -> str:
 
 
 def is_postgres_url(target: str) -> bool:
-    """True for ``postgresql://`` (or ``postgres://``, ``postgresql+psycopg://``) URLs."""
-    return target.split("://", 1)[0].split("+", 1)[0] in ("postgresql", "postgres") and "://" in target
+    """Tell whether *target* is a ``postgresql://`` (or ``postgres://``, ``postgresql+psycopg://``) URL."""
+    return (
+        target.split("://", 1)[0].split("+", 1)[0] in ("postgresql", "postgres") and "://" in target
+    )
 
 
 def open_workspace(
@@ -629,6 +643,8 @@ def init_workspace(
         path = Path(tgt)
         if path.exists():
             if not force:
-                raise WorkspaceError(f"{tgt!r} exists; pass --force to replace it with an empty workspace")
+                raise WorkspaceError(
+                    f"{tgt!r} exists; pass --force to replace it with an empty workspace"
+                )
             path.unlink()
     return open_workspace(tgt, create=True, settings=settings)

@@ -35,7 +35,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
         eng = sa.create_engine(_sa_url(pg_url_or_none() or ""))
         with eng.connect() as c:
-            lines.append("PostGIS: " + str(c.execute(sa.text("SELECT postgis_full_version()")).scalar())[:120])
+            lines.append(
+                "PostGIS: "
+                + str(c.execute(sa.text("SELECT postgis_full_version()")).scalar())[:120]
+            )
         eng.dispose()
     except Exception as exc:  # header only: the fixture reports properly
         lines.append(f"PostGIS: not reachable ({type(exc).__name__})")

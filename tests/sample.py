@@ -18,7 +18,10 @@ def sample_layers() -> dict[str, pd.DataFrame]:
     x0, y0 = 112.6, 24.5
     gdf = lambda d, g: gpd.GeoDataFrame(d, geometry=g, crs=CRS)  # noqa: E731
     return {
-        "county": gdf({"county_id": ["441823"], "name": ["阳山县"], "admin_code": ["441823"]}, [box(x0, y0, 0.1)]),
+        "county": gdf(
+            {"county_id": ["441823"], "name": ["阳山县"], "admin_code": ["441823"]},
+            [box(x0, y0, 0.1)],
+        ),
         "towns": gdf({"town_id": ["T01"], "name": ["阳城镇（虚构）"]}, [box(x0, y0, 0.05)]),
         "parcels": gdf(
             {
@@ -33,11 +36,20 @@ def sample_layers() -> dict[str, pd.DataFrame]:
             [box(x0, y0), box(x0 + 0.001, y0), box(x0 + 0.002, y0)],
         ),
         "plan_zones": gdf(
-            {"zone_id": ["Z1", "Z2"], "zone_type": ["allowed", "conditional"], "plan_version": ["2006-2020", "2006-2020"]},
+            {
+                "zone_id": ["Z1", "Z2"],
+                "zone_type": ["allowed", "conditional"],
+                "plan_version": ["2006-2020", "2006-2020"],
+            },
             [box(x0, y0, 0.01), box(x0 + 0.01, y0, 0.01)],
         ),
         "control_lines": gdf(
-            {"line_id": ["L1"], "kind": ["basic_farmland"], "plan_version": ["2006-2020"], "paddy_m2": [8_000.0]},
+            {
+                "line_id": ["L1"],
+                "kind": ["basic_farmland"],
+                "plan_version": ["2006-2020"],
+                "paddy_m2": [8_000.0],
+            },
             [box(x0, y0 + 0.01, 0.01)],
         ),
         "stock_land": gdf(

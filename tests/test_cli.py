@@ -20,7 +20,9 @@ def test_init_then_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "parcels" in out and "new_construction" in out and "亩" in out
 
 
-def test_init_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_init_refuses_to_overwrite_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = tmp_path / "w.gpkg"
     assert main(["init", "--db", str(db)]) == 0
     assert main(["init", "--db", str(db)]) == 2
@@ -29,7 +31,9 @@ def test_init_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pytest.
     assert main(["init", "--db", str(db), "--force"]) == 0
 
 
-def test_missing_workspace_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_workspace_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["info", "--db", str(tmp_path / "nope.gpkg")]) == 2
     assert "landquota init" in capsys.readouterr().err
 
@@ -49,5 +53,7 @@ def test_bad_date_names_the_option(tmp_path: Path) -> None:
 
 
 def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "landquota", "--version"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "landquota", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.startswith("landquota ")

@@ -1,0 +1,466 @@
+"""Allocation runs on a workspace: plan (draft), commit, revert — every run a record.
+
+:func:`plan_allocation` reads the workspace as of a date, works out every key
+project's need and compliance, offers the available stock and the pools' balances
+to the matching engine (:mod:`landquota.allocation`), and stores the result as a
+*draft* run: one ``allocation_runs`` row (parameters, input digest, user, time,
+software version) and one ``allocations`` row per project, in one transaction.
+
+The run id is derived from the digest of the inputs and the parameters, so the
+same inputs give the same run (and byte-identical output files); planning it again
+returns the stored run instead of a second copy.
+
+:func:`commit_run` writes the run's debits to the ledger and marks it committed in
+ONE transaction, under the ledger lock, refusing if any balance would go negative
+by then (R6) or if another process committed it first. :func:`revert_run` writes
+the reversing entries and marks it reverted, the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from landquota import __version__
+from landquota.allocation import AllocationResult, Pools, ProjectNeed, StockOffer, allocate
+from landquota.errors import AllocationError, ParameterError, ValidationBlockedError
+from landquota.ledger import available_balances, debit_entries, reversal_entries
+from landquota.schema import LAYERS, RUN_MODES
+from landquota.stock import available_stock
+from landquota.workspace import RunTransition, Workspace, canonical_json
+
+__all__ = [
+    "OUTCOME_NAMES",
+    "REASON_NAMES",
+    "Run",
+    "Scenario",
+    "commit_run",
+    "committed_stock_ids",
+    "frame_digest",
+    "plan_allocation",
+    "read_run",
+    "revert_run",
+]
+
+#: Chinese and English names of the outcomes, for summaries, reports and maps.
+OUTCOME_NAMES: dict[str, tuple[str, str]] = {
+    "funded": ("足额保障", "funded"),
+    "partial": ("部分保障", "partly funded"),
+    "stock_matched": ("盘活存量保障", "matched to stock land"),
+    "blocked": ("不符合规划管控", "blocked"),
+    "unfunded": ("未获保障", "unfunded"),
+}
+
+#: Chinese names of the reason codes.
+REASON_NAMES: dict[str, str] = {
+    "basic_farmland": "占用永久基本农田 (R13)",
+    "eco_redline": "位于生态保护红线内 (R15)",
+    "prohibited_zone": "位于禁止建设区 (R15)",
+    "restricted_zone": "位于限制建设区，需先调整规划 (R15)",
+    "conditional_zone_needs_adjustment": "位于有条件建设区，需同步核减等面积允许建设区 (R15)",
+    "outside_plan_zones": "部分位于规划管制分区之外",
+    "insufficient_new_quota": "新增建设用地指标不足 (R3)",
+    "insufficient_comp_area": "补充耕地数量指标不足 (R4)",
+    "insufficient_comp_paddy": "补充水田指标不足 (R4)",
+    "insufficient_comp_grain": "补充粮食产能指标不足 (R4)",
+    "site_not_fixed": "项目选址未定",
+    "no_matching_stock": "无用途、面积相符的存量土地",
+    "below_min_fraction": "可保障比例低于最低分期比例",
+    "outranked": "指标优先保障了更高优先级项目 (R18)",
+}
+
+
+class Scenario(Protocol):
+    """A plan-adjustment scenario (see :mod:`landquota.adjustment`)."""
+
+    name: str
+
+    def digest(self) -> str:
+        """Return a stable digest of the adjustment (part of the run's input digest)."""
+
+    def allowed_geometry(self) -> gpd.GeoSeries | None:
+        """Areas made allowed construction zone by the adjustment (R15)."""
+
+    def require_r16(self, ws: Workspace) -> None:
+        """Raise if the adjustment breaks R16's totals."""
+
+
+def frame_digest(df: pd.DataFrame) -> str:
+    """SHA-256 of a frame's content: rows sorted by their first column, WKB geometry.
+
+    Stable across backends and runs, since both backends hand out the same
+    canonical frames.
+    """
+    h = hashlib.sha256()
+    if len(df) == 0:
+        h.update(b"empty:" + ",".join(map(str, df.columns)).encode())
+        return h.hexdigest()
+    key = df.columns[0]
+    d = df.sort_values(key, kind="stable").reset_index(drop=True)
+    attrs = pd.DataFrame(d.drop(columns="geometry", errors="ignore"))
+    buf = io.StringIO()
+    attrs.to_csv(buf, index=False, lineterminator="\n", date_format="%Y-%m-%dT%H:%M:%S.%f")
+    h.update(buf.getvalue().encode("utf-8"))
+    if "geometry" in d.columns:
+        g = np.asarray(d.geometry.values, dtype=object)
+        for w in shapely.to_wkb(g, byte_order=1, flavor="iso"):
+            h.update(b"-" if w is None else w)
+    return h.hexdigest()
+
+
+@dataclass
+class Run:
+    """An allocation run: its record and its allocations."""
+
+    record: dict[str, Any]
+    allocations: pd.DataFrame
+    projects: pd.DataFrame = field(repr=False)
+    result: AllocationResult | None = field(default=None, repr=False)
+    is_new: bool = True
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return str(self.record["run_id"])
+
+    @property
+    def status(self) -> str:
+        """draft, committed or reverted."""
+        return str(self.record["status"])
+
+    def table(self) -> pd.DataFrame:
+        """Return the ``allocations`` rows with the project's name, level and score for reading.
+
+        The contract's columns come first, in their order; the readable ones after.
+        """
+        cols = list(LAYERS["allocations"].column_names)
+        names = self.projects.set_index("project_id")[["name", "level", "score"]]
+        out = self.allocations[cols].join(names, on="project_id")
+        out["reasons_zh"] = (
+            out["reasons"]
+            .fillna("")
+            .map(lambda r: "；".join(REASON_NAMES.get(c, c) for c in r.split(",") if c))
+        )
+        return out.rename(columns={"name": "project_name"})
+
+    def counts(self) -> dict[str, int]:
+        """Projects per outcome."""
+        vc = self.allocations["outcome"].value_counts()
+        return {k: int(vc.get(k, 0)) for k in OUTCOME_NAMES}
+
+    def summary(self) -> str:
+        """Return a short Chinese/English summary of the run."""
+        a = self.allocations
+        lines = [
+            f"分配方案 run {self.run_id} ({self.record['mode']}, as of {pd.Timestamp(self.record['as_of']).date()}, "
+            f"{self.status}{', forced' if self.record.get('forced') else ''})",
+        ]
+        for k, n in self.counts().items():
+            zh, en = OUTCOME_NAMES[k]
+            lines.append(f"  {zh} {en}: {n}")
+        used_new = float(a["new_quota_m2"].fillna(0).sum())
+        used_link = float(a["linkage_quota_m2"].fillna(0).sum())
+        lines.append(
+            f"  使用新增指标 plan quota used: {used_new / 10_000:,.2f} ha; "
+            f"挂钩节余 linkage surplus used: {used_link / 10_000:,.2f} ha; "
+            f"补充耕地 compensation (area/paddy): {a['comp_area_m2'].fillna(0).sum() / 10_000:,.2f} / "
+            f"{a['comp_paddy_m2'].fillna(0).sum() / 10_000:,.2f} ha"
+        )
+        reasons = a["reasons"].dropna().str.split(",").explode()
+        reasons = reasons[reasons != ""].value_counts()
+        if len(reasons):
+            lines.append("  原因 reasons: " + ", ".join(f"{k} ×{v}" for k, v in reasons.items()))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        head = html.escape(self.summary().splitlines()[0])
+        return f"<b>{head}</b>" + self.table().to_html(
+            index=False, na_rep="", float_format=lambda v: f"{v:,.2f}"
+        )
+
+    def write(self, out: str | Path) -> Path:
+        """Write the run's table as CSV or XLSX (by suffix); identical inputs give identical bytes."""
+        path = Path(out)
+        table = self.table()
+        if path.suffix.lower() == ".csv":
+            data = table.to_csv(index=False, lineterminator="\n", float_format="%.2f")
+            _atomic_write(path, ("\ufeff" + data).encode("utf-8"))
+        elif path.suffix.lower() == ".xlsx":
+            from landquota._xlsx import frames_to_xlsx
+
+            _atomic_write(path, frames_to_xlsx({"allocations": table}))
+        else:
+            raise ParameterError(f"--out {str(out)!r}: use a .csv or .xlsx file name")
+        return path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _needs(
+    ws: Workspace,
+    projects: gpd.GeoDataFrame,
+    adjusted: gpd.GeoSeries | None,
+    *,
+    progress: bool,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Demand (R1–R4) and compliance (R13–R15) of the fixed sites, and the layers' digests."""
+    from landquota.demand import demand_from_workspace
+
+    d = demand_from_workspace(ws, projects=projects, scenario_allowed=adjusted, progress=progress)
+    return d.table, d.digests
+
+
+def plan_allocation(
+    ws: Workspace,
+    *,
+    mode: str = "greedy",
+    as_of: date,
+    scenario: Scenario | None = None,
+    force: bool = False,
+    carry_years: int = 2,
+    time_limit: float | None = None,
+    save: bool = True,
+    progress: bool = False,
+) -> Run:
+    """Allocate stock land and quota to the key projects as of a date; store a draft run.
+
+    Parameters
+    ----------
+    ws : Workspace
+        The workspace to read (and, with ``save``, to record the draft in).
+    mode : {"greedy", "optimal"}
+        ``greedy`` walks the projects in priority order (R18); ``optimal`` solves the
+        lexicographic maximisation exactly (HiGHS).
+    as_of : date
+        Ledger balances, stock availability and idle status as of this date.
+    scenario : Scenario, optional
+        A plan adjustment (R15, R16) to allocate under; refused if it breaks R16.
+    force : bool
+        Run even though blocking validation errors exist; the run records it.
+    carry_years : int
+        Carry-over window of plan quota (see :func:`landquota.ledger.available_balances`).
+    save : bool
+        Store the draft in the workspace (``False`` for what-if runs in notebooks).
+
+    Raises
+    ------
+    ValidationBlockedError
+        The workspace has blocking validation errors and ``force`` is false.
+    """
+    if mode not in RUN_MODES:
+        raise ParameterError(f"mode={mode!r}; use one of {', '.join(RUN_MODES)}")
+    if not isinstance(as_of, date):
+        raise ParameterError(f"as_of={as_of!r} must be a date (YYYY-MM-DD)")
+    n_blocking = _blocking_errors(ws)
+    if n_blocking and not force:
+        raise ValidationBlockedError(
+            f"the workspace has {n_blocking} blocking validation error(s) (see the "
+            "validation_errors layer or run `landquota validate`); fix them, or pass "
+            "--force to allocate anyway (the run records that it was forced)"
+        )
+    adjusted = None
+    if scenario is not None:
+        scenario.require_r16(ws)
+        adjusted = scenario.allowed_geometry()
+
+    projects = ws.read_layer("projects")
+    ledger = ws.read_layer("quota_ledger")
+    ledger_asof = ledger[ledger["effective_date"] <= pd.Timestamp(as_of)]
+    stock = ws.read_layer("stock_land")
+    taken = committed_stock_ids(ws)
+    table, digests = _needs(ws, projects, adjusted, progress=progress)
+
+    pools = Pools(**available_balances(ledger, as_of=as_of, carry_years=carry_years))
+    offers = available_stock(stock, as_of=as_of, taken=taken)
+    needs = _project_needs(projects, table)
+    result = allocate(
+        needs,
+        pools,
+        [
+            StockOffer(r.stock_id, float(r.area_m2), _opt(r.planned_use), _opt(r.town))
+            for r in offers.itertuples()
+        ],
+        mode=mode,
+        time_limit=time_limit,
+    )
+    params = {
+        "mode": mode,
+        "as_of": as_of.isoformat(),
+        "scenario": None if scenario is None else scenario.name,
+        "carry_years": carry_years,
+        "time_limit": time_limit,
+        "force": bool(force),
+    }
+    inputs = {
+        **digests,
+        "projects": frame_digest(projects),
+        "stock_land": frame_digest(stock),
+        "quota_ledger_as_of": frame_digest(ledger_asof.drop(columns=["entered_at", "entered_by"])),
+        "stock_taken": hashlib.sha256(",".join(sorted(taken)).encode()).hexdigest(),
+        "scenario": None if scenario is None else scenario.digest(),
+    }
+    digest = hashlib.sha256(
+        canonical_json({"inputs": inputs, "params": params}).encode()
+    ).hexdigest()
+    run_id = f"R{as_of:%Y%m%d}-{mode[0]}-{digest[:10]}"
+
+    existing = ws.read_layer("allocation_runs", where={"run_id": run_id})
+    if len(existing):
+        run = read_run(ws, run_id)
+        run.result = result
+        run.is_new = False
+        return run
+
+    alloc = result.to_frame()
+    alloc.insert(0, "run_id", run_id)
+    alloc.insert(0, "allocation_id", run_id + ":" + alloc["project_id"].astype(str))
+    record = {
+        "run_id": run_id,
+        "created_at": pd.Timestamp.now(tz="UTC").floor("ms"),
+        "created_by": ws.user(),
+        "mode": mode,
+        "as_of": pd.Timestamp(as_of),
+        "scenario": None if scenario is None else scenario.name,
+        "params": canonical_json({**params, "inputs": inputs}),
+        "input_digest": digest,
+        "software_version": __version__,
+        "forced": bool(force and n_blocking),
+        "status": "draft",
+        "status_changed_at": pd.NaT,
+        "status_changed_by": None,
+    }
+    runs = pd.DataFrame([record])
+    if save:
+        ws.write_layers({"allocation_runs": runs, "allocations": alloc}, mode="append")
+        alloc = ws.read_layer("allocations", where={"run_id": run_id})
+        record = ws.read_layer("allocation_runs", where={"run_id": run_id}).iloc[0].to_dict()
+    return Run(record=record, allocations=_sorted(alloc), projects=projects, result=result)
+
+
+def _sorted(alloc: pd.DataFrame) -> pd.DataFrame:
+    return alloc.sort_values("project_id", kind="stable").reset_index(drop=True)
+
+
+def _opt(v: Any) -> str | None:
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
+
+def _blocking_errors(ws: Workspace) -> int:
+    errs = ws.read_layer("validation_errors", where={"severity": "blocking"}, columns=["rule"])
+    return len(errs)
+
+
+def committed_stock_ids(ws: Workspace) -> set[str]:
+    """Stock parcels already given to projects by committed runs (not reverted)."""
+    committed = ws.read_layer("allocation_runs", where={"status": "committed"}, columns=["status"])
+    if not len(committed):
+        return set()
+    rows = ws.read_layer(
+        "allocations", where={"run_id": committed["run_id"].tolist()}, columns=["stock_id"]
+    )
+    return set(rows["stock_id"].dropna().astype(str))
+
+
+def _project_needs(projects: gpd.GeoDataFrame, table: pd.DataFrame) -> list[ProjectNeed]:
+    need = table.set_index("project_id")
+    out = []
+    for p in projects.itertuples(index=False):
+        pid = str(p.project_id)
+        fixed = bool(p.site_fixed) and p.geometry is not None and pid in need.index
+        blocked: tuple[str, ...] = ()
+        level = None
+        n: dict[str, float] = {}
+        if fixed:
+            r = need.loc[pid]
+            if r["compliance"] != "allowed":
+                # R13/R15: blocked outright, or not allocatable before a plan adjustment
+                blocked = tuple(c for c in str(r["reasons"]).split(",") if c) or (
+                    "needs_adjustment",
+                )
+            level = _opt(r["approval_level"])
+            n = {
+                k: float(r[k])
+                for k in ("new_quota_m2", "comp_area_m2", "comp_paddy_m2", "comp_grain_kg")
+            }
+        out.append(
+            ProjectNeed(
+                project_id=pid,
+                level=str(p.level),
+                score=float(p.score),
+                phaseable=bool(p.phaseable),
+                min_fraction=None if pd.isna(p.min_fraction) else float(p.min_fraction),
+                site_fixed=fixed,
+                demand_m2=None if pd.isna(p.demand_m2) else float(p.demand_m2),
+                planned_use=_opt(p.planned_use),
+                town=_opt(p.town),
+                blocked_reasons=blocked,
+                approval_level=level,
+                **n,
+            )
+        )
+    return out
+
+
+def read_run(ws: Workspace, run_id: str) -> Run:
+    """Read a stored run and its allocations."""
+    rec = ws.read_layer("allocation_runs", where={"run_id": str(run_id)})
+    if not len(rec):
+        known = ws.read_layer("allocation_runs", columns=["status"])["run_id"].tolist()[-5:]
+        raise AllocationError(
+            f"no run {run_id!r} in this workspace; recent runs: {known or 'none'} "
+            "(`landquota allocate` makes one)"
+        )
+    alloc = ws.read_layer("allocations", where={"run_id": str(run_id)})
+    return Run(
+        record=rec.iloc[0].to_dict(),
+        allocations=_sorted(alloc),
+        projects=ws.read_layer("projects"),
+        is_new=False,
+    )
+
+
+def commit_run(ws: Workspace, run_id: str, *, carry_years: int = 2) -> pd.DataFrame:
+    """Write a draft run's debits to the ledger and mark it committed, in one transaction.
+
+    Fails cleanly — nothing written — if the run is not a draft any more (another
+    process committed it first) or if any balance would go negative by now (R6).
+    Returns the entries written.
+    """
+    run = read_run(ws, run_id)
+    if run.status != "draft":
+        raise AllocationError(f"run {run_id!r} is {run.status}; only a draft can be committed")
+    ledger = ws.read_layer("quota_ledger")
+    as_of = pd.Timestamp(run.record["as_of"]).date()
+    entries = debit_entries(
+        run.allocations, ledger, run_id=run_id, as_of=as_of, carry_years=carry_years
+    )
+    return ws.append_ledger(entries, transition=RunTransition(run_id, "draft", "committed"))
+
+
+def revert_run(ws: Workspace, run_id: str) -> pd.DataFrame:
+    """Write the reversing entries of a committed run and mark it reverted (one transaction)."""
+    run = read_run(ws, run_id)
+    if run.status != "committed":
+        raise AllocationError(
+            f"run {run_id!r} is {run.status}; only a committed run can be reverted"
+        )
+    entries = reversal_entries(ws.read_layer("quota_ledger"), run_id=run_id)
+    return ws.append_ledger(entries, transition=RunTransition(run_id, "committed", "reverted"))
