@@ -18,11 +18,20 @@ class _NoBar:
 
 @contextmanager
 def progress_bar(total: int | None, desc: str, *, enabled: bool) -> Iterator[Any]:
-    """A tqdm bar on stderr when *enabled* (and the work is big enough to matter)."""
+    """Yield a tqdm bar on stderr when *enabled*, else an object that ignores updates."""
     if not enabled:
         yield _NoBar()
         return
     from tqdm import tqdm
 
-    with tqdm(total=total, desc=desc, unit="row", file=sys.stderr, leave=False, mininterval=0.5) as bar:
+    # disable=None: no bar when stderr is not a terminal (CI logs, pipes)
+    with tqdm(
+        total=total,
+        desc=desc,
+        unit="row",
+        file=sys.stderr,
+        leave=False,
+        mininterval=0.5,
+        disable=None,
+    ) as bar:
         yield bar
