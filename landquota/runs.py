@@ -215,17 +215,19 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _needs(
-    ws: Workspace,
-    projects: gpd.GeoDataFrame,
-    adjusted: gpd.GeoSeries | None,
-    *,
-    progress: bool,
+    ws: Workspace, adjusted: gpd.GeoSeries | None, *, progress: bool
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Demand (R1–R4) and compliance (R13–R15) of the fixed sites, and the layers' digests."""
+    """Demand (R1–R4) and compliance (R13–R15) of the fixed sites, and digests of what was read."""
     from landquota.demand import demand_from_workspace
 
-    d = demand_from_workspace(ws, projects=projects, scenario_allowed=adjusted, progress=progress)
-    return d.table, d.digests
+    d = demand_from_workspace(ws, scenario_allowed=adjusted, progress=progress)
+    digests = {
+        # the survey patches under the sites, as they were cut: class, net share, geometry
+        "parcels_under_sites": frame_digest(d.pieces),
+        "plan_zones": frame_digest(ws.read_layer("plan_zones")),
+        "control_lines": frame_digest(ws.read_layer("control_lines")),
+    }
+    return d.table, digests
 
 
 def plan_allocation(
@@ -286,7 +288,7 @@ def plan_allocation(
     ledger_asof = ledger[ledger["effective_date"] <= pd.Timestamp(as_of)]
     stock = ws.read_layer("stock_land")
     taken = committed_stock_ids(ws)
-    table, digests = _needs(ws, projects, adjusted, progress=progress)
+    table, digests = _needs(ws, adjusted, progress=progress)
 
     pools = Pools(**available_balances(ledger, as_of=as_of, carry_years=carry_years))
     offers = available_stock(stock, as_of=as_of, taken=taken)
