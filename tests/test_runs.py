@@ -1,0 +1,228 @@
+"""Allocation runs on a workspace: records, commits, reverts, races and crashes (R6, R18)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from landquota import errors
+from landquota.ledger import balances
+from landquota.runs import commit_run, plan_allocation, read_run, revert_run
+from landquota.workspace import open_workspace
+from tests.runworld import world
+
+ROOT = Path(__file__).resolve().parents[1]
+MAY1 = date(2014, 5, 1)
+
+
+@pytest.fixture
+def wws(ws):
+    ws.write_layers(world())
+    return ws
+
+
+def _balance(ws, pool: str) -> float:
+    b = balances(ws.read_layer("quota_ledger"))
+    return float(b.set_index("pool").loc[pool, "balance"])
+
+
+def test_hand_checked_run(wws) -> None:
+    run = plan_allocation(wws, mode="greedy", as_of=MAY1)
+    t = run.table().set_index("project_id")
+    # K1: 10,000 m² of 0101 (net share 0.9) + 10,000 m² of 0702 → see tests/runworld.py
+    k1 = t.loc["K1"]
+    assert k1["outcome"] == "funded"
+    assert k1["need_new_quota_m2"] == pytest.approx(10_000, rel=1e-4)
+    assert k1["need_comp_area_m2"] == pytest.approx(9_000, rel=1e-4)
+    assert k1["need_comp_paddy_m2"] == pytest.approx(9_000, rel=1e-4)
+    assert k1["need_comp_grain_kg"] == pytest.approx(9_000, rel=1e-4)
+    assert k1["approval_level"] == "province"
+    assert t.loc["K3", "outcome"] == "stock_matched" and t.loc["K3", "stock_id"] == "S1"
+    assert t.loc["K2", "outcome"] == "unfunded"
+    assert "insufficient_new_quota" in t.loc["K2", "reasons"]
+    rec = run.record
+    assert run.status == "draft" and rec["created_by"] == wws.user()
+    assert rec["software_version"] and len(rec["input_digest"]) == 64
+    assert '"mode":"greedy"' in rec["params"]
+
+
+def test_commit_debits_then_revert_restores(wws) -> None:
+    run = plan_allocation(wws, mode="optimal", as_of=MAY1)
+    before = _balance(wws, "new_construction")
+    entries = commit_run(wws, run.run_id)
+    assert set(entries["kind"]) == {"allocation"} and (entries["run_id"] == run.run_id).all()
+    used = run.allocations["new_quota_m2"].sum()
+    assert _balance(wws, "new_construction") == pytest.approx(before - used)
+    assert read_run(wws, run.run_id).status == "committed"
+    with pytest.raises(errors.AllocationError, match="only a draft can be committed"):
+        commit_run(wws, run.run_id)
+    revert_run(wws, run.run_id)
+    assert _balance(wws, "new_construction") == pytest.approx(before)
+    assert read_run(wws, run.run_id).status == "reverted"
+    assert len(wws.read_layer("quota_ledger", where={"kind": "reversal"})) == len(entries)
+
+
+def test_same_inputs_same_run_and_identical_files(wws, tmp_path: Path) -> None:
+    a = plan_allocation(wws, mode="greedy", as_of=MAY1)
+    b = plan_allocation(wws, mode="greedy", as_of=MAY1)
+    assert b.run_id == a.run_id and not b.is_new
+    assert wws.layer_counts()["allocation_runs"] == 1
+    for suffix in (".csv", ".xlsx"):
+        p1, p2 = a.write(tmp_path / f"a{suffix}"), b.write(tmp_path / f"b{suffix}")
+        assert p1.read_bytes() == p2.read_bytes()
+    other = plan_allocation(wws, mode="optimal", as_of=MAY1)
+    assert other.run_id != a.run_id
+
+
+def test_commit_refused_when_balance_went_down_meanwhile(wws) -> None:
+    # two drafts planned on the same 15,000 m²; each takes 10,000: only one can be committed (R6)
+    r1 = plan_allocation(wws, mode="greedy", as_of=MAY1)
+    r2 = plan_allocation(wws, mode="greedy", as_of=date(2014, 5, 2))
+    commit_run(wws, r1.run_id)
+    with pytest.raises(errors.LedgerError, match="R6"):
+        commit_run(wws, r2.run_id)
+    assert read_run(wws, r2.run_id).status == "draft"
+    assert _balance(wws, "new_construction") == pytest.approx(5_000, rel=1e-4)
+
+
+def test_stock_taken_by_a_committed_run_is_not_offered_again(wws) -> None:
+    r1 = plan_allocation(wws, mode="greedy", as_of=MAY1)
+    commit_run(wws, r1.run_id)
+    r2 = plan_allocation(wws, mode="greedy", as_of=date(2014, 5, 2))
+    k3 = r2.table().set_index("project_id").loc["K3"]
+    assert k3["outcome"] == "unfunded" and "no_matching_stock" in k3["reasons"]
+
+
+def test_blocking_validation_errors_refuse_unless_forced(wws) -> None:
+    err = pd.DataFrame(
+        [
+            {
+                "error_id": "V1",
+                "rule": "LQ-001",
+                "severity": "blocking",
+                "layer": "parcels",
+                "feature_id": "A",
+                "message": "duplicate",
+                "checked_at": pd.Timestamp.now(tz="UTC"),
+            }
+        ]
+    )
+    import geopandas as gpd
+
+    wws.write_layer("validation_errors", gpd.GeoDataFrame(err, geometry=[None], crs=4490))
+    with pytest.raises(errors.ValidationBlockedError, match="--force"):
+        plan_allocation(wws, as_of=MAY1)
+    run = plan_allocation(wws, as_of=MAY1, force=True)
+    assert bool(run.record["forced"]) is True
+
+
+def _cli(db: str, *argv: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "landquota", *argv, "--db", db],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_two_concurrent_allocate_commits_only_one_lands(ws_target: str) -> None:
+    """Two `allocate --commit` processes whose runs cannot both fit: exactly one commits (R6)."""
+    with open_workspace(ws_target, create=True) as w:
+        w.write_layers(world())
+        # plan both drafts first, so both processes hold a run planned on the full balance
+        plan_allocation(w, as_of=MAY1)
+        plan_allocation(w, as_of=date(2014, 5, 2))
+    procs = [
+        _cli(ws_target, "allocate", "--as-of", d, "--commit") for d in ("2014-05-01", "2014-05-02")
+    ]
+    results = [(*p.communicate(timeout=300), p.returncode) for p in procs]
+    results = [(code, out, err) for out, err, code in results]
+    codes = sorted(r[0] for r in results)
+    assert codes == [0, 2], results
+    loser = next(r for r in results if r[0] == 2)
+    assert "R6" in loser[2] and "Traceback" not in loser[2]
+    with open_workspace(ws_target) as w:
+        runs = w.read_layer("allocation_runs").set_index("run_id")["status"]
+        assert sorted(runs) == ["committed", "draft"]
+        assert _balance(w, "new_construction") == pytest.approx(5_000, rel=1e-4)
+
+
+def test_two_processes_racing_the_ledger_never_overdraw(ws_target: str) -> None:
+    """R6 under a race: each process debits 10,000 of 15,000; the ledger ends at 5,000."""
+    with open_workspace(ws_target, create=True) as w:
+        w.write_layers({"quota_ledger": world()["quota_ledger"]})
+    code = (
+        "import sys, pandas as pd\n"
+        "from landquota.workspace import open_workspace\n"
+        "from landquota.errors import LedgerError\n"
+        "w = open_workspace(sys.argv[1])\n"
+        "e = pd.DataFrame([{'entry_id': sys.argv[2], 'pool': 'new_construction', 'kind': 'adjustment',"
+        " 'amount': -10000.0, 'year': 2014, 'effective_date': '2014-05-01', 'source': 'race'}])\n"
+        "try:\n    w.append_ledger(e)\nexcept LedgerError as exc:\n    print(exc); sys.exit(3)\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, ws_target, eid],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for eid in ("X1", "X2")
+    ]
+    for p in procs:
+        p.communicate(timeout=300)
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 3]
+    with open_workspace(ws_target) as w:
+        assert _balance(w, "new_construction") == pytest.approx(5_000)
+
+
+def test_killed_commit_leaves_balances_and_draft(ws_target: str) -> None:
+    """SIGKILL in the middle of a commit: balances unchanged, the run still a draft."""
+    with open_workspace(ws_target, create=True) as w:
+        w.write_layers(world())
+        run = plan_allocation(w, as_of=MAY1)
+        before = balances(w.read_layer("quota_ledger"))
+    # the child commits, but stops inside the write transaction (after the debits are
+    # inserted, before COMMIT) until we kill it
+    code = (
+        "import sys, time\n"
+        "from landquota.workspace import open_workspace\n"
+        "from landquota import runs, _gpkg, _postgis\n"
+        "w = open_workspace(sys.argv[1])\n"
+        "def hang(*a, **k):\n    print('inside', flush=True); time.sleep(600)\n"
+        "orig_g, orig_p = _gpkg.GpkgWorkspace._insert, _postgis.PostgisWorkspace._copy\n"
+        "def g(self, *a, **k):\n    orig_g(self, *a, **k); hang()\n"
+        "def p(self, *a, **k):\n    orig_p(self, *a, **k); hang()\n"
+        "_gpkg.GpkgWorkspace._insert, _postgis.PostgisWorkspace._copy = g, p\n"
+        "runs.commit_run(w, sys.argv[2])\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, ws_target, run.run_id],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    assert line.strip() == "inside", line
+    os.kill(child.pid, signal.SIGKILL)
+    child.communicate(timeout=60)
+    time.sleep(0.2)
+    with open_workspace(ws_target) as w:
+        pd.testing.assert_frame_equal(balances(w.read_layer("quota_ledger")), before)
+        assert read_run(w, run.run_id).status == "draft"
+        assert len(w.read_layer("quota_ledger")) == 4
+        # and the run can still be committed afterwards
+        commit_run(w, run.run_id)
+        assert read_run(w, run.run_id).status == "committed"
