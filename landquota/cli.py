@@ -338,6 +338,50 @@ def _linkage(ns: argparse.Namespace) -> int:
     return 0
 
 
+# --- map ---------------------------------------------------------------------------------------
+def _map_args(p: argparse.ArgumentParser) -> None:
+    _db(p)
+    p.add_argument(
+        "--run",
+        dest="run_id",
+        default=None,
+        help="run whose outcomes colour the sites (default: the latest committed, else the latest draft)",
+    )
+    p.add_argument(
+        "--as-of", default=None, help="date of the idle-land figures (default: the run's date)"
+    )
+    p.add_argument("--out", default="map.html", help="the HTML file to write (default map.html)")
+    p.add_argument(
+        "--tiles",
+        default=None,
+        help="URL template of the bureau's own tile server, e.g. http://tiles.local/{z}/{x}/{y}.png (default: no basemap, nothing fetched)",
+    )
+    p.add_argument(
+        "--attribution", default=None, help="attribution text of --tiles (required with it)"
+    )
+
+
+@command("map", "write the offline HTML map 生成离线地图")
+@args(_map_args)
+def _map(ns: argparse.Namespace) -> int:
+    from landquota.maps import map_workspace, save_map
+    from landquota.workspace import open_workspace
+
+    with open_workspace(_target(ns)) as ws:
+        m = map_workspace(
+            ws,
+            run_id=ns.run_id,
+            as_of=_date(ns.as_of, "--as-of"),
+            tiles=ns.tiles,
+            attribution=ns.attribution,
+            progress=True,
+        )
+    path = save_map(m, ns.out)
+    size = Path(path).stat().st_size / 1e6
+    print(f"已写出地图 map written: {path} ({size:,.1f} MB; 离线可用 works offline)")
+    return 0
+
+
 # --- report ---------------------------------------------------------------------------------------------
 def _report_args(p: argparse.ArgumentParser) -> None:
     _db(p)
