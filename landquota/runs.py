@@ -24,7 +24,7 @@ import io
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import geopandas as gpd
 import numpy as np
@@ -83,7 +83,9 @@ REASON_NAMES: dict[str, str] = {
 class Scenario(Protocol):
     """A plan-adjustment scenario (see :mod:`landquota.adjustment`)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The scenario's name, recorded in the run."""
 
     def digest(self) -> str:
         """Return a stable digest of the adjustment (part of the run's input digest)."""
@@ -176,10 +178,10 @@ class Run:
             f"补充耕地 compensation (area/paddy): {a['comp_area_m2'].fillna(0).sum() / 10_000:,.2f} / "
             f"{a['comp_paddy_m2'].fillna(0).sum() / 10_000:,.2f} ha"
         )
-        reasons = a["reasons"].dropna().str.split(",").explode()
-        reasons = reasons[reasons != ""].value_counts()
-        if len(reasons):
-            lines.append("  原因 reasons: " + ", ".join(f"{k} ×{v}" for k, v in reasons.items()))
+        codes = a["reasons"].dropna().str.split(",").explode()
+        counts = codes[codes != ""].value_counts()
+        if len(counts):
+            lines.append("  原因 reasons: " + ", ".join(f"{k} ×{v}" for k, v in counts.items()))
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -353,8 +355,12 @@ def plan_allocation(
     if save:
         ws.write_layers({"allocation_runs": runs, "allocations": alloc}, mode="append")
         alloc = ws.read_layer("allocations", where={"run_id": run_id})
-        record = ws.read_layer("allocation_runs", where={"run_id": run_id}).iloc[0].to_dict()
+        record = _record(ws.read_layer("allocation_runs", where={"run_id": run_id}))
     return Run(record=record, allocations=_sorted(alloc), projects=projects, result=result)
+
+
+def _record(runs: pd.DataFrame) -> dict[str, Any]:
+    return {str(k): v for k, v in runs.iloc[0].items()}
 
 
 def _sorted(alloc: pd.DataFrame) -> pd.DataFrame:
@@ -399,7 +405,7 @@ def _project_needs(projects: gpd.GeoDataFrame, table: pd.DataFrame) -> list[Proj
                 )
             level = _opt(r["approval_level"])
             n = {
-                k: float(r[k])
+                k: float(cast(float, r.at[k]))
                 for k in ("new_quota_m2", "comp_area_m2", "comp_paddy_m2", "comp_grain_kg")
             }
         out.append(
@@ -432,7 +438,7 @@ def read_run(ws: Workspace, run_id: str) -> Run:
         )
     alloc = ws.read_layer("allocations", where={"run_id": str(run_id)})
     return Run(
-        record=rec.iloc[0].to_dict(),
+        record=_record(rec),
         allocations=_sorted(alloc),
         projects=ws.read_layer("projects"),
         is_new=False,

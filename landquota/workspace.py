@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -46,7 +46,7 @@ __all__ = [
     "prepare_frame",
 ]
 
-Frame = gpd.GeoDataFrame | pd.DataFrame
+Frame: TypeAlias = gpd.GeoDataFrame | pd.DataFrame
 WriteMode = Literal["replace", "append"]
 Where = Mapping[str, Any]
 BBox = tuple[float, float, float, float]
