@@ -1,18 +1,129 @@
-"""landquota: construction-land quota, stock land and key projects for a county land bureau."""
+"""landquota: construction-land quota, stock land and key projects for a county land bureau.
 
-from landquota.errors import LandquotaError
-from landquota.schema import LAYERS, SCHEMA_VERSION
-from landquota.settings import Settings, get_settings
+The public API, flat: open a workspace, read its layers, compute demand and
+compliance, review stock land and linkage swaps, allocate, and draw maps and
+reports. Everything here is also what the ``landquota`` command calls.
+"""
 
+# before the imports: modules record it in runs and workspaces
 __version__ = "0.1.0"
 
-__all__ = sorted(
-    [
-        "LAYERS",
-        "LandquotaError",
-        "SCHEMA_VERSION",
-        "Settings",
-        "__version__",
-        "get_settings",
-    ]
+from landquota.adjustment import (
+    PlanAdjustment,
+    R16Report,
+    ScenarioComparison,
+    adjusted_run,
+    check_r16,
+    compare_scenarios,
+    read_scenario,
+    retirement_polygons,
 )
+from landquota.allocation import (
+    REASON_CODES,
+    AllocationResult,
+    Pools,
+    ProjectAllocation,
+    ProjectNeed,
+    StockOffer,
+    allocate,
+)
+from landquota.areas import ellipsoidal_area, m2_to_ha, m2_to_mu
+from landquota.backup import export_workspace, restore_workspace
+from landquota.bulletin import Bulletin, investment_bulletin, time_progress
+from landquota.compliance import compliance_of_sites
+from landquota.demand import DemandResult, demand_from_sites, demand_from_workspace
+from landquota.demo import build_demo, demo_workspace
+from landquota.errors import LandquotaError
+from landquota.importer import ImportReport, import_layer
+from landquota.landclasses import LAND_CLASSES, category_of, land_class
+from landquota.ledger import (
+    available_balances,
+    balances,
+    carryover_expiries,
+    debit_entries,
+    reversal_entries,
+    statement,
+)
+from landquota.linkage import credit_linkage_surplus, linkage_credits, linkage_review
+from landquota.maps import build_map, save_map
+from landquota.reports import write_report
+from landquota.roles import grant_roles
+from landquota.runs import Run, commit_run, plan_allocation, read_run, revert_run
+from landquota.schema import LAYERS, SCHEMA_VERSION
+from landquota.settings import Settings, get_settings
+from landquota.stock import available_stock, idle_review, review_stock, unsupplied_cohorts
+from landquota.summary import workspace_summary
+from landquota.validate import ValidationReport, require_valid, validate_workspace
+from landquota.workspace import Workspace, init_workspace, open_workspace
+
+__all__ = [
+    "LAND_CLASSES",
+    "LAYERS",
+    "REASON_CODES",
+    "SCHEMA_VERSION",
+    "AllocationResult",
+    "Bulletin",
+    "DemandResult",
+    "ImportReport",
+    "LandquotaError",
+    "PlanAdjustment",
+    "Pools",
+    "ProjectAllocation",
+    "ProjectNeed",
+    "R16Report",
+    "Run",
+    "ScenarioComparison",
+    "Settings",
+    "StockOffer",
+    "ValidationReport",
+    "Workspace",
+    "__version__",
+    "adjusted_run",
+    "allocate",
+    "available_balances",
+    "available_stock",
+    "balances",
+    "build_demo",
+    "build_map",
+    "carryover_expiries",
+    "category_of",
+    "check_r16",
+    "commit_run",
+    "compare_scenarios",
+    "compliance_of_sites",
+    "credit_linkage_surplus",
+    "debit_entries",
+    "demand_from_sites",
+    "demand_from_workspace",
+    "demo_workspace",
+    "ellipsoidal_area",
+    "export_workspace",
+    "get_settings",
+    "grant_roles",
+    "idle_review",
+    "import_layer",
+    "init_workspace",
+    "investment_bulletin",
+    "land_class",
+    "linkage_credits",
+    "linkage_review",
+    "m2_to_ha",
+    "m2_to_mu",
+    "open_workspace",
+    "plan_allocation",
+    "read_run",
+    "read_scenario",
+    "require_valid",
+    "restore_workspace",
+    "retirement_polygons",
+    "reversal_entries",
+    "revert_run",
+    "review_stock",
+    "save_map",
+    "statement",
+    "time_progress",
+    "unsupplied_cohorts",
+    "validate_workspace",
+    "workspace_summary",
+    "write_report",
+]

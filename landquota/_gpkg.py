@@ -439,7 +439,14 @@ class GpkgWorkspace(Workspace):
             if mode == "replace":
                 # children before parents, so that foreign keys hold at every step
                 for name in reversed(list(frames)):
-                    con.execute(f"DELETE FROM {_q(name)}")
+                    try:
+                        con.execute(f"DELETE FROM {_q(name)}")
+                    except sqlite3.IntegrityError as exc:
+                        raise DataError(
+                            f"replace of {name!r} refused: rows of another layer refer to it "
+                            f"({exc}); write the referring layers (e.g. linkage_plots with "
+                            "linkage_areas) in the same write_layers call"
+                        ) from exc
                     if LAYERS[name].geometry:
                         con.execute(f'DELETE FROM "rtree_{name}_{GEOM}"')
             for name, df in frames.items():
@@ -449,7 +456,9 @@ class GpkgWorkspace(Workspace):
 
     def _insert(self, con: sqlite3.Connection, lyr: Layer, df: Frame, bar: Any) -> None:
         cols = list(lyr.column_names)
-        names = cols + ([GEOM] if lyr.geometry else [])
+        # explicit fids, so that the R-tree rows written below name exactly these rows
+        # (AUTOINCREMENT would continue from sqlite_sequence after a replace's DELETE)
+        names = ["fid", *cols] + ([GEOM] if lyr.geometry else [])
         sql = f"INSERT INTO {_q(lyr.name)} ({', '.join(_q(c) for c in names)}) VALUES ({', '.join('?' for _ in names)})"
         if lyr.geometry:
             # The spec's R-tree triggers call back into Python once per row; dropping
@@ -461,12 +470,18 @@ class GpkgWorkspace(Workspace):
             ).fetchall()
             for tname, _ in trig:
                 con.execute(f"DROP TRIGGER {_q(tname)}")
-            (max_fid,) = con.execute(f"SELECT coalesce(max(fid), 0) FROM {_q(lyr.name)}").fetchone()
+        (max_fid,) = con.execute(
+            f"SELECT max(coalesce((SELECT max(fid) FROM {_q(lyr.name)}), 0), "
+            "coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0))",
+            (lyr.name,),
+        ).fetchone()
         batch = 50_000
         try:
             for start in range(0, len(df), batch):
                 part = df.iloc[start : start + batch]
-                columns = [_py_values(lyr.column(c), part[c]) for c in cols]
+                fid0 = max_fid + 1 + start
+                columns = [list(range(fid0, fid0 + len(part)))]
+                columns += [_py_values(lyr.column(c), part[c]) for c in cols]
                 if lyr.geometry:
                     columns.append(to_blobs(np.asarray(part.geometry.values, dtype=object)))
                 con.executemany(sql, zip(*columns, strict=True))

@@ -8,21 +8,75 @@ polygon layers through an STRtree and vectorised shapely operations, never
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 from numpy.typing import NDArray
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
+from landquota.areas import ellipsoidal_area, equal_area_crs
 from landquota.errors import CRSError, DataError
 
 _CRS_EPSG = 4490  # landquota.schema.CRS_EPSG; the contract CRS of every frame
 _POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
+#: Centres of the equal-area projection are rounded like ``landquota.areas`` does.
+_CENTRE_DECIMALS: Final = 2
+
+Centre = tuple[float, float]
+
+
+def sites_centre(geoms: NDArray[np.object_]) -> Centre | None:
+    """Centre (lon, lat) of the extent of *geoms*, rounded to 0.01°; None if all are empty.
+
+    Demand and compliance measure every area of a run in ONE equal-area
+    projection centred here (R1), so that a site's figures do not depend on
+    which other sites, patches or chunks happen to be measured in the same call.
+    That is what makes the Dask engine's chunked results identical to the
+    single-machine run.
+    """
+    present = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+    if present.size == 0:
+        return None
+    xmin, ymin, xmax, ymax = (float(v) for v in shapely.total_bounds(present))
+    return (
+        round((xmin + xmax) / 2.0, _CENTRE_DECIMALS),
+        round((ymin + ymax) / 2.0, _CENTRE_DECIMALS),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _to_equal_area(lon0: float, lat0: float) -> Transformer:
+    return Transformer.from_crs(
+        CRS.from_epsg(_CRS_EPSG), equal_area_crs(lon0, lat0), always_xy=True
+    )
+
+
+def measure(geoms: NDArray[np.object_], centre: Centre | None, *, name: str) -> NDArray[np.float64]:
+    """Ellipsoidal areas (R1, m²) of EPSG:4490 geometries in the LAEA centred at *centre*.
+
+    The same method as :func:`landquota.areas.ellipsoidal_area` (which centres
+    on the data's own extent; used when *centre* is None). Missing geometries
+    measure NaN, empty ones 0.
+    """
+    if centre is None:
+        return np.asarray(ellipsoidal_area(geoms, name=name), dtype=np.float64)
+    arr = np.asarray(geoms, dtype=object)
+    if arr.size == 0:
+        return np.empty(0, dtype=np.float64)
+    transformer = _to_equal_area(*centre)
+
+    def project(coords: NDArray[np.float64]) -> NDArray[np.float64]:
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    projected = shapely.transform(arr, project, include_z=False)
+    return np.asarray(shapely.area(projected), dtype=np.float64)
 
 
 def _ids(values: Sequence[Any] | NDArray[Any], limit: int = 5) -> str:
@@ -167,15 +221,51 @@ def polygonal(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
     return out
 
 
+#: GRS80 (= CGCS2000) semi-major axis and eccentricity squared.
+_A: Final = 6_378_137.0
+_E2: Final = 0.006694380022900787
+
+
+def lonlat_area_m2(geoms: NDArray[np.object_]) -> NDArray[np.float64]:
+    """Planar lon/lat area × m² per square degree at each geometry's mid-latitude.
+
+    For tolerance checks of *differences* (site − union of pieces, site − zones),
+    never for official figures: within ~0.5 % of the ellipsoidal area for small
+    polygons, and ~0 for the degenerate slivers an overlay leaves along a
+    straight lon/lat edge. Measured ellipsoidally (R1) such a sliver is not 0,
+    because a straight lon/lat edge is curved in any equal-area plane, and
+    weighs ~1e-5 of a long-edged site (≈1 m² on 45 ha): enough to trip a 1 m²
+    tolerance where the layers fit exactly.
+    """
+    out = np.zeros(len(geoms), dtype=np.float64)
+    if len(geoms) == 0:
+        return out
+    bounds = shapely.bounds(geoms)
+    present = np.isfinite(bounds[:, 1])
+    phi = np.radians((bounds[present, 1] + bounds[present, 3]) / 2.0)
+    w = np.sqrt(1.0 - _E2 * np.sin(phi) ** 2)
+    m_per_deg_lat = np.radians(1.0) * _A * (1.0 - _E2) / w**3
+    m_per_deg_lon = np.radians(1.0) * _A * np.cos(phi) / w
+    out[present] = shapely.area(geoms[present]) * m_per_deg_lat * m_per_deg_lon
+    return out
+
+
 def site_pairs(
     site_geoms: NDArray[np.object_], tree: shapely.STRtree
 ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Index pairs (site, feature) whose geometries intersect, sorted by site."""
+    """Index pairs (site, feature) whose geometries intersect, sorted by site, then feature.
+
+    The full sort makes every later per-site sum and union independent of the
+    tree's traversal order, hence of how the features were chunked.
+    """
     if len(site_geoms) == 0:
         empty = np.empty(0, dtype=np.intp)
         return empty, empty
     pairs = tree.query(site_geoms, predicate="intersects")
-    return np.asarray(pairs[0], dtype=np.intp), np.asarray(pairs[1], dtype=np.intp)
+    i = np.asarray(pairs[0], dtype=np.intp)
+    j = np.asarray(pairs[1], dtype=np.intp)
+    order = np.lexsort((j, i))
+    return i[order], j[order]
 
 
 def union_by_group(

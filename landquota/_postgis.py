@@ -474,14 +474,17 @@ def _var_field(payload: Any, na: np.ndarray) -> Any:
     )
 
 
-def _binary_rows(lyr: Layer, df: Frame) -> Any:
+def _binary_rows(lyr: Layer, df: Frame, *, wkb: np.ndarray | None = None) -> Any:
     """The rows of *df* in PostgreSQL's binary COPY format (without signature/trailer).
 
     Every field becomes an Arrow binary array of (length, value) pieces and one
     Arrow kernel joins them row-wise, so no Python loop runs per row. Values are
     canonical frames (``prepare_frame``): text str/NaN, float64, Int64, bool,
     datetime64[ns] (date) and datetime64[ns, UTC] (datetime); geometries go as
-    EWKB with SRID 4490, which ``geometry_recv`` accepts.
+    EWKB with SRID 4490, which ``geometry_recv`` accepts. *wkb*, when given, is
+    the geometries' own WKB (an importer passing the source's bytes through); it
+    is used only if every value is a little-endian 2D MultiPolygon, otherwise the
+    geometries are encoded as usual.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -526,23 +529,35 @@ def _binary_rows(lyr: Layer, df: Frame) -> Any:
         g = np.asarray(df.geometry.values, dtype=object)
         missing = shapely.is_missing(g)
         present = g[~missing]
-        if len(present) and (shapely.get_type_id(present) == 6).all():
+        given = pa.array(wkb, type=pa.binary()) if wkb is not None and len(wkb) == n else None
+        head = pa.scalar(b"\x01\x06\x00\x00\x00", pa.binary())
+        if (
+            given is not None
+            and not missing.any()
+            and pc.all(pc.equal(pc.binary_slice(given, 0, 5), head)).as_py()
+        ):
+            wkb_arr = pc.binary_join_element_wise(
+                pa.scalar(_EWKB_MULTIPOLYGON_4490, pa.binary()),
+                pc.binary_slice(given, 5, 2**31 - 1),
+                pa.scalar(b"", pa.binary()),
+            )
+        elif len(present) and (shapely.get_type_id(present) == 6).all():
             # All 2D MultiPolygons (the contract): ISO WKB with the EWKB header swapped
             # in by an Arrow kernel is much cheaper than set_srid on every geometry.
-            wkb = pa.array(shapely.to_wkb(g, byte_order=1, output_dimension=2), type=pa.binary())
-            wkb = pc.binary_join_element_wise(
+            iso = pa.array(shapely.to_wkb(g, byte_order=1, output_dimension=2), type=pa.binary())
+            wkb_arr = pc.binary_join_element_wise(
                 pa.scalar(_EWKB_MULTIPOLYGON_4490, pa.binary()),
-                pc.binary_slice(wkb, 5, 2**31 - 1),
+                pc.binary_slice(iso, 5, 2**31 - 1),
                 pa.scalar(b"", pa.binary()),
             )
         else:
-            wkb = pa.array(
+            wkb_arr = pa.array(
                 shapely.to_wkb(
                     shapely.set_srid(g, CRS_EPSG), include_srid=True, output_dimension=2
                 ),
                 type=pa.binary(),
             )
-        fields.append(_var_field(wkb, missing))
+        fields.append(_var_field(wkb_arr, missing))
     rows = pc.binary_join_element_wise(*fields, pa.scalar(b"", pa.binary()))
     offsets = rows.buffers()[1]
     start, end = (

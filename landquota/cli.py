@@ -133,6 +133,98 @@ def _demo(ns: argparse.Namespace) -> int:
     return 0
 
 
+# --- import ----------------------------------------------------------------------------------------
+_SYSTEM_LAYERS = ("quota_ledger", "allocation_runs", "allocations", "validation_errors")
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    from landquota.schema import LAYERS
+
+    p.add_argument("src", help="Shapefile, GeoPackage, GeoJSON, FileGDB (.gdb) or CSV")
+    _db(p)
+    p.add_argument(
+        "--layer",
+        required=True,
+        choices=[n for n in LAYERS if n not in _SYSTEM_LAYERS],
+        help="workspace layer to write",
+    )
+    p.add_argument("--src-layer", default=None, help="layer of the source when it holds several")
+    p.add_argument(
+        "--mapping", default=None, help="field mapping file (.toml/.yaml), see docs/import.md"
+    )
+    p.add_argument(
+        "--encoding", default=None, help="text encoding (default: detect UTF-8, then GB18030)"
+    )
+    p.add_argument(
+        "--crs", default=None, help="source CRS, e.g. EPSG:4547 (required when the source has none)"
+    )
+    p.add_argument("--swap-xy", action="store_true", help="swap x and y (a northing stored as x)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--replace",
+        dest="mode",
+        action="store_const",
+        const="replace",
+        help="replace the layer's content (default)",
+    )
+    g.add_argument(
+        "--append",
+        dest="mode",
+        action="store_const",
+        const="append",
+        help="add rows; refuse ids already present",
+    )
+    p.set_defaults(mode="replace")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command("import", "import a layer from a file 导入图层")
+@args(_import_args)
+def _import(ns: argparse.Namespace) -> int:
+    from landquota.importer import import_layer
+    from landquota.workspace import open_workspace
+
+    with open_workspace(_target(ns)) as ws:
+        rep = import_layer(
+            ns.src,
+            ws,
+            layer=ns.layer,
+            src_layer=ns.src_layer,
+            mapping=ns.mapping,
+            encoding=ns.encoding,
+            crs=ns.crs,
+            swap_xy=ns.swap_xy,
+            mode=ns.mode,
+            progress=not ns.no_progress,
+        )
+    print(rep.summary())
+    return 0
+
+
+# --- validate ------------------------------------------------------------------------------------------
+def _validate_args(p: argparse.ArgumentParser) -> None:
+    _db(p)
+    p.add_argument(
+        "--csv", default=None, help="also write the findings to this CSV (UTF-8 with BOM)"
+    )
+    p.add_argument(
+        "--no-write", action="store_true", help="do not replace the validation_errors layer"
+    )
+
+
+@command("validate", "check data quality (LQ-001…LQ-015) 数据质量检查")
+@args(_validate_args)
+def _validate(ns: argparse.Namespace) -> int:
+    from landquota.validate import validate_workspace
+    from landquota.workspace import open_workspace
+
+    with open_workspace(_target(ns)) as ws:
+        rep = validate_workspace(ws, write=not ns.no_write, csv=ns.csv)
+    print(rep.summary())
+    # 1 = blocking findings, so scripts can test for them; 2 stays "error"
+    return 1 if rep.blocking else 0
+
+
 # --- allocate / commit / revert ----------------------------------------------------------------
 def _allocate_args(p: argparse.ArgumentParser) -> None:
     _db(p)

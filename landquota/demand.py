@@ -27,20 +27,33 @@ import shapely
 from numpy.typing import NDArray
 
 from landquota._overlay import (
+    Centre,
+    FixedSites,
     as_text_series,
     check_frame,
     check_polygons,
     fixed_sites,
+    lonlat_area_m2,
+    measure,
     polygonal,
     site_pairs,
+    sites_centre,
     union_by_group,
 )
 from landquota._progress import progress_bar
-from landquota.areas import ellipsoidal_area
 from landquota.errors import DataError, ParameterError
 from landquota.landclasses import LAND_CLASSES, category_of, grain_yields, normalize_code
 
-__all__ = ["DEMAND_COLUMNS", "NET_RATIO_TOLERANCE", "DemandResult", "demand_from_sites"]
+__all__ = [
+    "DEMAND_COLUMNS",
+    "DEMAND_OUT_COLUMNS",
+    "ENGINES",
+    "NET_RATIO_TOLERANCE",
+    "DemandResult",
+    "WorkspaceDemand",
+    "demand_from_sites",
+    "demand_from_workspace",
+]
 
 #: Columns of :attr:`DemandResult.table`, in order: the ``demand --out`` columns of
 #: the data contract without the compliance ones.
@@ -116,13 +129,12 @@ def _float_column(frame: pd.DataFrame, name: str) -> NDArray[np.float64]:
 
 
 def _net_ratios(
-    parcels: gpd.GeoDataFrame,
-    rows: NDArray[np.intp],
+    sub: gpd.GeoDataFrame,
     geoms: NDArray[np.object_],
     parcel_ids: NDArray[np.object_],
+    centre: Centre | None,
 ) -> NDArray[np.float64]:
     """TBDLMJ / TBMJ of each hit patch (R2), with the patch's ellipsoidal area as TBMJ if absent."""
-    sub = parcels.iloc[rows]
     net = _float_column(sub, "net_m2")
     gross = _float_column(sub, "gross_m2")
 
@@ -145,9 +157,9 @@ def _net_ratios(
         "net_m2 (TBDLMJ) exceeds gross_m2 (TBMJ)",
         "TBDLMJ = TBMJ − KCMJ cannot exceed TBMJ; check the columns were not swapped",
     )
-    measured = np.full(len(rows), np.nan)
+    measured = np.full(len(sub), np.nan)
     if (~has_gross).any():
-        measured[~has_gross] = ellipsoidal_area(geoms[~has_gross], name="parcels")
+        measured[~has_gross] = measure(geoms[~has_gross], centre, name="parcels")
     denominator = np.where(has_gross, gross, measured)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(denominator > 0, net / denominator, 0.0)
@@ -167,6 +179,7 @@ def demand_from_sites(
     tolerance_m2: float = 1.0,
     check_coverage: bool = True,
     progress: bool = False,
+    centre: tuple[float, float] | None = None,
 ) -> DemandResult:
     """Quota and compensation needs of every fixed project site (R1–R4).
 
@@ -194,6 +207,11 @@ def demand_from_sites(
         :attr:`DemandResult.coverage` (uncovered area is counted in no category).
     progress : bool, default False
         Show a progress bar on stderr.
+    centre : (lon, lat), optional
+        Centre of the one equal-area projection in which every area of the run
+        is measured (R1); default: the middle of the fixed sites' extent. Any
+        centre gives ellipsoidal areas; fixing it makes a site's figures
+        independent of the other sites (the Dask engine passes the whole run's).
 
     Returns
     -------
@@ -225,40 +243,138 @@ def demand_from_sites(
     parcels = check_frame(
         parcels, layer="parcels", id_column="parcel_id", required=("land_class", "net_m2")
     )
-    n_sites = len(fixed.ids)
-    site_m2 = ellipsoidal_area(fixed.geoms, name="projects")
+    cut = cut_pieces(fixed.geoms, parcels, progress=progress)
+    return demand_from_pieces(
+        fixed,
+        cut,
+        yields=yields,
+        tolerance_m2=tolerance_m2,
+        check_coverage=check_coverage,
+        centre=sites_centre(fixed.geoms) if centre is None else centre,
+    )
 
+
+@dataclass(frozen=True)
+class Cut:
+    """Site ∩ patch pieces before measuring: the part the Dask engine distributes.
+
+    Attributes
+    ----------
+    site : numpy.ndarray of intp
+        Position of each piece's site among the fixed sites.
+    hit : geopandas.GeoDataFrame
+        The patches touched by a site (checked polygonal and valid), any order.
+    parcel : numpy.ndarray of intp
+        Row of :attr:`hit` of each piece.
+    geoms : numpy.ndarray of object
+        Polygonal part of site ∩ patch, as MultiPolygons (possibly empty).
+    """
+
+    site: NDArray[np.intp]
+    hit: gpd.GeoDataFrame
+    parcel: NDArray[np.intp]
+    geoms: NDArray[np.object_]
+
+
+def cut_pieces(
+    site_geoms: NDArray[np.object_], parcels: gpd.GeoDataFrame, *, progress: bool = False
+) -> Cut:
+    """Intersect the sites with the patches they touch (no measuring, no sums).
+
+    Each (site, patch) pair gives the same piece whichever frame of patches it
+    came from, so running this per spatial partition of the parcels and
+    concatenating is the same as running it once (``landquota/_dask_engine.py``).
+    """
     # Candidate pairs through the STRtree, in chunks of sites so that memory
     # stays bounded and a progress bar can move.
     parcel_geoms = np.asarray(parcels.geometry.array, dtype=object)
     tree = shapely.STRtree(parcel_geoms)
+    n_sites = len(site_geoms)
     site_idx: list[NDArray[np.intp]] = []
     parcel_idx: list[NDArray[np.intp]] = []
     with progress_bar(n_sites, "demand: site × parcel", enabled=progress) as bar:
         for start in range(0, n_sites, _SITES_PER_CHUNK):
-            chunk = fixed.geoms[start : start + _SITES_PER_CHUNK]
+            chunk = site_geoms[start : start + _SITES_PER_CHUNK]
             i, j = site_pairs(chunk, tree)
             site_idx.append(i + start)
             parcel_idx.append(j)
             bar.update(len(chunk))
     i_site = np.concatenate(site_idx) if site_idx else np.empty(0, dtype=np.intp)
     j_parcel = np.concatenate(parcel_idx) if parcel_idx else np.empty(0, dtype=np.intp)
-    order = np.lexsort((j_parcel, i_site))  # pieces in site order, then patch order
-    i_site, j_parcel = i_site[order], j_parcel[order]
 
-    # Only the patches a site touches are checked and measured: validate checks
-    # the whole layer; here a bad patch elsewhere must not stop a site's figures.
+    # Only the patches a site touches are checked: validate checks the whole
+    # layer; here a bad patch elsewhere must not stop a site's figures.
     hit, j_local = np.unique(j_parcel, return_inverse=True)
-    hit_ids = parcels["parcel_id"].astype(object).to_numpy()[hit]
-    hit_geoms = np.asarray(shapely.force_2d(parcel_geoms[hit]), dtype=object)
-    check_polygons(hit_geoms, hit_ids, layer="parcels", id_column="parcel_id")
-    raw_codes = parcels["land_class"].iloc[hit]
+    hit_geoms = parcel_geoms[hit]
+    if shapely.has_z(hit_geoms).any():  # copying every geometry costs more than the test
+        hit_geoms = np.asarray(shapely.force_2d(hit_geoms), dtype=object)
+    hit_frame = parcels.iloc[hit].reset_index(drop=True)
+    check_polygons(
+        hit_geoms,
+        hit_frame["parcel_id"].astype(object).to_numpy(),
+        layer="parcels",
+        id_column="parcel_id",
+    )
+    hit_frame = gpd.GeoDataFrame(
+        pd.DataFrame(hit_frame.drop(columns=hit_frame.geometry.name)),
+        geometry=gpd.GeoSeries(hit_geoms, crs=parcels.crs),
+    )
+    # A patch wholly inside its site is its own piece: with patches much smaller
+    # than sites (a province: 0.5 ha patches, 2–50 ha sites) that spares most of
+    # the intersections, the costliest step. Prepared sites make the test cheap.
+    sites_here = site_geoms[i_site]
+    shapely.prepare(site_geoms)
+    inside = shapely.contains_properly(sites_here, hit_geoms[j_local])
+    pieces = np.empty(len(i_site), dtype=object)
+    pieces[inside] = hit_geoms[j_local[inside]]
+    cross = ~inside
+    pieces[cross] = polygonal(
+        np.asarray(shapely.intersection(sites_here[cross], hit_geoms[j_local[cross]]), dtype=object)
+    )
+    return Cut(
+        site=i_site.astype(np.intp),
+        hit=hit_frame,
+        parcel=np.asarray(j_local, dtype=np.intp).reshape(-1),
+        geoms=pieces,
+    )
+
+
+def demand_from_pieces(
+    fixed: FixedSites,
+    cut: Cut,
+    *,
+    yields: Mapping[str, float],
+    tolerance_m2: float,
+    check_coverage: bool,
+    centre: Centre | None,
+) -> DemandResult:
+    """Measure and sum the pieces of :func:`cut_pieces` (R1–R4).
+
+    The pieces are first put in a canonical order (site, then parcel_id), so
+    the sums do not depend on the order of the patches or on how they were
+    partitioned: the local and the Dask runs give identical floats.
+    """
+    n_sites = len(fixed.ids)
+    site_m2 = measure(fixed.geoms, centre, name="projects")
+
+    raw_ids = cut.hit["parcel_id"].astype(object).to_numpy()
+    by_id = np.argsort(raw_ids, kind="stable")
+    hit = cut.hit.iloc[by_id].reset_index(drop=True)
+    rank = np.empty(len(by_id), dtype=np.intp)
+    rank[by_id] = np.arange(len(by_id), dtype=np.intp)
+    j_local = rank[cut.parcel]
+    order = np.lexsort((j_local, cut.site))
+    i_site, j_local, pieces_geom = cut.site[order], j_local[order], cut.geoms[order]
+
+    hit_ids = hit["parcel_id"].astype(object).to_numpy()
+    hit_geoms = np.asarray(hit.geometry.array, dtype=object)
+    raw_codes = hit["land_class"]
     hit_category = category_of(raw_codes, where="parcels.land_class")  # unknown codes raise
     hit_codes = np.array([normalize_code(c) for c in raw_codes], dtype=object)
     hit_cultivated = np.array([LAND_CLASSES[c].cultivated for c in hit_codes], dtype=bool)
     hit_paddy = np.array([LAND_CLASSES[c].paddy for c in hit_codes], dtype=bool)
-    hit_ratio = _net_ratios(parcels, hit, hit_geoms, hit_ids)
-    own_yield = _float_column(parcels.iloc[hit], "grain_kg_per_m2")
+    hit_ratio = _net_ratios(hit, hit_geoms, hit_ids, centre)
+    own_yield = _float_column(hit, "grain_kg_per_m2")
     if (own_yield < 0).any():
         bad = hit_ids[own_yield < 0]
         raise DataError(f"parcels: parcel_id {bad[0]!r} has grain_kg_per_m2 < 0; give a yield ≥ 0")
@@ -267,11 +383,8 @@ def demand_from_sites(
         hit_cultivated, np.where(np.isfinite(own_yield), own_yield, default_yield), np.nan
     )
 
-    # Vectorised intersection and ellipsoidal areas (R1) of the pieces.
-    pieces_geom = polygonal(
-        np.asarray(shapely.intersection(fixed.geoms[i_site], hit_geoms[j_local]), dtype=object)
-    )
-    area = ellipsoidal_area(pieces_geom, name="pieces") if len(pieces_geom) else np.empty(0)
+    # Ellipsoidal areas (R1) of the pieces, all in the run's one projection.
+    area = measure(pieces_geom, centre, name="pieces")
     keep = area > 0
     i_site, j_local, pieces_geom, area = i_site[keep], j_local[keep], pieces_geom[keep], area[keep]
 
@@ -311,16 +424,7 @@ def demand_from_sites(
         columns=list(DEMAND_COLUMNS),
     )
 
-    covered = ellipsoidal_area(union_by_group(pieces_geom, i_site, n_sites), name="pieces")
-    coverage = pd.DataFrame(
-        {
-            "project_id": as_text_series(fixed.ids),
-            "site_m2": site_m2,
-            "covered_m2": covered,
-            "uncovered_m2": np.maximum(site_m2 - covered, 0.0),
-            "overlap_m2": np.maximum(per_site(area) - covered, 0.0),
-        }
-    )
+    coverage = _coverage(fixed, site_m2, i_site, j_local, pieces_geom, hit_geoms)
     if check_coverage:
         _check_coverage(coverage, tolerance_m2)
 
@@ -344,6 +448,70 @@ def demand_from_sites(
     by_class = _by_class(pieces, fixed.ids)
     return DemandResult(
         table=table, pieces=pieces, by_class=by_class, coverage=coverage, not_fixed=fixed.not_fixed
+    )
+
+
+#: Largest |site − Σ pieces| (m², lon/lat plane) taken as an exact tiling; float
+#: noise there is ~1e-9 m² on a 50 ha site.
+_EXACT_M2: Final = 1e-6
+
+
+def _coverage(
+    fixed: FixedSites,
+    site_m2: NDArray[np.float64],
+    i_site: NDArray[np.intp],
+    j_local: NDArray[np.intp],
+    pieces: NDArray[np.object_],
+    hit_geoms: NDArray[np.object_],
+) -> pd.DataFrame:
+    """Uncovered and doubly covered area of each site (checked against the tolerance).
+
+    Measured in the lon/lat plane scaled to m² at the site's latitude
+    (:func:`~landquota._overlay.lonlat_area_m2`), not ellipsoidally: where a
+    patch edge crosses a site edge the pieces get a vertex on the site's
+    straight lon/lat edge, and a straight lon/lat edge is slightly curved in
+    any equal-area plane (nor is it a geodesic in PostGIS), so site − Σ pieces
+    measured ellipsoidally is ~1e-5 of a long-edged site (≈1 m² on 45 ha)
+    where the patches cover it exactly. In the lon/lat plane it is ~1e-15.
+    This is a check, not an official figure (R1 is untouched).
+
+    Only sites whose pieces do not sum to the site area need the union of their
+    pieces (gap = site − union, overlap = Σ pieces − union): per-site unions
+    were most of the demand's time, and survey layers are meant to be clean.
+    """
+    n_sites = len(fixed.ids)
+    scale = np.zeros(n_sites)
+    present = ~(shapely.is_missing(fixed.geoms) | shapely.is_empty(fixed.geoms))
+    planar_site = shapely.area(fixed.geoms)
+    scale[present] = lonlat_area_m2(fixed.geoms[present]) / np.where(
+        planar_site[present] > 0, planar_site[present], 1.0
+    )
+    planar_pieces = np.bincount(i_site, weights=shapely.area(pieces), minlength=n_sites).astype(
+        np.float64
+    )
+    # In the lon/lat plane pieces that tile a site exactly sum to its area to
+    # ~1e-15; any other residual means a gap, an overlap, or both, and only those
+    # sites need the union of their pieces to tell which. (A gap and an overlap
+    # cancelling to within 1e-6 m² would pass as clean: not a real-world case.)
+    exact = np.abs(planar_site - planar_pieces) * scale <= _EXACT_M2
+    gap = np.zeros(n_sites)
+    overlap = np.zeros(n_sites)
+    slow = ~exact
+    if slow.any():
+        sel = slow[i_site]
+        unions = union_by_group(pieces[sel], i_site[sel], n_sites)
+        planar_union = shapely.area(unions)
+        gap[slow] = np.maximum(planar_site[slow] - planar_union[slow], 0.0)
+        overlap[slow] = np.maximum(planar_pieces[slow] - planar_union[slow], 0.0)
+    uncovered = gap * scale
+    return pd.DataFrame(
+        {
+            "project_id": as_text_series(fixed.ids),
+            "site_m2": site_m2,
+            "covered_m2": site_m2 - uncovered,
+            "uncovered_m2": uncovered,
+            "overlap_m2": overlap * scale,
+        }
     )
 
 
@@ -397,3 +565,344 @@ def _by_class(pieces: gpd.GeoDataFrame, order: NDArray[Any]) -> pd.DataFrame:
     grouped["_rank"] = grouped["project_id"].map(rank)
     grouped = grouped.sort_values(["_rank", "land_class"], kind="stable").drop(columns="_rank")
     return grouped.reset_index(drop=True)[columns]
+
+
+# --------------------------------------------------------------------------- workspace
+
+#: Columns of ``landquota demand --out`` (data contract): demand, then compliance.
+DEMAND_OUT_COLUMNS: Final[tuple[str, ...]] = (
+    *DEMAND_COLUMNS,
+    "compliance",
+    "approval_level",
+    "reasons",
+)
+
+#: Engines of :func:`demand_from_workspace`.
+ENGINES: Final = ("local", "dask")
+
+#: Sites are grouped (in Hilbert order) into at most this many boxes whose
+#: parcels are read with one bbox query each (see ``docs/scaling.md``).
+MAX_READ_BOXES: Final = 64
+#: When the groups' boxes cover more than this share of the sites' whole
+#: extent, one query of the whole extent is cheaper than many.
+ONE_BOX_SHARE: Final = 0.5
+
+
+@dataclass(frozen=True)
+class WorkspaceDemand:
+    """Demand and compliance of the fixed sites of a workspace.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        The ``demand --out`` table, columns :data:`DEMAND_OUT_COLUMNS`: one row
+        per fixed site, in the order of the ``projects`` layer.
+    pieces : geopandas.GeoDataFrame
+        Site ∩ patch pieces (see :class:`DemandResult`), for the map layer.
+    compliance : pandas.DataFrame
+        The full compliance frame (:data:`landquota.compliance.COMPLIANCE_COLUMNS`).
+    demand : DemandResult
+        Everything :func:`demand_from_sites` returns (``by_class``, ``coverage``…).
+    engine : str
+        ``'local'`` or ``'dask'``.
+    parcels_read : int
+        Patches read from the workspace (local engine) or in the partitions
+        that met a site (Dask engine).
+    """
+
+    table: pd.DataFrame
+    pieces: gpd.GeoDataFrame
+    compliance: pd.DataFrame
+    demand: DemandResult
+    engine: str
+    parcels_read: int
+
+
+def read_boxes(
+    site_geoms: NDArray[np.object_], *, max_boxes: int = MAX_READ_BOXES
+) -> list[tuple[float, float, float, float]]:
+    """Boxes (minx, miny, maxx, maxy) whose parcels cover every site.
+
+    Sites are sorted along a Hilbert curve and cut into at most *max_boxes*
+    runs of neighbours; each run's bounding box is one ``read_layer(bbox=…)``.
+    Sites spread over a county then read a few per cent of its patches instead
+    of all of them. When the runs' boxes together cover more than
+    :data:`ONE_BOX_SHARE` of the whole extent, the whole extent is one box.
+    """
+    present = site_geoms[~(shapely.is_missing(site_geoms) | shapely.is_empty(site_geoms))]
+    if present.size == 0:
+        return []
+    total = tuple(float(v) for v in shapely.total_bounds(present))
+    whole = (total[0], total[1], total[2], total[3])
+    if present.size == 1 or max_boxes <= 1:
+        return [whole]
+    order = np.argsort(
+        gpd.GeoSeries(present, crs=4490).hilbert_distance(total_bounds=whole).to_numpy(),
+        kind="stable",
+    )
+    bounds = shapely.bounds(present[order])
+    runs = np.array_split(np.arange(len(order)), min(max_boxes, len(order)))
+    boxes = [
+        (
+            float(bounds[r, 0].min()),
+            float(bounds[r, 1].min()),
+            float(bounds[r, 2].max()),
+            float(bounds[r, 3].max()),
+        )
+        for r in runs
+    ]
+    covered = sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes)
+    extent = (whole[2] - whole[0]) * (whole[3] - whole[1])
+    return [whole] if covered > ONE_BOX_SHARE * extent else boxes
+
+
+def read_parcels_under_sites(ws: Any) -> gpd.GeoDataFrame | None:
+    """Read the patches whose bounding box meets a site's, in one spatial-index join.
+
+    The join runs in the database: the GeoPackage's R-tree of ``parcels``
+    against that of ``projects``, or ``parcels.geom && projects.geom`` through
+    the GiST indexes on PostGIS. Sites spread over a county touch a few per cent
+    of its patches, and only those cross the wire (see ``docs/accounting.md``,
+    "PostGIS: SQL or geopandas"). Returns None for a backend it does not know.
+    """
+    from landquota.schema import layer
+    from landquota.workspace import coerce_frame
+
+    lyr = layer("parcels")
+    if ws.kind == "gpkg":
+        import pyogrio
+
+        # The GeoPackage driver hands an attribute filter to SQLite as it is, so
+        # the R-tree join runs inside SQLite; no value from input enters it.
+        # CROSS JOIN fixes the loop order: each of the few sites searches the
+        # patches' R-tree (the other order is one search per patch).
+        join = (
+            'fid IN (SELECT r.id FROM "rtree_projects_geom" s CROSS JOIN "rtree_parcels_geom" r '
+            "ON r.minx <= s.maxx AND r.maxx >= s.minx AND r.miny <= s.maxy AND r.maxy >= s.miny)"
+        )
+        df = pyogrio.read_dataframe(
+            ws.target, layer="parcels", where=join, use_arrow=True, fid_as_index=False
+        )
+        if df.geometry.name != "geometry":
+            df = df.rename_geometry("geometry")
+    elif ws.kind == "postgis":
+        import sqlalchemy as sa
+
+        parcels, projects = ws.table("parcels"), ws.table("projects")
+        # Sites outer, the patches' GiST index inner; patches under two sites are
+        # dropped below. No ORDER BY/DISTINCT/EXISTS here: each tempts PostgreSQL
+        # into scanning all patches with one index probe of the sites each
+        # (8–12 s instead of 0.4 s on 10^6 patches); demand sorts by parcel_id.
+        stmt = (
+            sa.select(
+                *[parcels.c[c] for c in lyr.column_names],
+                sa.func.ST_AsBinary(parcels.c.geom).label("wkb"),
+            )
+            .select_from(projects.join(parcels, projects.c.geom.op("&&")(parcels.c.geom)))
+            .where(projects.c.site_fixed)
+        )
+        with ws.engine.connect() as con:
+            res = con.execute(stmt)
+            df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        df = df[~df["parcel_id"].duplicated()].reset_index(drop=True)
+        wkb = np.array([None if w is None else bytes(w) for w in df.pop("wkb")], dtype=object)
+        df = gpd.GeoDataFrame(df, geometry=shapely.from_wkb(wkb), crs=4490)
+    else:
+        return None
+    frame: gpd.GeoDataFrame = coerce_frame(lyr, df)
+    return frame
+
+
+def read_parcels_near(
+    ws: Any, site_geoms: NDArray[np.object_], *, max_boxes: int = MAX_READ_BOXES
+) -> gpd.GeoDataFrame:
+    """Read the patches whose bounding boxes meet the sites' read boxes (bbox pushdown)."""
+    boxes = read_boxes(site_geoms, max_boxes=max_boxes)
+    if not boxes:
+        empty: gpd.GeoDataFrame = ws.read_layer("parcels", where={"parcel_id": []})
+        return empty
+    parts = [ws.read_layer("parcels", bbox=b) for b in boxes]
+    if len(parts) == 1:
+        only: gpd.GeoDataFrame = parts[0]
+        return only
+    frame = pd.concat(parts, ignore_index=True)
+    # Boxes overlap; a patch read twice would be counted twice.
+    frame = frame[~frame["parcel_id"].duplicated()].reset_index(drop=True)
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=parts[0].crs)
+
+
+def demand_from_workspace(
+    ws: Any,
+    *,
+    engine: str = "local",
+    scheduler: Any = None,
+    tolerance_m2: float = 1.0,
+    plan_version: str | None = None,
+    check_coverage: bool = True,
+    progress: bool = False,
+    scenario_allowed: gpd.GeoSeries | None = None,
+    grain_defaults: Mapping[str, float] | None = None,
+    partitions: str | None = None,
+) -> WorkspaceDemand:
+    """Demand (R1–R4) and compliance (R13–R15) of every fixed site of a workspace.
+
+    Reads the ``projects`` layer, the patches near the fixed sites (one bbox
+    query per group of neighbouring sites, see :func:`read_boxes`), and the
+    plan layers within the sites' extent; then runs :func:`demand_from_sites`
+    and :func:`landquota.compliance.compliance_of_sites`.
+
+    Parameters
+    ----------
+    ws : Workspace, str or Path
+        An open workspace, or a ``.gpkg`` path / ``postgresql://`` URL to open.
+    engine : {'local', 'dask'}, default 'local'
+        ``'dask'`` runs the parcel overlay per spatial partition of the parcels
+        (Hilbert-sorted GeoParquet) and compliance per group of sites on a
+        Dask cluster; the results are identical (``docs/scaling.md``).
+    scheduler : str or distributed.Client, optional
+        Dask engine only: ``'tcp://HOST:PORT'`` of a running scheduler, or a
+        Client. Default: a LocalCluster on this machine for the run.
+    tolerance_m2 : float, default 1.0
+        Sliver tolerance of coverage checks and compliance (reported).
+    plan_version : str, optional
+        Plan version of ``plan_zones`` / ``control_lines`` (pushed down).
+    check_coverage : bool, default True
+        See :func:`demand_from_sites`.
+    progress : bool, default False
+        Progress bars on stderr.
+    scenario_allowed : geopandas.GeoSeries, optional
+        Area a plan adjustment turns into allowed zone (``adjusted_allowed`` of
+        :func:`~landquota.compliance.compliance_of_sites`, R16).
+    grain_defaults : mapping, optional
+        Default grain yields by class (see :func:`demand_from_sites`).
+    partitions : str, optional
+        Dask engine only: directory of the parcels' GeoParquet partitions. An
+        existing dataset written by ``landquota._dask_engine.write_partitions``
+        for this workspace is reused; otherwise it is written there (it must be
+        on storage every worker can read). Default: a temporary directory,
+        which only works when the workers share this machine's disk.
+
+    Returns
+    -------
+    WorkspaceDemand
+        ``table`` (the ``demand --out`` columns), ``pieces``, ``compliance``,
+        ``demand``.
+
+    Raises
+    ------
+    ParameterError
+        Unknown *engine*, a *scheduler* or *partitions* with the local engine,
+        bad tolerance or plan version.
+    DataError, CRSError
+        As :func:`demand_from_sites` and ``compliance_of_sites``.
+    """
+    from landquota.workspace import opened
+
+    if engine not in ENGINES:
+        raise ParameterError(f"engine={engine!r}; choose one of {', '.join(map(repr, ENGINES))}")
+    if engine == "local" and (scheduler is not None or partitions is not None):
+        raise ParameterError(
+            "scheduler and partitions are options of engine='dask'; pass engine='dask' "
+            "(CLI: --engine dask) or drop them"
+        )
+    if not (tolerance_m2 >= 0):
+        raise ParameterError(f"tolerance_m2={tolerance_m2!r}; give an area ≥ 0 in m²")
+    yields = grain_yields(grain_defaults)
+    with opened(ws) as w:
+        sites = w.read_layer("projects")
+        fixed = fixed_sites(sites)
+        zones, lines = _plan_layers(w, fixed.geoms, plan_version)
+        if engine == "dask":
+            from landquota._dask_engine import demand_and_compliance_dask
+
+            result, compliance, n_read = demand_and_compliance_dask(
+                w,
+                sites,
+                zones,
+                lines,
+                yields=yields,
+                tolerance_m2=tolerance_m2,
+                check_coverage=check_coverage,
+                scheduler=scheduler,
+                partitions=partitions,
+                plan_version=plan_version,
+                adjusted_allowed=scenario_allowed,
+                progress=progress,
+            )
+        else:
+            joined = read_parcels_under_sites(w) if len(fixed.ids) else None
+            parcels = read_parcels_near(w, fixed.geoms) if joined is None else joined
+            n_read = len(parcels)
+            result = demand_from_sites(
+                sites,
+                parcels,
+                grain_defaults=grain_defaults,
+                tolerance_m2=tolerance_m2,
+                check_coverage=check_coverage,
+                progress=progress,
+            )
+            compliance = _compliance(
+                sites, zones, lines, result, tolerance_m2, scenario_allowed, plan_version, None
+            )
+    return WorkspaceDemand(
+        table=demand_out_table(result, compliance),
+        pieces=result.pieces,
+        compliance=compliance,
+        demand=result,
+        engine=engine,
+        parcels_read=n_read,
+    )
+
+
+def _plan_layers(
+    ws: Any, site_geoms: NDArray[np.object_], plan_version: str | None
+) -> tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame]:
+    """Plan zones (None when the workspace has none) and control lines near the sites."""
+    where: dict[str, Any] | None = None if plan_version is None else {"plan_version": plan_version}
+    boxes = read_boxes(site_geoms, max_boxes=1)
+    bbox = boxes[0] if boxes else None
+    if bbox is None:
+        where = {"plan_version": []}  # no fixed site: empty frames of the right shape
+    lines = ws.read_layer("control_lines", bbox=bbox, where=where)
+    zones = ws.read_layer("plan_zones", bbox=bbox, where=where)
+    if len(zones) == 0 and ws.layer_counts()["plan_zones"] == 0:
+        # A territorial plan with the three control lines only: no zone rules.
+        return None, lines
+    return zones, lines
+
+
+def _compliance(
+    sites: gpd.GeoDataFrame,
+    zones: gpd.GeoDataFrame | None,
+    lines: gpd.GeoDataFrame,
+    demand: DemandResult,
+    tolerance_m2: float,
+    adjusted_allowed: gpd.GeoSeries | None,
+    plan_version: str | None,
+    centre: Centre | None,
+) -> pd.DataFrame:
+    from landquota.compliance import compliance_of_sites
+
+    return compliance_of_sites(
+        sites,
+        zones,
+        lines,
+        demand=demand,
+        tolerance_m2=tolerance_m2,
+        adjusted_allowed=adjusted_allowed,
+        plan_version=plan_version,
+        centre=centre,
+    )
+
+
+def demand_out_table(demand: DemandResult, compliance: pd.DataFrame) -> pd.DataFrame:
+    """Return the ``demand --out`` table: the demand table with the compliance verdict."""
+    verdict = compliance.set_index("project_id")
+    ids = demand.table["project_id"]
+    table = demand.table.copy()
+    table["compliance"] = verdict.loc[ids, "outcome"].to_numpy()
+    table["approval_level"] = verdict.loc[ids, "approval_level"].to_numpy()
+    table["reasons"] = verdict.loc[ids, "reasons"].to_numpy()
+    for column in ("compliance", "approval_level", "reasons"):
+        table[column] = table[column].astype("str")
+    return table[list(DEMAND_OUT_COLUMNS)].reset_index(drop=True)

@@ -483,10 +483,11 @@ def build_demo(
         county = _County.make(seed)
         step("towns and zones")
         sites = _place_stock_and_linkage(seed, county)
-        step("stock and linkage sites")
+        town_sites = _place_town_sites(seed, county, sites.placer)
+        step("stock, linkage and town sites")
         parcels = _Parcels.make(seed, county, n_parcels, sites.burn)
         step("survey patches")
-        parcels.classify(seed, county)
+        parcels.classify(seed, county, list(town_sites.values()))
         step("land classes")
         geo_parcels = _valid_multi(county.proj.geo(parcels.geoms))
         present = ~shapely.is_missing(geo_parcels)
@@ -497,7 +498,7 @@ def build_demo(
         gross = _areas(geo_parcels)
         lines = _control_lines(seed, county, parcels)
         step("control lines")
-        projects = _Projects.make(seed, county, parcels, lines, sites)
+        projects = _Projects.make(seed, county, lines, sites, town_sites)
         step("projects")
         out: dict[str, pd.DataFrame] = {}
         out["county"] = _frame(
@@ -1264,6 +1265,103 @@ def _linkage(
     return areas, plots
 
 
+# --------------------------------------------------------------------------- town sites
+
+#: Cultivated classes a town site's farmed part is laid out in, and the chance that
+#: each is a site's main class: valley towns grow onto paddy first, then dry land.
+_FARM_CLASSES: Final = ("0101", "0102", "0103")
+_FARM_MAIN_P: Final = (0.5, 0.15, 0.35)
+#: Share of a town site that is still farmed: industrial parks and roads reach out
+#: into the fields round the town, schools and housing mostly fill gaps in it.
+_FARM_SHARE: Final = {"factory": (0.55, 0.95), "park_road": (0.5, 0.9)}
+_FARM_SHARE_OTHER: Final = (0.15, 0.65)
+
+
+@dataclass
+class _TownSite:
+    """A project site in a town's allowed or conditional zone, placed before the survey."""
+
+    geom: Any | None  # metres; None if the seed left no room
+    area: float  # designed area (m²), the demand if the site could not be placed
+    farm: Any | None  # the part of the site that is farmland in the survey (metres)
+    farm_p: tuple[float, float, float]  # chance of 0101, 0102, 0103 for its patches
+
+
+def _catalogue_rows() -> list[tuple[str, str, str, str, tuple[float, float]]]:
+    """Return the project catalogue as (level, intent, use, kind, size) rows, in id order."""
+    return [
+        (level, *row)
+        for level in ("national", "provincial", "city", "county")
+        for row in _CATALOGUE[level]
+    ]
+
+
+def _half(g: Any, frac: float, angle: float) -> Any:
+    """Return the part of *g* on one side of a straight cut at *angle*, *frac* of its area."""
+    d = np.array([np.cos(angle), np.sin(angle)])
+    n = np.array([-d[1], d[0]])
+    c = np.asarray(shapely.get_coordinates(shapely.centroid(g))[0])
+    proj = (shapely.get_coordinates(g) - c) @ d
+    lo, hi = float(proj.min()) - 1.0, float(proj.max()) + 1.0
+    big = 4.0 * (hi - lo)
+
+    def part(s: float) -> Any:
+        a, b = c + lo * d, c + s * d
+        return shapely.intersection(
+            g, shapely.Polygon([a + big * n, b + big * n, b - big * n, a - big * n])
+        )
+
+    low, high = lo, hi
+    for _ in range(30):  # bisection on the cut's position
+        mid = 0.5 * (low + high)
+        if shapely.area(part(mid)) < frac * g.area:
+            low = mid
+        else:
+            high = mid
+    return part(0.5 * (low + high))
+
+
+def _place_town_sites(seed: int, county: _County, placer: _Placer) -> dict[int, _TownSite]:
+    """Place the projects of the allowed and conditional zones (R3, R15) before the survey.
+
+    The plan drew the towns' allowed zones over their built-up land *and* the
+    fields they are to grow into; so part of each site (most of an industrial
+    park, less of a school) is still farmland — paddy, irrigated or dry land —
+    and the survey is laid out to show it (R4: these sites need compensation).
+    Keyed by the row's index in the catalogue (project id order).
+    """
+    rng = _rng(seed, "town-sites")
+    n_towns = len(county.names)
+    seat_w = np.concatenate([[3.0], np.ones(n_towns - 1)])
+    seat_w /= seat_w.sum()
+    out: dict[int, _TownSite] = {}
+    for k, (_level, intent, _use, kind, (lo, hi)) in enumerate(_catalogue_rows()):
+        if intent not in ("allowed", "conditional"):
+            continue
+        area = float(rng.uniform(lo, hi)) * _M2_PER_MU
+        # roads are long and narrow; other sites are compact blocks
+        aspect = float(rng.uniform(5.0, 9.0) if kind == "park_road" else rng.uniform(1.0, 2.2))
+        angle = float(rng.uniform(0.0, np.pi))
+        zones = county.allowed if intent == "allowed" else county.conditional
+        geom = None
+        size = area
+        for _ in range(30):
+            t = int(rng.choice(n_towns, p=seat_w) if intent == "allowed" else rng.integers(n_towns))
+            geom = placer.place(zones[t], _rect_maker(size, aspect, angle), tries=300)
+            if geom is not None:
+                break
+            size *= 0.85
+        lo_f, hi_f = _FARM_SHARE.get(kind, _FARM_SHARE_OTHER)
+        share = float(rng.uniform(lo_f, hi_f))
+        cut = float(rng.uniform(0.0, 2 * np.pi))
+        main = int(rng.choice(3, p=_FARM_MAIN_P))
+        farm_p = np.full(3, 0.15)
+        farm_p[main] = 0.7
+        farm = None if geom is None else _half(geom, share, cut)
+        out[k] = _TownSite(geom, area, farm, (float(farm_p[0]), float(farm_p[1]), float(farm_p[2])))
+    return out
+
+
 # --------------------------------------------------------------------------- parcels
 
 
@@ -1359,8 +1457,12 @@ class _Parcels:
         for name in ("geoms", "town", "fixed", "xy", "area", "code"):
             setattr(self, name, getattr(self, name)[keep])
 
-    def classify(self, seed: int, county: _County) -> None:
-        """Lay out land classes to the area shares of :data:`LAND_CLASS_SHARES`."""
+    def classify(self, seed: int, county: _County, town_sites: Sequence[_TownSite] = ()) -> None:
+        """Lay out land classes to the area shares of :data:`LAND_CLASS_SHARES`.
+
+        Patches lying mostly in the farmed part of a town site are given the
+        cultivated class drawn for them (they count toward its share).
+        """
         rng = _rng(seed, "classes")
         xy, area = self.xy, self.area
         n = len(xy)
@@ -1425,6 +1527,18 @@ class _Parcels:
             "0305": -elev + 0.9 * u,
             "0307": dr / 5_000.0 + 1.0 * u,
         }
+        # Fields inside the town zones where the key projects are sited (R3, R4):
+        # every class laid out before the patch's drawn class passes it over, the
+        # drawn class takes it first.
+        want = self._farmed(seed, town_sites)
+        order = list(LAND_CLASS_SHARES)
+        for c in _FARM_CLASSES:
+            sel = want == c
+            if not sel.any():
+                continue
+            for k in order[: order.index(c)]:
+                scores[k] = np.where(sel, np.inf, scores[k])
+            scores[c] = np.where(sel, -np.inf, scores[c])
         code = self.code
         free = np.ones(n, dtype=bool)
         for c in np.unique(self.fixed[self.fixed != None]):  # noqa: E711 - elementwise
@@ -1439,6 +1553,24 @@ class _Parcels:
             code[sel] = c
             free &= ~sel
         code[free] = "0301"
+
+    def _farmed(self, seed: int, town_sites: Sequence[_TownSite]) -> NDArray[np.object_]:
+        """Return the class drawn for each patch mostly in a town site's farmed part, else None."""
+        rng = _rng(seed, "town-fields")
+        want = np.full(len(self.xy), None, dtype=object)
+        free = self.fixed == None  # noqa: E711 - elementwise; burned-in plots keep their class
+        farms = [(s.farm, s.farm_p) for s in town_sites if s.farm is not None]
+        if not farms:
+            return want
+        tree = shapely.STRtree(self.geoms)
+        for farm, p in farms:
+            # a patch is farmed if half of it, or half of the farmed part, lies in there
+            idx = np.sort(tree.query(farm, predicate="intersects"))
+            idx = idx[free[idx] & (want[idx] == None)]  # noqa: E711
+            inter = shapely.area(shapely.intersection(self.geoms[idx], farm))
+            idx = idx[inter >= 0.5 * np.minimum(self.area[idx], shapely.area(farm))]
+            want[idx] = np.array(_FARM_CLASSES, dtype=object)[rng.choice(3, size=len(idx), p=p)]
+        return want
 
     def frame(
         self, seed: int, geo: NDArray[np.object_], gross: NDArray[np.float64], county: _County
@@ -1592,19 +1724,19 @@ _CATALOGUE: Final[dict[str, list[tuple[str, str, str, tuple[float, float]]]]] = 
     ],
     "provincial": [
         ("road", "transport", "road", (400.0, 900.0)),
-        ("road", "transport", "road", (300.0, 700.0)),
+        ("allowed", "transport", "park_road", (60.0, 150.0)),
         ("eco", "energy", "hydropower", (40.0, 120.0)),
         ("allowed", "industrial", "factory", (150.0, 300.0)),
         ("allowed", "public_service", "hospital", (40.0, 90.0)),
         ("conditional", "industrial", "factory", (60.0, 150.0)),
         ("prohibited", "tourism", "tourism", (100.0, 300.0)),
-        ("restricted", "water", "waterworks", (20.0, 50.0)),
+        ("allowed", "water", "waterworks", (20.0, 50.0)),
         ("unfixed_stock", "industrial", "factory", (0.0, 0.0)),
         ("unfixed", "industrial", "factory", (120.0, 260.0)),
         ("unfixed", "commercial", "commerce", (60.0, 150.0)),
     ],
     "city": [
-        ("road", "transport", "road", (200.0, 500.0)),
+        ("allowed", "transport", "park_road", (40.0, 120.0)),
         ("bf", "commercial", "logistics", (60.0, 150.0)),
         ("allowed", "industrial", "factory", (50.0, 200.0)),
         ("allowed", "industrial", "factory", (40.0, 150.0)),
@@ -1623,10 +1755,10 @@ _CATALOGUE: Final[dict[str, list[tuple[str, str, str, tuple[float, float]]]]] = 
     ],
     "county": [
         ("bf", "industrial", "agri", (40.0, 120.0)),
-        ("road", "transport", "road", (200.0, 400.0)),
+        ("allowed", "transport", "park_road", (30.0, 90.0)),
         ("conditional", "industrial", "factory", (30.0, 80.0)),
-        ("restricted", "water", "waterworks", (15.0, 40.0)),
-        ("restricted", "energy", "hydropower", (20.0, 60.0)),
+        ("allowed", "water", "waterworks", (15.0, 40.0)),
+        ("allowed", "industrial", "factory", (30.0, 90.0)),
         *[
             ("allowed", u, k, s)
             for u, k, s in [
@@ -1688,6 +1820,7 @@ _NAMES: Final[dict[str, tuple[str, ...]]] = {
     "substation": ("500千伏阳北输变电工程",),
     "flood": ("北江支流连溪河综合治理工程（阳山段）",),
     "road": ("{t}至{u}公路改建工程", "省道S5{n}线{t}段改扩建工程", "县道X8{n}线{t}段改建工程"),
+    "park_road": ("{t}工业园区主干道工程", "{t}产业转移园道路配套工程", "{t}城区环城路工程"),
     "hydropower": ("{s}河梯级水电站工程", "{t}小水电增效扩容改造工程"),
     "factory": (
         "{t}工业园精密五金项目",
@@ -1732,6 +1865,20 @@ _MONEY_MEAN: Final = {
 }  # 10^6 yuan
 
 
+#: Kinds of project that may be built in phases (``phaseable``, with a ``min_fraction``).
+_PHASED: Final = (
+    "expressway",
+    "road",
+    "park_road",
+    "factory",
+    "flood",
+    "tourism",
+    "solar",
+    "housing",
+    "commerce",
+)
+
+
 @dataclass
 class _Projects:
     rows: list[dict[str, Any]]
@@ -1739,7 +1886,12 @@ class _Projects:
 
     @classmethod
     def make(
-        cls, seed: int, county: _County, parcels: _Parcels, lines: _Lines, sites: _Sites
+        cls,
+        seed: int,
+        county: _County,
+        lines: _Lines,
+        sites: _Sites,
+        town_sites: dict[int, _TownSite],
     ) -> _Projects:
         rng = _rng(seed, "projects")
         placer = sites.placer
@@ -1787,21 +1939,7 @@ class _Projects:
             return shapely.buffer(line, width / 2.0, cap_style="flat")
 
         def place_fixed(intent: str, area: float, kind: str) -> Any:
-            if intent == "allowed":
-                for _ in range(30):
-                    t = int(rng.choice(n_towns, p=seat_w))
-                    g = placer.place(county.allowed[t], rect_maker(area), tries=300)
-                    if g is not None:
-                        return g
-                    area *= 0.85
-            elif intent == "conditional":
-                for _ in range(30):
-                    t = int(rng.integers(n_towns))
-                    g = placer.place(county.conditional[t], rect_maker(area), avoid=bf, tries=300)
-                    if g is not None:
-                        return g
-                    area *= 0.85
-            elif intent == "restricted":
+            if intent == "restricted":
                 g = placer.place(restricted, rect_maker(area), avoid=hard, tries=3_000)
                 if g is not None:
                     return g
@@ -1868,42 +2006,47 @@ class _Projects:
 
         stock_for_use = {u: [a for a in avail if a[1] == u] for u in _STOCK_USES}
         used_stock: set[int] = set()
-        for level in ("national", "provincial", "city", "county"):
-            for intent, use, kind, (lo, hi) in _CATALOGUE[level]:
-                area = float(rng.uniform(lo, hi)) * _M2_PER_MU
-                geom = None
-                demand = np.nan
-                if intent in ("unfixed", "unfixed_stock"):
-                    cands = [a for a in stock_for_use.get(use, []) if a[0] not in used_stock]
-                    if intent == "unfixed_stock" and cands:
-                        s = cands[int(rng.integers(len(cands)))]
-                        used_stock.add(s[0])
-                        demand = float(np.round(s[2] * rng.uniform(0.6, 0.9) / 100.0) * 100.0)
-                        t = sites.stock[s[0]].site.town
-                    else:
-                        demand = float(np.round(area / 100.0) * 100.0) if area > 0 else 50_000.0
-                        t = int(rng.choice(n_towns, p=seat_w))
+        for k, (level, intent, use, kind, (lo, hi)) in enumerate(_catalogue_rows()):
+            area = float(rng.uniform(lo, hi)) * _M2_PER_MU
+            geom = None
+            demand = np.nan
+            if k in town_sites:  # placed before the survey (allowed, conditional)
+                area = town_sites[k].area
+                geom = town_sites[k].geom
+            if k in town_sites and geom is not None:
+                c = shapely.get_coordinates(shapely.centroid(geom))
+                t = int(county.town_of(c)[0])
+            elif intent in ("unfixed", "unfixed_stock"):
+                cands = [a for a in stock_for_use.get(use, []) if a[0] not in used_stock]
+                if intent == "unfixed_stock" and cands:
+                    s = cands[int(rng.integers(len(cands)))]
+                    used_stock.add(s[0])
+                    demand = float(np.round(s[2] * rng.uniform(0.6, 0.9) / 100.0) * 100.0)
+                    t = sites.stock[s[0]].site.town
                 else:
-                    geom = place_fixed(intent, area, kind)
-                    if geom is None:
-                        # the seed left no room for this intent: keep the project, site not fixed
-                        demand = float(np.round(area / 100.0) * 100.0)
-                        t = int(rng.choice(n_towns, p=seat_w))
-                    else:
-                        c = shapely.get_coordinates(shapely.centroid(geom))
-                        t = int(county.town_of(c)[0])
-                rows.append(
-                    {
-                        "level": level,
-                        "intent": intent,
-                        "planned_use": use,
-                        "kind": kind,
-                        "town": t,
-                        "demand_m2": demand,
-                        "name": _project_name(rng, kind, county.names, t, names_used),
-                    }
-                )
-                geoms.append(geom)
+                    demand = float(np.round(area / 100.0) * 100.0) if area > 0 else 50_000.0
+                    t = int(rng.choice(n_towns, p=seat_w))
+            else:
+                geom = None if k in town_sites else place_fixed(intent, area, kind)
+                if geom is None:
+                    # the seed left no room for this intent: keep the project, site not fixed
+                    demand = float(np.round(area / 100.0) * 100.0)
+                    t = int(rng.choice(n_towns, p=seat_w))
+                else:
+                    c = shapely.get_coordinates(shapely.centroid(geom))
+                    t = int(county.town_of(c)[0])
+            rows.append(
+                {
+                    "level": level,
+                    "intent": intent,
+                    "planned_use": use,
+                    "kind": kind,
+                    "town": t,
+                    "demand_m2": demand,
+                    "name": _project_name(rng, kind, county.names, t, names_used),
+                }
+            )
+            geoms.append(geom)
         if len(rows) != N_PROJECTS:  # pragma: no cover - the catalogue is fixed
             raise RuntimeError(f"demo catalogue has {len(rows)} projects, not {N_PROJECTS}")
         _money_and_people(rng, rows, county)
@@ -2062,10 +2205,10 @@ def _money_and_people(
         r["county_leader"] = leaders[int(rng.integers(len(leaders)))]
         r["town_cadre"] = town_cadres[r["town"]][int(rng.integers(2))]
         r["dept_cadre"] = dept[int(rng.integers(len(dept)))]
-        big = r["kind"] in ("expressway", "road", "factory", "flood", "tourism", "solar")
-        r["phaseable"] = bool(big and rng.random() < 0.8)
+        # Built in phases: large works, and housing and commercial complexes.
+        r["phaseable"] = bool(r["kind"] in _PHASED and rng.random() < 0.85)
         r["min_fraction"] = (
-            round(float(rng.uniform(0.3, 0.6)) / 0.05) * 0.05 if r["phaseable"] else np.nan
+            round(float(rng.uniform(0.1, 0.5)) / 0.05) * 0.05 if r["phaseable"] else np.nan
         )
         # R13: national energy/transport/water works that cannot avoid basic farmland
         r["national_exception"] = r["level"] == "national" and r["planned_use"] in (
@@ -2075,6 +2218,14 @@ def _money_and_people(
 
 
 # --------------------------------------------------------------------------- ledger
+
+
+#: (Plan quota + accepted linkage surplus) ÷ new-quota need of the allowed sites (R3, R5).
+_QUOTA_COVER: Final = 0.62
+#: Bounds of the plan quota (carry-over + issue), m²: 40-150 ha, a county's yearly figure.
+_PLAN_QUOTA_M2: Final = (400_000.0, 1_500_000.0)
+#: Compensation reserve ÷ the allowed sites' need, per dimension (R4).
+_COMP_COVER: Final = {"comp_area": 0.60, "comp_paddy": 0.50, "comp_grain": 0.60}
 
 
 def _overlay_need(
@@ -2104,19 +2255,46 @@ def _ledger(
     county: _County, parcels: pd.DataFrame, projects: _Projects, plots: pd.DataFrame, sites: _Sites
 ) -> pd.DataFrame:
     rows = projects.rows
-    fixed = [g for g in projects.sites if g is not None]
-    sites_geo = _valid_multi(county.proj.geo(np.array(fixed, dtype=object)))
+    # Pools are sized on what the compliant sites (wholly in the allowed zone, R15)
+    # need: the blocked ones cannot draw on them anyway.
+    allowed = [
+        g
+        for g, r in zip(projects.sites, rows, strict=True)
+        if g is not None and r["intent"] == "allowed"
+    ]
     need = {"new": 0.0, "area": 0.0, "paddy": 0.0, "grain": 0.0}
-    if len(sites_geo):
+    if allowed:
+        sites_geo = _valid_multi(county.proj.geo(np.array(allowed, dtype=object)))
         need = _overlay_need(sites_geo, parcels.geometry.values, parcels)
-    need["new"] += float(np.nansum([r["demand_m2"] for r in rows]))
 
     def mu(x: float, step: float = 10.0) -> float:
         return float(np.round(x / _M2_PER_MU / step) * step * _M2_PER_MU)
 
-    # The county is short of quota: carried-over plus issued plan quota is well
-    # below the demand of the 78 projects (within the 40-150 ha a year of a county).
-    quota = min(150.0 * 10_000.0, 0.45 * need["new"])
+    # R5: only the accepted linkage area's surplus is credited, sourced by its id.
+    credits: list[dict[str, Any]] = []
+    for a in sites.linkage:
+        if a["acceptance"] != "passed":
+            continue
+        lid, accepted = str(a["linkage_id"]), a["acceptance_date"]
+        mine = plots[plots["linkage_id"] == lid]
+        demo = float(mine.loc[mine["role"] == "demolition", "reclaimed_m2"].sum())
+        cons = float(_areas(mine.loc[mine["role"] == "construction"].geometry.values).sum())
+        credits.append(
+            dict(
+                pool="linkage_surplus",
+                kind="linkage_credit",
+                amount=max(demo - cons, 0.0),
+                year=accepted.year,
+                effective_date=accepted,
+                source=lid,
+                note=f"R5 surplus of accepted linkage area {lid}",
+            )
+        )
+    surplus = float(sum(c["amount"] for c in credits))
+    # The county is short of quota: carried-over plus issued plan quota plus the
+    # linkage surplus cover only _QUOTA_COVER of what the allowed sites need (R3),
+    # kept within the 40-150 ha a year of a county.
+    quota = float(np.clip(_QUOTA_COVER * need["new"] - surplus, *_PLAN_QUOTA_M2))
     carry = mu(0.3 * quota)
     issue = mu(0.7 * quota)
     entries: list[dict[str, Any]] = [
@@ -2138,31 +2316,13 @@ def _ledger(
             source="清国土资〔2014〕41号",
             note="2014年度新增建设用地计划指标下达（虚构）",
         ),
+        *credits,
     ]
-    # R5: only the accepted linkage area's surplus is credited, sourced by its id.
-    for a in sites.linkage:
-        if a["acceptance"] != "passed":
-            continue
-        lid, accepted = str(a["linkage_id"]), a["acceptance_date"]
-        mine = plots[plots["linkage_id"] == lid]
-        demo = float(mine.loc[mine["role"] == "demolition", "reclaimed_m2"].sum())
-        cons = float(_areas(mine.loc[mine["role"] == "construction"].geometry.values).sum())
-        entries.append(
-            dict(
-                pool="linkage_surplus",
-                kind="linkage_credit",
-                amount=max(demo - cons, 0.0),
-                year=accepted.year,
-                effective_date=accepted,
-                source=lid,
-                note=f"R5 surplus of accepted linkage area {lid}",
-            )
-        )
-    # Compensation reserve (补充耕地): enough area, short of paddy, grain in between.
+    # Compensation reserve (补充耕地, R4): short on every dimension, each by another
+    # measure, so that each of the three can be the one that stops a project.
     comp = {
-        "comp_area": max(float(np.round(0.65 * need["area"] / 100.0) * 100.0), 50_000.0),
-        "comp_paddy": max(float(np.round(0.3 * need["paddy"] / 100.0) * 100.0), 10_000.0),
-        "comp_grain": max(float(np.round(0.5 * need["grain"] / 100.0) * 100.0), 20_000.0),
+        pool: max(float(np.round(cover * need[dim] / 100.0) * 100.0), 1_000.0)
+        for (pool, cover), dim in zip(_COMP_COVER.items(), ("area", "paddy", "grain"), strict=True)
     }
     for pool, total in comp.items():
         opening = float(np.round(0.6 * total / 100.0) * 100.0)

@@ -17,6 +17,7 @@ __all__ = [
     "LayerError",
     "LedgerError",
     "ParameterError",
+    "PlanAdjustmentError",
     "SchemaVersionError",
     "ValidationBlockedError",
     "WorkspaceError",
@@ -72,3 +73,7 @@ class AllocationError(LandquotaError, RuntimeError):
 
 class ValidationBlockedError(AllocationError):
     """Blocking validation errors exist; fix them or pass ``force=True``."""
+
+
+class PlanAdjustmentError(AllocationError):
+    """A plan adjustment breaks R16 (or R15); the message lists each failed check and its area."""

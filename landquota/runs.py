@@ -33,7 +33,7 @@ import shapely
 
 from landquota import __version__
 from landquota.allocation import AllocationResult, Pools, ProjectNeed, StockOffer, allocate
-from landquota.errors import AllocationError, ParameterError, ValidationBlockedError
+from landquota.errors import AllocationError, ParameterError
 from landquota.ledger import available_balances, debit_entries, reversal_entries
 from landquota.schema import LAYERS, RUN_MODES
 from landquota.stock import available_stock
@@ -273,13 +273,10 @@ def plan_allocation(
         raise ParameterError(f"mode={mode!r}; use one of {', '.join(RUN_MODES)}")
     if not isinstance(as_of, date):
         raise ParameterError(f"as_of={as_of!r} must be a date (YYYY-MM-DD)")
-    n_blocking = _blocking_errors(ws)
-    if n_blocking and not force:
-        raise ValidationBlockedError(
-            f"the workspace has {n_blocking} blocking validation error(s) (see the "
-            "validation_errors layer or run `landquota validate`); fix them, or pass "
-            "--force to allocate anyway (the run records that it was forced)"
-        )
+    from landquota.validate import require_valid
+
+    # refuses (ValidationBlockedError) unless forced; re-validates if layers changed since
+    n_blocking = require_valid(ws, force=force)
     adjusted = None
     if scenario is not None:
         scenario.require_r16(ws)
@@ -369,11 +366,6 @@ def _sorted(alloc: pd.DataFrame) -> pd.DataFrame:
 
 def _opt(v: Any) -> str | None:
     return None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-
-
-def _blocking_errors(ws: Workspace) -> int:
-    errs = ws.read_layer("validation_errors", where={"severity": "blocking"}, columns=["rule"])
-    return len(errs)
 
 
 def committed_stock_ids(ws: Workspace) -> set[str]:

@@ -1,0 +1,322 @@
+"""Benchmark of the demand and compliance overlay: landquota vs PostGIS SQL vs geopandas.overlay.
+
+1,000 project sites (rotated rectangles of 2–50 ha) over 10⁴, 10⁵ and 10⁶ survey
+patches (a jittered grid over the Yangshan extent, EPSG:4490; ``tests/gridcounty.py``,
+seeded), with plan stripes and 40 control-line boxes. Each size is loaded into a
+GeoPackage and into a PostGIS schema (``write_layers``: COPY, GiST indexes, then
+ANALYZE). Then, each in a fresh process (so that peak RSS is its own):
+
+* ``landquota``: ``demand_from_workspace`` on the GeoPackage and on PostGIS
+  (reading the sites, the patches near them by bbox pushdown, the plan layers,
+  then demand R1–R4 + compliance R13–R15 + the ``demand --out`` table);
+* ``overlay``: the same overlay alone, on frames already in memory
+  (``demand_from_sites`` + ``compliance_of_sites``);
+* ``postgis_sql``: the anchor, plain SQL: ``ST_Intersection`` of sites and patches
+  through the GiST index, ``ST_Area(geography)``, ``GROUP BY`` site and class, and the
+  same for control lines and plan zones (``ST_Union`` per site and kind);
+* ``gpd_overlay``: the baseline, ``geopandas.overlay(how="intersection")`` of the
+  sites with the whole patch layer, zones and lines (frames in memory), areas
+  with ``ellipsoidal_area``, ``groupby``.
+
+Timings are wall-clock seconds of the work (not the process start). The anchor's
+figures are checked against landquota's (new quota within 0.01 %).
+
+Run::
+
+    python benchmarks/bench_demand.py                       # 10^4, 10^5, 10^6
+    python benchmarks/bench_demand.py --sizes 10000 --pg postgresql://postgres@127.0.0.1:55432/landquota_test
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+DEFAULT_PG = os.environ.get(
+    "LANDQUOTA_TEST_PG", "postgresql://postgres@127.0.0.1:55432/landquota_test"
+)
+
+SQL_DEMAND = """
+SELECT s.project_id, p.land_class,
+       sum(ST_Area(ST_Intersection(s.geom, p.geom)::geography)) AS area_m2,
+       sum(ST_Area(ST_Intersection(s.geom, p.geom)::geography)
+           * p.net_m2 / COALESCE(NULLIF(p.gross_m2, 0), ST_Area(p.geom::geography))) AS net_m2
+  FROM "{s}".projects s
+  JOIN "{s}".parcels p ON ST_Intersects(s.geom, p.geom)
+ WHERE s.site_fixed
+ GROUP BY s.project_id, p.land_class
+"""
+SQL_LINES = """
+SELECT s.project_id, l.kind,
+       ST_Area(ST_Union(ST_Intersection(s.geom, l.geom))::geography) AS area_m2
+  FROM "{s}".projects s JOIN "{s}".control_lines l ON ST_Intersects(s.geom, l.geom)
+ WHERE s.site_fixed GROUP BY s.project_id, l.kind
+"""
+SQL_ZONES = """
+SELECT s.project_id, z.zone_type,
+       ST_Area(ST_Union(ST_Intersection(s.geom, z.geom))::geography) AS area_m2
+  FROM "{s}".projects s JOIN "{s}".plan_zones z ON ST_Intersects(s.geom, z.geom)
+ WHERE s.site_fixed GROUP BY s.project_id, z.zone_type
+"""
+
+
+def _peak_mb() -> float:
+    # VmHWM, not ru_maxrss: on Linux a spawned child's ru_maxrss starts at the
+    # parent's high-water mark (it survives fork), which hides the child's own.
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _landquota(target: str) -> dict[str, Any]:
+    from landquota.demand import demand_from_workspace
+    from landquota.workspace import open_workspace
+
+    with open_workspace(target) as ws:
+        t = time.perf_counter()
+        res = demand_from_workspace(ws)
+        dt = time.perf_counter() - t
+    new_quota = dict(zip(res.table["project_id"], res.table["new_quota_m2"], strict=True))
+    return {"seconds": dt, "parcels_read": res.parcels_read, "new_quota": new_quota}
+
+
+def _overlay_alone(target: str, max_boxes: int) -> dict[str, Any]:
+    from landquota._overlay import fixed_sites
+    from landquota.compliance import compliance_of_sites
+    from landquota.demand import demand_from_sites, read_parcels_near, read_parcels_under_sites
+    from landquota.workspace import open_workspace
+
+    with open_workspace(target) as ws:
+        sites = ws.read_layer("projects")
+        t = time.perf_counter()
+        if max_boxes == 0:  # the spatial-index join (what demand_from_workspace uses)
+            parcels = read_parcels_under_sites(ws)
+        else:
+            parcels = read_parcels_near(ws, fixed_sites(sites).geoms, max_boxes=max_boxes)
+        read_s = time.perf_counter() - t
+        zones = ws.read_layer("plan_zones")
+        lines = ws.read_layer("control_lines")
+    t = time.perf_counter()
+    demand = demand_from_sites(sites, parcels)
+    compliance_of_sites(sites, zones, lines, demand=demand)
+    return {"seconds": time.perf_counter() - t, "read_s": read_s, "parcels_read": len(parcels)}
+
+
+def _postgis_sql(url: str) -> dict[str, Any]:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from landquota._postgis import split_url
+    from landquota.landclasses import category_of
+
+    sa_url, schema = split_url(url, "landquota")
+    eng = sa.create_engine(sa_url)
+    t = time.perf_counter()
+    with eng.connect() as con:
+        rows = con.execute(sa.text(SQL_DEMAND.format(s=schema))).all()
+        con.execute(sa.text(SQL_LINES.format(s=schema))).all()
+        con.execute(sa.text(SQL_ZONES.format(s=schema))).all()
+    frame = pd.DataFrame(rows, columns=["project_id", "land_class", "area_m2", "net_m2"])
+    frame["category"] = category_of(frame["land_class"].astype("str"))
+    quota = frame[frame["category"] != "construction"].groupby("project_id")["area_m2"].sum()
+    dt = time.perf_counter() - t
+    eng.dispose()
+    return {"seconds": dt, "new_quota": quota.to_dict()}
+
+
+def _gpd_overlay(target: str) -> dict[str, Any]:
+    import geopandas as gpd
+
+    from landquota.areas import ellipsoidal_area
+    from landquota.landclasses import category_of
+    from landquota.workspace import open_workspace
+
+    with open_workspace(target) as ws:
+        sites = ws.read_layer("projects")[["project_id", "geometry"]]
+        parcels = ws.read_layer("parcels")[
+            ["parcel_id", "land_class", "net_m2", "gross_m2", "geometry"]
+        ]
+        zones = ws.read_layer("plan_zones")[["zone_type", "geometry"]]
+        lines = ws.read_layer("control_lines")[["kind", "geometry"]]
+    t = time.perf_counter()
+    pieces = gpd.overlay(sites, parcels, how="intersection", keep_geom_type=True)
+    pieces["area_m2"] = ellipsoidal_area(pieces.geometry)
+    pieces["net_area_m2"] = pieces["area_m2"] * pieces["net_m2"] / pieces["gross_m2"]
+    by_class = pieces.groupby(["project_id", "land_class"])[["area_m2", "net_area_m2"]].sum()
+    for layer, key in ((lines, "kind"), (zones, "zone_type")):
+        over = gpd.overlay(sites, layer, how="intersection", keep_geom_type=True)
+        over = over.dissolve(by=["project_id", key])
+        ellipsoidal_area(over.geometry)
+    by_class = by_class.reset_index()
+    by_class["category"] = category_of(by_class["land_class"].astype("str"))
+    quota = by_class[by_class["category"] != "construction"].groupby("project_id")["area_m2"].sum()
+    return {"seconds": time.perf_counter() - t, "new_quota": quota.to_dict()}
+
+
+def _child(queue: Any, fn_name: str, args: tuple[Any, ...]) -> None:
+    try:
+        out = globals()[fn_name](*args)
+        out["peak_mb"] = _peak_mb()
+        queue.put(out)
+    except Exception as exc:  # report, do not hang the parent
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def run_isolated(fn_name: str, *args: Any) -> dict[str, Any]:
+    ctx = get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, fn_name, args))
+    proc.start()
+    out: dict[str, Any] = queue.get()
+    proc.join()
+    return out
+
+
+def load(
+    n_parcels: int, n_sites: int, seed: int, workdir: Path, pg: str | None
+) -> tuple[str, str | None, float]:
+    from gridcounty import county
+
+    from landquota.workspace import open_workspace
+
+    t = time.perf_counter()
+    layers = county(n_parcels, n_sites, seed=seed)
+    gen_s = time.perf_counter() - t
+    gpkg = str(workdir / f"bench_{n_parcels}.gpkg")
+    with open_workspace(gpkg, create=True) as ws:
+        ws.write_layers(layers)
+    url = None
+    if pg:
+        url = f"{pg}?schema=bench_{uuid.uuid4().hex[:8]}"
+        with open_workspace(url, create=True) as ws:
+            ws.write_layers(layers)
+            with ws.engine.begin() as con:  # type: ignore[attr-defined]
+                import sqlalchemy as sa
+
+                con.execute(sa.text(f'ANALYZE "{ws.schema}".parcels'))  # type: ignore[attr-defined]
+                con.execute(sa.text(f'ANALYZE "{ws.schema}".projects'))  # type: ignore[attr-defined]
+    return gpkg, url, gen_s
+
+
+def drop(url: str) -> None:
+    from landquota.workspace import open_workspace
+
+    with open_workspace(url) as ws:
+        ws.drop()  # type: ignore[attr-defined]
+
+
+def _agree(a: dict[str, float], b: dict[str, float]) -> float:
+    worst = 0.0
+    for k, v in a.items():
+        w = b.get(k, 0.0)
+        if max(abs(v), abs(w)) > 0:
+            worst = max(worst, abs(v - w) / max(abs(v), abs(w)))
+    return worst
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--sites", type=int, default=1_000)
+    ap.add_argument("--seed", type=int, default=2014)
+    ap.add_argument("--pg", default=DEFAULT_PG, help="PostGIS server URL ('' to skip)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip geopandas.overlay")
+    ap.add_argument(
+        "--boxes",
+        type=int,
+        nargs="+",
+        default=[0, 1, 64],
+        help="read-box counts to compare for the bbox pushdown (overlay runs); 0 = the "
+        "spatial-index join of read_parcels_under_sites",
+    )
+    ns = ap.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_demand_") as tmp:
+        for n in ns.sizes:
+            gpkg, url, gen_s = load(n, ns.sites, ns.seed, Path(tmp), ns.pg or None)
+            print(
+                f"\n== {n:,} parcels, {ns.sites:,} sites (generated in {gen_s:.1f} s) ==",
+                flush=True,
+            )
+            res: dict[str, dict[str, Any]] = {}
+            res["landquota (gpkg, incl. read)"] = run_isolated("_landquota", gpkg)
+            if url:
+                res["landquota (postgis, incl. read)"] = run_isolated("_landquota", url)
+            for b in ns.boxes:
+                label = "index join" if b == 0 else f"boxes={b}"
+                res[f"overlay alone (read {label})"] = run_isolated("_overlay_alone", gpkg, b)
+            if url:
+                res["postgis_sql (anchor)"] = run_isolated("_postgis_sql", url)
+            if not ns.no_baseline:
+                res["gpd_overlay (baseline)"] = run_isolated("_gpd_overlay", gpkg)
+            for name, r in res.items():
+                if "error" in r:
+                    print(f"  {name:34s} ERROR {r['error']}")
+                    continue
+                extra = ""
+                if "read_s" in r:
+                    extra = f"  (+ read {r['read_s']:.2f} s of {r['parcels_read']:,} patches)"
+                elif "parcels_read" in r:
+                    extra = f"  ({r['parcels_read']:,} patches read)"
+                print(f"  {name:34s} {r['seconds']:8.2f} s  peak {r['peak_mb']:7.0f} MB{extra}")
+            lq = res["landquota (gpkg, incl. read)"]
+            anchor = res.get("postgis_sql (anchor)", {})
+            if "new_quota" in anchor and "new_quota" in lq:
+                print(
+                    f"  new quota, landquota vs SQL: worst relative difference "
+                    f"{_agree(lq['new_quota'], anchor['new_quota']):.2e}"
+                )
+                print(
+                    f"  ratio SQL / landquota (gpkg, incl. read): "
+                    f"{anchor['seconds'] / lq['seconds']:.2f}x"
+                )
+                if "landquota (postgis, incl. read)" in res:
+                    pg = res["landquota (postgis, incl. read)"]
+                    print(
+                        f"  ratio SQL / landquota (postgis, incl. read): "
+                        f"{anchor['seconds'] / pg['seconds']:.2f}x"
+                    )
+            base = res.get("gpd_overlay (baseline)", {})
+            if "seconds" in base:
+                alone = next(v for k, v in res.items() if k.startswith("overlay alone"))
+                print(
+                    f"  ratio gpd.overlay / overlay alone: {base['seconds'] / alone['seconds']:.1f}x"
+                    f"; new quota agreement {_agree(lq['new_quota'], base['new_quota']):.2e}"
+                )
+            rows.append((n, res))
+            if url:
+                drop(url)
+
+    names = list(rows[0][1]) if rows else []
+    print("\nCost (seconds; peak MB) by parcels:")
+    print(f"  {'method':34s} " + " ".join(f"{n:>18,}" for n, _ in rows))
+    for name in names:
+        cells = []
+        for _, res in rows:
+            r = res.get(name, {})
+            cells.append(
+                f"{r['seconds']:8.2f}; {r['peak_mb']:6.0f}" if "seconds" in r else f"{'-':>16s}"
+            )
+        print(f"  {name:34s} " + " ".join(f"{c:>18s}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Load N generated parcels from a GeoPackage into PostGIS three ways and compare.
+
+1. ``landquota.importer.import_layer`` (this product): Arrow batches from GDAL,
+   checks and repairs, binary COPY into the contract table (constraints, unique
+   id, GiST index), one transaction.
+2. ``geopandas.read_file`` + ``GeoDataFrame.to_postgis`` (the baseline).
+3. GDAL's ``ogr2ogr -f PostgreSQL`` with ``PG_USE_COPY=YES`` (the anchor;
+   Debian's gdal-bin), which also builds a GiST index at the end by default.
+
+Each runs in its own subprocess under ``/usr/bin/time -v`` (wall time and peak
+resident memory of that process tree's largest process). The parcels are a
+seeded jittered grid of convex 5–12-vertex polygons in EPSG:4490 over Yangshan,
+with the contract's parcel columns. Run::
+
+    python benchmarks/bench_import.py                 # 1,000,000 parcels
+    python benchmarks/bench_import.py --n 100000 --skip-geopandas
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PG = os.environ.get("LANDQUOTA_TEST_PG", "postgresql://postgres@127.0.0.1:55432/landquota_test")
+
+
+def generate(path: Path, n: int, seed: int = 2014) -> Path:
+    """Write *n* valid parcels (convex, 5–12 vertices, ~50 m across) to a GeoPackage."""
+    import geopandas as gpd
+    import pyogrio
+    import shapely
+
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n)))
+    cell = 0.6 / side  # the grid covers 0.6° × 0.6° of the county
+    i = np.arange(n)
+    cx = 112.4 + (i % side + 0.5) * cell
+    cy = 24.2 + (i // side + 0.5) * cell
+    k = rng.integers(5, 13, n)  # vertices per parcel
+    idx = np.repeat(i, k)
+    # random angles sorted within each parcel make a convex polygon in the cell's circle
+    u = rng.uniform(0, 1, idx.size)
+    ang = 2 * np.pi * u[np.lexsort((u, idx))]
+    r = 0.45 * cell
+    x = cx[idx] + r * np.cos(ang)
+    y = cy[idx] + r * np.sin(ang)
+    rings = shapely.linearrings(np.column_stack([x, y]), indices=idx)
+    polys = shapely.multipolygons(shapely.polygons(rings)[:, None])
+    classes = np.array(["0101", "0102", "0103", "0201", "0301", "0404", "0702", "1001", "1101", "1206"])
+    gross = np.round(rng.uniform(500, 5_000, n), 2)
+    ded = np.where(rng.random(n) < 0.3, np.round(gross * 0.1, 2), 0.0)
+    towns = np.array(["阳城镇", "黎埠镇", "七拱镇", "太平镇", "杜步镇", "江英镇", "杨梅镇", "大崀镇"])
+    gdf = gpd.GeoDataFrame(
+        {
+            "parcel_id": np.char.add("P", np.char.zfill(i.astype(str), 7)),
+            "land_class": classes[rng.integers(0, len(classes), n)],
+            "town": towns[rng.integers(0, len(towns), n)],
+            "gross_m2": gross,
+            "deduction_m2": ded,
+            "net_m2": gross - ded,
+            "grain_kg_per_m2": np.where(rng.random(n) < 0.2, 0.9, np.nan),
+        },
+        geometry=polys,
+        crs=4490,
+    )
+    pyogrio.write_dataframe(gdf, path, layer="parcels", use_arrow=True)
+    return path
+
+
+def timed(name: str, cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run *cmd* under /usr/bin/time -v; print and return (wall seconds, peak RSS in MB)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:3]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    mb = int(m.group(1)) / 1024 if m else float("nan")
+    print(f"  {name}: {wall:.1f} s, peak {mb:.0f} MB", flush=True)
+    return wall, mb
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/landquota_bench_import"))
+    ap.add_argument("--skip-geopandas", action="store_true")
+    ns = ap.parse_args()
+    ns.dir.mkdir(parents=True, exist_ok=True)
+    src = ns.dir / f"parcels_{ns.n}.gpkg"
+    if not src.exists():
+        t = time.perf_counter()
+        generate(src, ns.n)
+        print(f"generated {ns.n:,} parcels in {time.perf_counter() - t:.1f} s: {src}")
+    tag = uuid.uuid4().hex[:8]
+    schemas = {"landquota": f"bench_lq_{tag}", "geopandas": f"bench_gp_{tag}", "ogr2ogr": f"bench_og_{tag}"}
+    base = PG.split("?")[0]
+    results: dict[str, tuple[float, float]] = {}
+    try:
+        # 1. this product (the workspace is created first, outside the timing)
+        url = f"{base}?schema={schemas['landquota']}"
+        subprocess.run([sys.executable, "-c", f"from landquota.workspace import open_workspace; "
+                        f"open_workspace({url!r}, create=True).close()"], check=True, cwd=ROOT)
+        results["landquota import_layer"] = timed(
+            "landquota import_layer",
+            [sys.executable, "-c", "from landquota.workspace import open_workspace; from landquota.importer "
+             f"import import_layer; ws = open_workspace({url!r}); r = import_layer({str(src)!r}, ws, "
+             "layer='parcels'); print(r.rows_imported)"]
+        )
+        # 2. geopandas.to_postgis
+        if not ns.skip_geopandas:
+            sa_url = base.replace("postgresql://", "postgresql+psycopg://")
+            results["geopandas to_postgis"] = timed(
+                "geopandas to_postgis",
+                [sys.executable, "-c", "import geopandas as gpd, sqlalchemy as sa; "
+                 f"e = sa.create_engine({sa_url!r}); "
+                 f"c = e.connect(); c.execute(sa.text('CREATE SCHEMA {schemas['geopandas']}')); c.commit(); "
+                 f"g = gpd.read_file({str(src)!r}, engine='pyogrio'); "
+                 f"g.to_postgis('parcels', e, schema={schemas['geopandas']!r}, if_exists='replace', chunksize=100000)"]
+            )
+        # 3. ogr2ogr with COPY (GiST index built at the end, as by default)
+        conn = base.replace("postgresql://", "")
+        user_host, db = conn.split("/", 1)
+        user, hostport = user_host.split("@")
+        host, port = hostport.split(":")
+        env = {**os.environ, "PG_USE_COPY": "YES"}
+        import sqlalchemy as sa
+
+        eng = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://"))
+        with eng.begin() as c:  # Debian's GDAL 3.6 has no CREATE_SCHEMA option
+            c.execute(sa.text(f'CREATE SCHEMA "{schemas["ogr2ogr"]}"'))
+        eng.dispose()
+        results["ogr2ogr PG_USE_COPY=YES"] = timed(
+            "ogr2ogr PG_USE_COPY=YES",
+            ["ogr2ogr", "-f", "PostgreSQL", f"PG:host={host} port={port} user={user} dbname={db} "
+             f"active_schema={schemas['ogr2ogr']}", str(src), "parcels", "-nln", "parcels",
+             "-lco", f"SCHEMA={schemas['ogr2ogr']}", "-gt", "100000"],
+            env=env,
+        )
+    finally:
+        import sqlalchemy as sa
+
+        e = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://"))
+        with e.begin() as c:
+            for s in schemas.values():
+                c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{s}" CASCADE'))
+        e.dispose()
+    lq = results["landquota import_layer"][0]
+    print(f"\n{ns.n:,} parcels, GeoPackage → PostGIS")
+    print(f"{'method':<28} {'wall s':>8} {'peak MB':>9} {'time / landquota':>17}")
+    for name, (wall, mb) in results.items():
+        print(f"{name:<28} {wall:8.1f} {mb:9.0f} {wall / lq:17.2f}")
+
+
+if __name__ == "__main__":
+    main()

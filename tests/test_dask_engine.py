@@ -1,0 +1,89 @@
+"""``--engine dask``: the overlay on a Dask cluster gives the same tables as the local run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from gridcounty import county
+
+from landquota.demand import DEMAND_OUT_COLUMNS, demand_from_workspace
+from landquota.errors import ParameterError
+from landquota.settings import mask_url
+from landquota.workspace import open_workspace
+
+pytest.importorskip("dask_geopandas")
+pytest.importorskip("distributed")
+
+from landquota._dask_engine import _reusable, write_partitions
+
+
+@pytest.fixture(scope="module")
+def county_ws(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """~3,000 patches over the Yangshan extent and 20 sites, in a GeoPackage."""
+    target = str(tmp_path_factory.mktemp("dask") / "county.gpkg")
+    with open_workspace(target, create=True) as ws:
+        ws.write_layers(county(3000, 20, seed=7))
+    return target
+
+
+@pytest.mark.slow
+# distributed may warn while tearing down its worker processes and sockets
+# (ResourceWarning / RuntimeWarning from its own modules); nothing we can act on.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning:distributed.*")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:distributed.*")
+def test_two_worker_cluster_gives_the_local_table(county_ws: str, tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    with open_workspace(county_ws) as ws:
+        local = demand_from_workspace(ws)
+        # Small partitions, so that the 20 sites are spread over several of them
+        # and some partitions meet no site at all (they must be skipped).
+        parts = tmp_path / "parcels.parquet"
+        info = write_partitions(
+            ws.read_layer("parcels"), parts, rows_per_partition=250, source=mask_url(ws.target)
+        )
+        assert len(info["partitions"]) == 13  # 3,010 patches / 250 per file
+        with LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
+            dask = demand_from_workspace(
+                ws, engine="dask", scheduler=cluster.scheduler_address, partitions=str(parts)
+            )
+    assert tuple(dask.table.columns) == DEMAND_OUT_COLUMNS
+    assert len(local.table) == 20
+    assert local.table["new_quota_m2"].gt(0).any()  # the comparison is not of empty tables
+    # Identical, not close: same pieces, one projection, sums in (site, parcel_id) order.
+    pd.testing.assert_frame_equal(dask.table, local.table, check_exact=True)
+    pd.testing.assert_frame_equal(dask.compliance, local.compliance, check_exact=True)
+    pd.testing.assert_frame_equal(dask.demand.by_class, local.demand.by_class, check_exact=True)
+    assert dask.pieces["geometry"].equals(local.pieces["geometry"])
+    assert 0 < dask.parcels_read < info["rows"]  # only partitions meeting a site were read
+
+
+def test_partitions_are_reused_only_for_the_same_source(tmp_path: Path) -> None:
+    layers = county(200, 1, seed=3)
+    info = write_partitions(layers["parcels"], tmp_path, rows_per_partition=64, source="a.gpkg")
+    assert info["partitions"] == [64, 64, 64, len(layers["parcels"]) - 192]
+    assert _reusable(tmp_path, "a.gpkg", info["rows"]) == info
+    assert _reusable(tmp_path, "b.gpkg", info["rows"]) is None  # another workspace
+    assert _reusable(tmp_path, "a.gpkg", info["rows"] + 1) is None  # parcels changed
+    # Re-writing removes the old files.
+    write_partitions(layers["parcels"], tmp_path, rows_per_partition=1000, source="a.gpkg")
+    assert len(list(tmp_path.glob("part.*.parquet"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"engine": "spark"}, "engine='spark'"),
+        ({"scheduler": "tcp://127.0.0.1:8786"}, "options of engine='dask'"),
+        ({"partitions": "/tmp/x"}, "options of engine='dask'"),
+        ({"engine": "dask", "scheduler": "127.0.0.1:8786"}, "tcp://HOST:PORT"),
+    ],
+)
+def test_bad_engine_options(county_ws: str, kwargs: dict[str, str], match: str) -> None:
+    with pytest.raises(ParameterError, match=match):
+        demand_from_workspace(county_ws, **kwargs)  # type: ignore[arg-type]
