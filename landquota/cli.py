@@ -225,6 +225,84 @@ def _validate(ns: argparse.Namespace) -> int:
     return 1 if rep.blocking else 0
 
 
+# --- demand ------------------------------------------------------------------------------------------
+def _demand_args(p: argparse.ArgumentParser) -> None:
+    _db(p)
+    p.add_argument("--out", default=None, help="write the table (.csv or .xlsx)")
+    p.add_argument(
+        "--pieces", default=None, help="write the site ∩ patch layer (.gpkg/.geojson) for the map"
+    )
+    p.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="local (default) or a Dask cluster",
+    )
+    p.add_argument(
+        "--scheduler", default=None, help="tcp://HOST:PORT of a dask scheduler (--engine dask)"
+    )
+    p.add_argument(
+        "--partitions",
+        default=None,
+        help="directory of the parcels' GeoParquet partitions, readable by every worker (--engine dask)",
+    )
+    p.add_argument(
+        "--tolerance", type=float, default=1.0, help="sliver tolerance in m² (default 1)"
+    )
+    p.add_argument(
+        "--plan-version",
+        default=None,
+        help="plan version of the zones and control lines (default: all)",
+    )
+    p.add_argument(
+        "--no-coverage-check",
+        action="store_true",
+        help="count site area on no patch in no category instead of failing",
+    )
+
+
+@command("demand", "quota and compensation needs of fixed sites 项目用地需求与合规")
+@args(_demand_args)
+def _demand(ns: argparse.Namespace) -> int:
+    from landquota.demand import demand_from_workspace
+    from landquota.workspace import open_workspace
+
+    with open_workspace(_target(ns)) as ws:
+        res = demand_from_workspace(
+            ws,
+            engine=ns.engine,
+            scheduler=ns.scheduler,
+            partitions=ns.partitions,
+            tolerance_m2=ns.tolerance,
+            plan_version=ns.plan_version,
+            check_coverage=not ns.no_coverage_check,
+            progress=True,
+        )
+    t = res.table
+    if ns.out:
+        out = Path(ns.out)
+        if out.suffix.lower() == ".xlsx":
+            from landquota._xlsx import frames_to_xlsx
+
+            out.write_bytes(frames_to_xlsx({"demand": t}))
+        elif out.suffix.lower() == ".csv":
+            _maybe_csv(t, ns.out)
+        else:
+            raise SystemExit(f"landquota: error: --out {ns.out!r}: use a .csv or .xlsx file name")
+    if ns.pieces:
+        res.pieces.to_file(ns.pieces, engine="pyogrio")
+    print(
+        f"项目 sites: {len(t)}; 新增指标 new quota {t['new_quota_m2'].sum() / 1e4:,.2f} ha; "
+        f"补充耕地 comp area {t['comp_area_m2'].sum() / 1e4:,.2f} ha, 水田 paddy "
+        f"{t['comp_paddy_m2'].sum() / 1e4:,.2f} ha, 粮食 grain {t['comp_grain_kg'].sum():,.0f} kg"
+    )
+    print(
+        "合规 compliance: "
+        + ", ".join(f"{k} {v}" for k, v in t["compliance"].value_counts().items())
+    )
+    return 0
+
+
 # --- allocate / commit / revert ----------------------------------------------------------------
 def _allocate_args(p: argparse.ArgumentParser) -> None:
     _db(p)
@@ -253,7 +331,7 @@ def _allocate_args(p: argparse.ArgumentParser) -> None:
         help="allocate despite blocking validation errors (recorded in the run)",
     )
     p.add_argument(
-        "--time-limit", type=float, default=None, help="optimal mode: seconds per solver stage"
+        "--time-limit", type=_seconds, default=None, help="optimal mode: seconds per solver stage"
     )
     p.add_argument("--out", default=None, help="write the allocations as FILE.csv or FILE.xlsx")
 
@@ -341,7 +419,8 @@ def _ledger_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--carry-years",
-        type=int,
+        # bounded here: a huge window overflowed date arithmetic (OverflowError, a traceback)
+        type=_bounded_int("--carry-years", 0, 100, "2"),
         default=2,
         help="carry-over window of plan quota in years (default 2)",
     )
@@ -693,11 +772,56 @@ def _date(value: str | None, name: str) -> Any:
     from datetime import date
 
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise SystemExit(
             f"landquota: error: {name} {value!r} is not a date; use YYYY-MM-DD"
         ) from None
+    # Timestamps are pandas nanoseconds (1677–2262) and XLSX/ZIP stamps end in 2107: a
+    # date far outside the bureau's business would fail deep inside with a cryptic error.
+    first, last = date(1900, 1, 1), date(2100, 12, 31)
+    if not first <= day <= last:
+        raise SystemExit(
+            f"landquota: error: {name} {value!r} is out of range; use a date from "
+            f"{first.isoformat()} to {last.isoformat()}"
+        )
+    return day
+
+
+def _bounded_int(name: str, lo: int, hi: int, example: str) -> Callable[[str], int]:
+    """Make an argparse ``type=`` accepting a whole number in [lo, hi] (errors name *name*)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a whole number; use e.g. {name} {example}"
+            ) from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is out of range; use a whole number from {lo:,} to {hi:,} "
+                f"(e.g. {name} {example})"
+            )
+        return v
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """Parse ``--time-limit`` (argparse ``type=``): finite seconds > 0."""
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds > 0; use e.g. --time-limit 60, or omit it "
+            "for no limit"
+        )
+    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -715,10 +839,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _refuse_undecodable(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
+    # A byte that is not UTF-8 (typed in a GBK terminal, say) reaches Python as a lone
+    # surrogate (PEP 383). SQLite, PostgreSQL and the output files cannot store it, and it
+    # failed later with a UnicodeEncodeError traceback; refuse it here, naming the argument.
+    for key, value in vars(ns).items():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and any("\ud800" <= ch <= "\udfff" for ch in v):
+                parser.error(
+                    f"argument {key.replace('_', '-')}: {v!r} is not valid UTF-8 text; "
+                    "set the terminal to UTF-8 (e.g. LANG=zh_CN.UTF-8) and type it again"
+                )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
     ns = parser.parse_args(argv)
+    _refuse_undecodable(parser, ns)
     fn = _COMMANDS[ns.command][0]
     try:
         return fn(ns)

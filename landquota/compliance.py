@@ -345,6 +345,15 @@ def compliance_of_sites(
         zoned = shapely.union_all(np.stack([*zg.values(), j]), axis=0)
         for t in _ZONE_TYPES:
             area[t] = measure(polygonal(np.asarray(effective[t], dtype=object)), centre, name=t)
+        if adjusted_allowed is not None:
+            # What an adjustment leaves of the conditional and restricted zones is a
+            # difference: its degenerate slivers along a long site's edges weigh up to
+            # tens of m² ellipsoidally (see lonlat_area_m2) and would keep a site the
+            # adjustment frees "needs_adjustment". Nothing in the lon/lat plane is
+            # nothing (R15, R16).
+            for t in ("conditional", "restricted"):
+                flat = lonlat_area_m2(polygonal(np.asarray(effective[t], dtype=object)))
+                area[t] = np.where(flat <= tolerance_m2, flat, area[t])
         # Measured in the scaled lon/lat plane: site − zones leaves degenerate
         # slivers along zone edges that weigh ~1 m² ellipsoidally (see
         # lonlat_area_m2) and would trip the tolerance with no gap at all.
