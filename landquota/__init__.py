@@ -45,7 +45,7 @@ from landquota.ledger import (
     statement,
 )
 from landquota.linkage import credit_linkage_surplus, linkage_credits, linkage_review
-from landquota.maps import build_map, save_map
+from landquota.maps import build_map, map_workspace, save_map
 from landquota.reports import write_report
 from landquota.roles import grant_roles
 from landquota.runs import Run, commit_run, plan_allocation, read_run, revert_run
@@ -109,6 +109,7 @@ __all__ = [
     "linkage_review",
     "m2_to_ha",
     "m2_to_mu",
+    "map_workspace",
     "open_workspace",
     "plan_allocation",
     "read_run",
