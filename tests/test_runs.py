@@ -101,27 +101,17 @@ def test_stock_taken_by_a_committed_run_is_not_offered_again(wws) -> None:
     assert k3["outcome"] == "unfunded" and "no_matching_stock" in k3["reasons"]
 
 
-def test_blocking_validation_errors_refuse_unless_forced(wws) -> None:
-    err = pd.DataFrame(
-        [
-            {
-                "error_id": "V1",
-                "rule": "LQ-001",
-                "severity": "blocking",
-                "layer": "parcels",
-                "feature_id": "A",
-                "message": "duplicate",
-                "checked_at": pd.Timestamp.now(tz="UTC"),
-            }
-        ]
-    )
-    import geopandas as gpd
-
-    wws.write_layer("validation_errors", gpd.GeoDataFrame(err, geometry=[None], crs=4490))
+def test_blocking_validation_errors_refuse_unless_forced(ws) -> None:
+    # two zones of one plan version overlapping: LQ-012, a blocking finding
+    w = world()
+    z = w["plan_zones"]
+    w["plan_zones"] = pd.concat([z, z.assign(zone_id="Z2", zone_type="conditional")], ignore_index=True)
+    ws.write_layers(w)
     with pytest.raises(errors.ValidationBlockedError, match="--force"):
-        plan_allocation(wws, as_of=MAY1)
-    run = plan_allocation(wws, as_of=MAY1, force=True)
+        plan_allocation(ws, as_of=MAY1)
+    run = plan_allocation(ws, as_of=MAY1, force=True)
     assert bool(run.record["forced"]) is True
+    assert '"force":true' in run.record["params"]
 
 
 def _cli(db: str, *argv: str, env: dict | None = None) -> subprocess.Popen:
