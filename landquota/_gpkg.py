@@ -70,7 +70,7 @@ def _q(name: str) -> str:
 
 
 def _lit(value: Any) -> str:
-    """An SQL literal for pyogrio's ``where`` (which takes no parameters)."""
+    """Return an SQL literal for pyogrio's ``where`` (which takes no parameters)."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
@@ -105,7 +105,7 @@ def _column_ddl(lyr: Layer, col: Column) -> str:
 
 
 def _rtree_triggers(t: str) -> list[str]:
-    """The R-tree maintenance triggers of the GeoPackage 1.2 spec (annex F.3)."""
+    """Return the R-tree maintenance triggers of the GeoPackage 1.2 spec (annex F.3)."""
     r, g, i = f"rtree_{t}_{GEOM}", GEOM, "fid"
     vals = f"NEW.{i}, ST_MinX(NEW.{g}), ST_MaxX(NEW.{g}), ST_MinY(NEW.{g}), ST_MaxY(NEW.{g})"
     return [
@@ -193,7 +193,7 @@ def to_blobs(geoms: np.ndarray) -> list[bytes | None]:
 
 
 def _py_values(col: Column, s: pd.Series) -> list[Any]:
-    """A column as Python values SQLite stores the GeoPackage way."""
+    """Return a column as the Python values SQLite stores the GeoPackage way."""
     na = s.isna().to_numpy()
     if col.type in ("text", "json"):
         vals = s.astype(object).to_numpy()
@@ -272,7 +272,7 @@ class GpkgWorkspace(Workspace):
             self._con = None  # type: ignore[assignment]
 
     def user(self) -> str:
-        """The operating-system login: a GeoPackage has no users of its own."""
+        """Return the operating-system login: a GeoPackage has no users of its own."""
         return os_user()
 
     # --- creation ------------------------------------------------------------

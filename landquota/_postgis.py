@@ -9,22 +9,21 @@
   advisory lock first, so two sessions committing at once are serialised and the
   second one's check sees the first one's entries (READ COMMITTED gives each
   statement of the trigger a fresh snapshot).
-* Bulk writes stream through ``COPY`` in text format with hex EWKB geometries,
-  in batches, inside the one transaction of the write.
+* Bulk writes stream through binary ``COPY`` (rows built with Arrow, EWKB
+  geometries), in batches, inside the one transaction of the write.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import geopandas as gpd
-import psycopg
 import numpy as np
 import pandas as pd
+import psycopg
 import shapely
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
@@ -169,32 +168,6 @@ def _ledger_sql(schema: str) -> list[str]:
     ]
 
 
-def _copy_text(col: Column, s: pd.Series) -> pd.Series:
-    """A column as COPY text-format strings (``\\N`` for NULL, specials escaped)."""
-    na = s.isna()
-    if col.type in ("text", "json"):
-        out = (
-            s.astype(object)
-            .where(~na, "")
-            .astype(str)
-            .str.replace("\\", "\\\\", regex=False)
-            .str.replace("\t", "\\t", regex=False)
-            .str.replace("\n", "\\n", regex=False)
-            .str.replace("\r", "\\r", regex=False)
-        )
-    elif col.type == "real":
-        out = pd.Series([repr(float(v)) for v in s.to_numpy(dtype="float64")], index=s.index)
-    elif col.type == "integer":
-        out = s.astype("float64").fillna(0).astype("int64").astype(str)
-    elif col.type == "boolean":
-        out = s.map({True: "t", False: "f"}).astype(object)
-    elif col.type == "date":
-        out = s.dt.strftime("%Y-%m-%d")
-    else:
-        out = s.dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-    return out.astype(object).where(~na, "\\N")
-
-
 class PostgisWorkspace(Workspace):
     """A workspace in one schema of a PostGIS database."""
 
@@ -234,7 +207,7 @@ class PostgisWorkspace(Workspace):
             return bool(con.execute(sa.text(q), {"t": f'"{self.schema}".landquota_meta'}).scalar())
 
     def table(self, name: str) -> sa.Table:
-        """The SQLAlchemy table of a layer."""
+        """Return the SQLAlchemy table of a layer."""
         return self.md.tables[f"{self.schema}.{name}"]
 
     @contextmanager
@@ -260,7 +233,7 @@ class PostgisWorkspace(Workspace):
         self.engine.dispose()
 
     def user(self) -> str:
-        """The database login (``session_user``), recorded on every write."""
+        """Return the database login (``session_user``), recorded on every write."""
         with self.engine.connect() as con:
             return str(con.execute(sa.text("SELECT session_user")).scalar())
 
@@ -459,7 +432,7 @@ def _fixed_field(values: np.ndarray, na: np.ndarray, fmt: str) -> Any:
 
 
 def _var_field(payload: Any, na: np.ndarray) -> Any:
-    """A variable-width Arrow binary column prefixed with its int32 lengths (-1 for NULL)."""
+    """Return a variable-width Arrow binary column prefixed with its int32 lengths (-1 for NULL)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -475,7 +448,7 @@ def _var_field(payload: Any, na: np.ndarray) -> Any:
 
 
 def _binary_rows(lyr: Layer, df: Frame, *, wkb: np.ndarray | None = None) -> Any:
-    """The rows of *df* in PostgreSQL's binary COPY format (without signature/trailer).
+    """Return the rows of *df* in PostgreSQL's binary COPY format (without signature/trailer).
 
     Every field becomes an Arrow binary array of (length, value) pieces and one
     Arrow kernel joins them row-wise, so no Python loop runs per row. Values are

@@ -593,7 +593,9 @@ def _report(ns: argparse.Namespace) -> int:
     from landquota.workspace import open_workspace
 
     with open_workspace(_target(ns)) as ws:
-        as_of = _date(ns.as_of or ws.meta().get("as_of"), "--as-of") or _today()
+        # `is None`, not `or`: an empty --as-of is a wrong date, as in every other command
+        recorded = ws.meta().get("as_of") if ns.as_of is None else ns.as_of
+        as_of = _date(recorded, "--as-of") or _today()
         layers = {name: ws.read_layer(name) for name in REPORT_LAYERS if name != "parcels"}
         plots = layers["linkage_plots"]
         layers["parcels"] = (

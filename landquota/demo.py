@@ -135,6 +135,8 @@ _M2_PER_MU: Final = 10_000.0 / 15.0
 _MIN_PARCELS: Final = 2_000
 _MAX_PARCELS: Final = 5_000_000
 _MIN_PIECE_M2: Final = 1.0  # slivers below this (from clipping) are dropped
+#: Features are clipped this far (degrees, ~0.1 mm) inside the county outline (see _clip).
+_CLIP_INSET_DEG: Final = 1e-9
 
 _BOUNDARY_FILE: Final = "yangshan_county_441823.geojson"
 
@@ -226,6 +228,71 @@ def _snap(geoms: Any) -> NDArray[np.object_]:
     reprojection. Snap rounding removes those near-degeneracies for good.
     """
     return _polygonal(shapely.set_precision(np.asarray(geoms, dtype=object), 0.01))
+
+
+def _clip(geoms_geo: Any, boundary_geo: Any) -> NDArray[np.object_]:
+    """Clip EPSG:4490 MultiPolygons to the county outline, in EPSG:4490 (LQ-005).
+
+    Shapes are designed in a Gauss–Krüger plane and clipped there too, but a
+    straight edge in the plane is slightly curved in longitude/latitude: where a
+    clip put a vertex in the middle of a long (up to 1.7 km) edge of the outline,
+    the transformed edges sag some millimetres past the stored outline, and
+    snapping to the 1 cm grid moves them as much. So the features that the
+    outline does not cover are intersected again after the transformation (and
+    after any snapping); the others are left untouched.
+
+    They are intersected with the outline moved :data:`_CLIP_INSET_DEG` (about
+    0.1 mm) inwards, not with the outline itself: a vertex computed on an edge of
+    the outline lands a rounding error on either side of it, and a sliver of
+    zero width between such vertices along a 1 km edge measures several m² on
+    the ellipsoid (its edges are read as geodesics), which LQ-005 would report.
+    """
+    arr = np.array(geoms_geo, dtype=object)
+    present = np.flatnonzero(~shapely.is_missing(arr))
+    if not len(present):
+        return arr
+    shapely.prepare(boundary_geo)
+    out = present[~shapely.covers(boundary_geo, arr[present])]
+    if len(out):
+        inner = shapely.buffer(boundary_geo, -_CLIP_INSET_DEG, join_style="mitre", mitre_limit=10.0)
+        arr[out] = _valid_multi(shapely.intersection(arr[out], inner))
+    return arr
+
+
+def _snap_coverage(geoms: Any) -> NDArray[np.object_]:
+    """Snap-round a partition to the 1 cm grid as one coverage (metres).
+
+    Snapping each polygon on its own (:func:`_snap`) may move an edge shared by
+    two neighbours differently in each, leaving overlaps of a square metre along
+    kilometres of edges (LQ-012). Here the edges of all polygons are noded and
+    rounded together and polygonised again, so neighbours share their edges
+    exactly; each face goes to the first polygon that contains it, so where the
+    inputs overlap the earlier one wins (later ones lose what earlier ones hold).
+    Faces in no polygon (holes) are dropped, except snapping slivers along an
+    edge, which go to the nearest polygon.
+    """
+    arr = _polygonal(geoms)
+    out = np.full(len(arr), None, dtype=object)
+    present = np.flatnonzero(~shapely.is_missing(arr))
+    if not len(present):
+        return out
+    src = arr[present]
+    lines = shapely.union_all(shapely.boundary(src), grid_size=0.01)
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
+    faces = faces[shapely.area(faces) > 0]
+    pts = shapely.point_on_surface(faces)
+    tree = shapely.STRtree(src)
+    owner = np.full(len(faces), len(src), dtype=np.intp)
+    fi, zi = tree.query(pts, predicate="within")
+    np.minimum.at(owner, fi, zi)
+    lost = np.flatnonzero(owner == len(src))
+    if len(lost):
+        # a sliver between rounded edges: its point lies within a hair of a polygon
+        fi, zi = tree.query(pts[lost], predicate="dwithin", distance=0.02)
+        np.minimum.at(owner, lost[fi], zi)
+    for k in np.unique(owner[owner < len(src)]):
+        out[present[k]] = shapely.coverage_union_all(faces[owner == k])
+    return _polygonal(out)
 
 
 def _blob(rng: np.random.Generator, x: float, y: float, r: float, wobble: float = 0.25) -> Any:
@@ -489,7 +556,7 @@ def build_demo(
         step("survey patches")
         parcels.classify(seed, county, list(town_sites.values()))
         step("land classes")
-        geo_parcels = _valid_multi(county.proj.geo(parcels.geoms))
+        geo_parcels = county.to_geo(parcels.geoms)
         present = ~shapely.is_missing(geo_parcels)
         if not present.all():  # a sliver lost in the transformation: drop it everywhere
             parcels.subset(present)
@@ -509,7 +576,7 @@ def build_demo(
         out["towns"] = _frame(
             "towns",
             {"town_id": _ids("T", len(county.names), 2), "name": list(county.names)},
-            _valid_multi(county.proj.geo(county.towns)),
+            county.to_geo(county.towns),
         )
         out["parcels"] = parcels.frame(seed, geo_parcels, gross, county)
         del geo_parcels
@@ -603,6 +670,17 @@ class _County:
     @property
     def area(self) -> float:
         return float(self.boundary.area)
+
+    def to_geo(self, geoms: Any) -> NDArray[np.object_]:
+        """Designed shapes (metres) as valid EPSG:4490 MultiPolygons inside the county.
+
+        Transformed, repaired where needed, then clipped to the real outline in
+        EPSG:4490 (:func:`_clip`); None where nothing polygonal is left.
+        """
+        arr = np.asarray(geoms, dtype=object)
+        if not len(arr):
+            return np.empty(0, dtype=object)
+        return _clip(_valid_multi(self.proj.geo(arr)), self.geo_boundary)
 
     def town_of(self, xy: NDArray[np.float64]) -> NDArray[np.intp]:
         """Nearest town centre = the town (towns are the Voronoi cells of the centres)."""
@@ -806,9 +884,11 @@ class _County:
         parts = list(shapely.get_parts(self.prohibited))
         geoms += parts
         types += ["prohibited"] * len(parts)
-        multi = _polygonal(geoms)
+        # The zones of one plan version must not overlap (LQ-012): snap them as one
+        # coverage, so that neighbours keep sharing their edges in EPSG:4490.
+        multi = self.to_geo(_snap_coverage(geoms))
         keep = ~shapely.is_missing(multi)
-        multi = _valid_multi(self.proj.geo(_snap(multi[keep])))
+        multi = multi[keep]
         n = len(multi)
         return _frame(
             "plan_zones",
@@ -911,7 +991,7 @@ class _Sites:
             for c in layer("stock_land").column_names[3:]:
                 cols[c].append(row.values.get(c))
             geoms.append(row.site.geom)
-        geo = _valid_multi(county.proj.geo(np.array(geoms, dtype=object)))
+        geo = county.to_geo(np.array(geoms, dtype=object))
         price = np.array([v if v is not None else np.nan for v in cols["land_price_yuan"]], float)
         # Land price: yuan per m² by use times the ellipsoidal area (R1), whole yuan.
         area = _areas(geo)
@@ -923,7 +1003,7 @@ class _Sites:
             "linkage_areas",
             {k: [a.get(k) for a in self.linkage] for k in layer("linkage_areas").column_names},
         )
-        geo = _valid_multi(county.proj.geo(np.array([p["geom"] for p in self.plots], dtype=object)))
+        geo = county.to_geo(np.array([p["geom"] for p in self.plots], dtype=object))
         a = _areas(geo)
         reclaimed = np.array(
             [ai if p["reclaimed"] else np.nan for ai, p in zip(a, self.plots, strict=True)]
@@ -1636,7 +1716,7 @@ class _Lines:
         paddy.append(np.nan)
         multi = _polygonal(geoms)
         keep = ~shapely.is_missing(multi)
-        geo = _valid_multi(county.proj.geo(_snap(multi[keep])))
+        geo = county.to_geo(_snap(multi[keep]))
         n = len(geo)
         prefix = {"basic_farmland": "BF", "eco_redline": "ER", "urban_boundary": "UB"}
         kinds_k = [k for k, ok in zip(kinds, keep, strict=True) if ok]
@@ -2057,9 +2137,7 @@ class _Projects:
         r = self.rows
         empty = shapely.from_wkt("MULTIPOLYGON EMPTY")
         present = [g for g in self.sites if g is not None]
-        geo_present = (
-            list(_valid_multi(county.proj.geo(np.array(present, dtype=object)))) if present else []
-        )
+        geo_present = list(county.to_geo(np.array(present, dtype=object))) if present else []
         it = iter(geo_present)
         geo = np.array([next(it) if g is not None else empty for g in self.sites], dtype=object)
         return _frame(
@@ -2264,7 +2342,7 @@ def _ledger(
     ]
     need = {"new": 0.0, "area": 0.0, "paddy": 0.0, "grain": 0.0}
     if allowed:
-        sites_geo = _valid_multi(county.proj.geo(np.array(allowed, dtype=object)))
+        sites_geo = county.to_geo(np.array(allowed, dtype=object))
         need = _overlay_need(sites_geo, parcels.geometry.values, parcels)
 
     def mu(x: float, step: float = 10.0) -> float:

@@ -508,7 +508,7 @@ def _available(df: pd.DataFrame, pool: str, t: pd.Timestamp) -> dict[int, float]
 def available_balances(
     entries: pd.DataFrame, *, as_of: date, carry_years: int = 2
 ) -> dict[str, float]:
-    """What each pool can give a run as of a date: the balance an allocation may use.
+    """Return what each pool can give a run as of a date: the balance it may use.
 
     The same vintages :func:`debit_entries` draws on: entries effective by
     ``as_of``, and for plan quota only the vintages still inside their carry-over

@@ -42,6 +42,15 @@ def demo() -> dict[str, pd.DataFrame]:
     return build_demo(seed=2014, n_parcels=N)
 
 
+@pytest.fixture(scope="module")
+def default_build() -> tuple[dict[str, pd.DataFrame], float]:
+    """The default demo (as `landquota demo` builds it) and its build time."""
+    # CPU time, not wall time: the test machines are shared by several jobs.
+    t0 = time.process_time()
+    layers = build_demo()
+    return layers, time.process_time() - t0
+
+
 def digest(frame: pd.DataFrame) -> str:
     """SHA-256 of a layer: its attribute values, then the WKB of its geometries."""
     h = hashlib.sha256()
@@ -566,6 +575,100 @@ def test_linkage_credit_matches_linkage_review(demo: dict[str, pd.DataFrame]) ->
     assert len(new) == 0  # the opening ledger already holds the accepted surplus
 
 
+# --------------------------------------------------------------------------- validation
+
+
+def _findings(layers: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    from landquota.validate import validate_frames
+
+    return validate_frames(layers, checked_at=pd.Timestamp("2014-04-30T00:00:00Z"))
+
+
+def _assert_allocatable(found: pd.DataFrame) -> None:
+    # `landquota allocate` refuses a workspace with blocking findings; LQ-005 (a
+    # part of more than 1 m² outside the county) means the clip went wrong.
+    shown = found[["rule", "severity", "layer", "feature_id", "message"]].to_string()
+    assert not (found["severity"] == "blocking").any(), shown
+    assert not (found["rule"] == "LQ-005").any(), shown
+
+
+def test_default_demo_passes_validation(
+    default_build: tuple[dict[str, pd.DataFrame], float],
+) -> None:
+    layers, _ = default_build
+    found = _findings(layers)
+    _assert_allocatable(found)
+    # nor any warning: TBMJ is the ellipsoidal area (LQ-011), every linkage area
+    # has plots (LQ-015), the county boundary is there (LQ-014)
+    assert found.empty, found[["rule", "layer", "feature_id", "message"]].to_string()
+
+
+@pytest.mark.parametrize("seed", [1, 3, 2015])
+def test_other_seeds_pass_validation(seed: int) -> None:
+    _assert_allocatable(_findings(build_demo(seed=seed, n_parcels=2_000)))
+
+
+def test_small_demo_passes_validation(demo: dict[str, pd.DataFrame]) -> None:
+    _assert_allocatable(_findings(demo))
+
+
+def test_clip_keeps_features_inside_the_county() -> None:
+    from landquota.demo import _clip
+
+    # a 1° × 1° county; one feature inside, one sticking out over its corner
+    county = shapely.box(112.0, 24.0, 113.0, 25.0)
+    inside = shapely.MultiPolygon([shapely.box(112.1, 24.1, 112.2, 24.2)])
+    corner = shapely.MultiPolygon([shapely.box(112.9, 24.9, 113.1, 25.1)])
+    out = _clip([inside, corner, None], county)
+    assert out[0] is inside  # covered: left untouched
+    assert out[2] is None
+    assert shapely.covers(county, out[1])
+    # the quarter 0.1° × 0.1° inside, less the ~1e-9° inset along two sides
+    assert out[1].area == pytest.approx(0.01, rel=1e-6)
+    assert out[1].area < 0.01
+
+
+def test_clip_leaves_no_geodesic_sliver_on_a_long_edge() -> None:
+    from landquota.areas import ellipsoidal_area
+    from landquota.demo import _clip
+
+    # County edge a-b is ~1.1 km long. A feature along it with a vertex 1e-13°
+    # (~10 µm) outside its middle sticks out by a triangle a-mid-b of zero width
+    # in lon/lat which, its edges read as geodesics, measures a few m² on the
+    # ellipsoid (LQ-005 reports anything over 1 m²).
+    a, b, c = (112.6, 24.2), (112.61, 24.205), (112.6, 24.21)
+    county = shapely.Polygon([a, b, c])
+    mid = (112.605 + 0.5e-13, 24.2025 - 1e-13)
+    feature = shapely.MultiPolygon([shapely.Polygon([a, mid, b, (112.603, 24.205)])])
+    assert not shapely.covers(county, feature)
+    sliver = float(ellipsoidal_area([shapely.difference(feature, county)])[0])
+    assert sliver > 1.0
+    clipped = _clip([feature], county)[0]
+    assert shapely.covers(county, clipped)
+    assert shapely.is_empty(shapely.difference(clipped, county))
+
+
+def test_snap_coverage_makes_a_partition() -> None:
+    from landquota.demo import _snap_coverage
+
+    # a and b meet at x = 10, but b's edge is 4 mm inside a: on the 1 cm grid both
+    # are x = 10, so each keeps 10 × 10 = 100 m² and they only touch. c overlaps
+    # both for real ([5, 15] × [5, 20]): the earlier ones keep what they hold, c is
+    # left with [5, 15] × [10, 20] = 100 m². d's hole (2 × 2) stays a hole: 96 m².
+    a = shapely.box(0.0, 0.0, 10.0, 10.0)
+    b = shapely.box(9.996, 0.0, 20.0, 10.0)
+    c = shapely.box(5.0, 5.0, 15.0, 20.0)
+    d = shapely.difference(shapely.box(30.0, 0.0, 40.0, 10.0), shapely.box(34.0, 4.0, 36.0, 6.0))
+    out = _snap_coverage([a, b, c, d, None])
+    assert out[4] is None
+    out = out[:4]
+    assert list(shapely.area(out)) == pytest.approx([100.0, 100.0, 100.0, 96.0], abs=1e-9)
+    assert (shapely.get_type_id(out) == 6).all()
+    assert shapely.equals(out[2], shapely.box(5.0, 10.0, 15.0, 20.0))
+    # a partition: the union has the sum of the areas
+    assert shapely.area(shapely.union_all(out)) == pytest.approx(396.0, abs=1e-9)
+
+
 # --------------------------------------------------------------------------- parameters
 
 
@@ -585,11 +688,8 @@ def test_bad_parameters(kwargs: dict[str, object], match: str) -> None:
         build_demo(**kwargs)  # type: ignore[arg-type]
 
 
-def test_default_size_builds_quickly() -> None:
-    # CPU time, not wall time: the test machines are shared by several jobs.
-    t0 = time.process_time()
-    layers = build_demo()
-    elapsed = time.process_time() - t0
+def test_default_size_builds_quickly(default_build: tuple[dict[str, pd.DataFrame], float]) -> None:
+    layers, elapsed = default_build
     assert 45_000 <= len(layers["parcels"]) <= 57_500
     assert elapsed < 20.0
 
