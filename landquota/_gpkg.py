@@ -26,13 +26,14 @@ import struct
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
 from pyproj import CRS
+from shapely.geometry.base import BaseGeometry
 
 from landquota.errors import ConcurrencyError, DataError, LedgerError, WorkspaceError
 from landquota.schema import CRS_EPSG, LAYERS, SCHEMA_VERSION, Column, Layer
@@ -164,7 +165,7 @@ def _is_empty(blob: bytes | None) -> int | None:
     return 1 if flags & 0b10000 else 0
 
 
-def _from_blob(blob: bytes) -> shapely.Geometry | None:
+def _from_blob(blob: bytes) -> BaseGeometry | None:
     flags = blob[3]
     env = (flags >> 1) & 0b111
     n = {0: 0, 1: 4, 2: 6, 3: 6, 4: 8}[env]
@@ -207,7 +208,9 @@ def _py_values(col: Column, s: pd.Series) -> list[Any]:
     elif col.type == "date":
         vals = s.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
     else:  # datetime, UTC, millisecond precision as GDAL writes it
-        vals = s.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str.slice(0, 23).add("Z").to_numpy(dtype=object)
+        vals = (
+            s.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str.slice(0, 23).add("Z").to_numpy(dtype=object)
+        )
     vals = vals.copy()
     vals[na] = None
     return list(vals)
@@ -348,7 +351,9 @@ class GpkgWorkspace(Workspace):
                     f"INSERT INTO gpkg_geometry_columns VALUES ({_lit(lyr.name)}, '{GEOM}', "
                     f"'MULTIPOLYGON', {CRS_EPSG}, 0, 0)"
                 )
-                s.append(f'CREATE VIRTUAL TABLE "rtree_{lyr.name}_{GEOM}" USING rtree(id, minx, maxx, miny, maxy)')
+                s.append(
+                    f'CREATE VIRTUAL TABLE "rtree_{lyr.name}_{GEOM}" USING rtree(id, minx, maxx, miny, maxy)'
+                )
                 s.append(
                     f"INSERT INTO gpkg_extensions VALUES ({_lit(lyr.name)}, '{GEOM}', 'gpkg_rtree_index', "
                     "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')"
@@ -370,18 +375,24 @@ class GpkgWorkspace(Workspace):
     def _check_is_workspace(self) -> None:
         try:
             (app_id,) = self._con.execute("PRAGMA application_id").fetchone()
-            have = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            have = {
+                r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
         except sqlite3.OperationalError as exc:
             self.close()
             if "locked" not in str(exc) and "busy" not in str(exc):
-                raise WorkspaceError(f"{self.target!r} is not a GeoPackage (SQLite said: {exc})") from exc
+                raise WorkspaceError(
+                    f"{self.target!r} is not a GeoPackage (SQLite said: {exc})"
+                ) from exc
             raise ConcurrencyError(
                 f"workspace {self.target!r} is being written by another process and stayed "
                 f"locked for {_BUSY_TIMEOUT_S:.0f} s; try again when it has finished ({exc})"
             ) from exc
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise WorkspaceError(f"{self.target!r} is not a GeoPackage (SQLite said: {exc})") from exc
+            raise WorkspaceError(
+                f"{self.target!r} is not a GeoPackage (SQLite said: {exc})"
+            ) from exc
         if app_id != _APPLICATION_ID or "gpkg_contents" not in have:
             self.close()
             raise WorkspaceError(f"{self.target!r} is not a GeoPackage")
@@ -429,7 +440,7 @@ class GpkgWorkspace(Workspace):
         )
         if df.geometry.name != "geometry":
             df = df.rename_geometry("geometry")
-        return df
+        return cast("pd.DataFrame", df)  # a GeoDataFrame; pyogrio is untyped
 
     # --- writing ---------------------------------------------------------------
     def _write(self, frames: Mapping[str, Frame], mode: WriteMode, *, progress: bool) -> None:
@@ -480,7 +491,7 @@ class GpkgWorkspace(Workspace):
             for start in range(0, len(df), batch):
                 part = df.iloc[start : start + batch]
                 fid0 = max_fid + 1 + start
-                columns = [list(range(fid0, fid0 + len(part)))]
+                columns: list[list[Any]] = [list(range(fid0, fid0 + len(part)))]
                 columns += [_py_values(lyr.column(c), part[c]) for c in cols]
                 if lyr.geometry:
                     columns.append(to_blobs(np.asarray(part.geometry.values, dtype=object)))
@@ -495,7 +506,14 @@ class GpkgWorkspace(Workspace):
             b = shapely.bounds(geoms[ok])
             con.executemany(
                 f'INSERT INTO "rtree_{lyr.name}_{GEOM}" VALUES (?, ?, ?, ?, ?)',
-                zip(fids.tolist(), b[:, 0].tolist(), b[:, 2].tolist(), b[:, 1].tolist(), b[:, 3].tolist(), strict=True),
+                zip(
+                    fids.tolist(),
+                    b[:, 0].tolist(),
+                    b[:, 2].tolist(),
+                    b[:, 1].tolist(),
+                    b[:, 3].tolist(),
+                    strict=True,
+                ),
             )
             for _, tsql in trig:
                 con.execute(tsql)
@@ -522,7 +540,9 @@ class GpkgWorkspace(Workspace):
             if transition is not None:
                 self._transition(con, transition)
             check_ledger(
-                pd.read_sql_query(f"SELECT {', '.join(_LEDGER_CHECK_COLUMNS)} FROM quota_ledger", con),
+                pd.read_sql_query(
+                    f"SELECT {', '.join(_LEDGER_CHECK_COLUMNS)} FROM quota_ledger", con
+                ),
                 entries,
             )
             try:
@@ -532,7 +552,9 @@ class GpkgWorkspace(Workspace):
                 raise LedgerError(str(exc)) from exc
 
     def _transition(self, con: sqlite3.Connection, t: RunTransition) -> None:
-        row = con.execute("SELECT status FROM allocation_runs WHERE run_id = ?", (t.run_id,)).fetchone()
+        row = con.execute(
+            "SELECT status FROM allocation_runs WHERE run_id = ?", (t.run_id,)
+        ).fetchone()
         if row is None:
             raise LedgerError(f"run {t.run_id!r} does not exist in {self.target!r}")
         if row[0] != t.from_status:

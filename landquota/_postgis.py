@@ -75,8 +75,8 @@ def split_url(url: str, default_schema: str) -> tuple[str, str]:
     Settings(pg_schema=schema)  # validates the identifier
     scheme = "postgresql+psycopg"
     # not urlunsplit: it drops the "//" of a host-less URL (postgresql:///db, ?service=)
-    query = f"?{urlencode(rest)}" if rest else ""
-    return f"{scheme}://{parts.netloc}{parts.path}{query}", schema
+    qs = f"?{urlencode(rest)}" if rest else ""
+    return f"{scheme}://{parts.netloc}{parts.path}{qs}", schema
 
 
 def build_metadata(schema: str) -> sa.MetaData:

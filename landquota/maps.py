@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import folium
 import geopandas as gpd
@@ -1403,7 +1403,9 @@ def map_workspace(
     allocations = ws.read_layer("allocations", where={"run_id": chosen}) if chosen else None
     if as_of is None:
         if chosen:
-            as_of = pd.Timestamp(runs.set_index("run_id").loc[chosen, "as_of"]).date()
+            # run_id is the key and as_of a date column, so .loc gives one Timestamp
+            run_as_of = cast("pd.Timestamp", runs.set_index("run_id").loc[chosen, "as_of"])
+            as_of = pd.Timestamp(run_as_of).date()
         elif "as_of" in ws.meta():
             as_of = date.fromisoformat(ws.meta()["as_of"])
         else:
