@@ -26,6 +26,7 @@ is not lagging: nothing was planned for the year.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -34,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from landquota.errors import DataError, ParameterError
+from landquota.labels import LEVEL_LABELS
 from landquota.schema import LEVELS, PROJECT_STATUSES
 
 __all__ = [
@@ -45,13 +47,9 @@ __all__ = [
     "time_progress",
 ]
 
-#: Chinese and English names of the project levels, in R18 order.
-LEVEL_NAMES: dict[str, tuple[str, str]] = {
-    "national": ("国家级", "national"),
-    "provincial": ("省级", "provincial"),
-    "city": ("市级", "city"),
-    "county": ("县级", "county"),
-}
+#: Chinese and English names of the project levels, in R18 order (an alias of
+#: :data:`landquota.labels.LEVEL_LABELS`, the one table).
+LEVEL_NAMES: Mapping[str, tuple[str, str]] = LEVEL_LABELS
 
 #: Columns of :attr:`Bulletin.projects`, in order.
 BULLETIN_COLUMNS: tuple[str, ...] = (

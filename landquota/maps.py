@@ -28,11 +28,14 @@ import pandas as pd
 import shapely
 from branca.element import MacroElement
 from jinja2 import Template
+from numpy.typing import NDArray
 from pyproj import CRS
 
+from landquota import labels as lbl
 from landquota._mapjs import external_references, inline_leaflet, json_for_html
 from landquota._progress import progress_bar
 from landquota.errors import CRSError, DataError, LayerError, ParameterError
+from landquota.landclasses import LAND_CLASSES, category_of, is_cultivated
 from landquota.schema import (
     ALLOCATION_OUTCOMES,
     CONTROL_KINDS,
@@ -95,9 +98,7 @@ _OVERLAY_NAMES = {
     "towns": "乡镇界 Town boundaries",
     "parcels": "地类图斑 Land-use patches",
     "plan_zones": "建设用地管制分区 Plan control zones",
-    "basic_farmland": "永久基本农田 Permanent basic farmland",
-    "eco_redline": "生态保护红线 Ecological red line",
-    "urban_boundary": "城镇开发边界 Urban development boundary",
+    **lbl.label_map(lbl.CONTROL_KIND_LABELS, capitalize=True),
     "stock_land": "存量土地 Stock land",
     "linkage": "增减挂钩 Linkage plots",
     "projects": "重点项目 Key projects",
@@ -115,78 +116,74 @@ _PATCH_CLASSES: dict[str, tuple[str, str]] = {
     "unknown": ("未识别地类 Unrecognised code", "#bdbdbd"),
 }
 
-_AGRI_4 = frozenset({"0401", "0402", "0403", "1006", "1103", "1104", "1107", "1202", "1203"})
-_CONSTR_4 = frozenset(
-    {"1001", "1002", "1003", "1004", "1005", "1007", "1008", "1009", "1109", "1201"}
-)
-_UNUSED_4 = frozenset(
-    {"0404", "1101", "1102", "1105", "1106", "1108", "1110", "1204", "1205", "1206", "1207"}
-)
 
-_ZONES: dict[str, tuple[str, str]] = {
-    "allowed": ("允许建设区 Allowed", "#a6d96a"),
-    "conditional": ("有条件建设区 Conditional", "#fee08b"),
-    "restricted": ("限制建设区 Restricted", "#fdae61"),
-    "prohibited": ("禁止建设区 Prohibited", "#d73027"),
-}
+def _legend(
+    table: Mapping[str, tuple[str, ...]], colours: Mapping[str, str]
+) -> dict[str, tuple[str, str]]:
+    """``{code: (label, colour)}`` in the order of *colours*; labels from landquota.labels."""
+    return {code: (lbl.label(table, code, capitalize=True), c) for code, c in colours.items()}
+
+
+# Labels come from landquota.labels (one table for reports and maps); colours are the map's.
+_ZONES = _legend(
+    lbl.ZONE_TYPE_LABELS,
+    {
+        "allowed": "#a6d96a",
+        "conditional": "#fee08b",
+        "restricted": "#fdae61",
+        "prohibited": "#d73027",
+    },
+)
 
 _LINES: dict[str, tuple[str, str, str | None, float]] = {
     # kind: (label, colour, fill colour, fill opacity)
-    "basic_farmland": ("永久基本农田 Permanent basic farmland", "#238b45", "#74c476", 0.35),
-    "eco_redline": ("生态保护红线 Ecological red line", "#e31a1c", "#fb9a99", 0.25),
-    "urban_boundary": ("城镇开发边界 Urban development boundary", "#6a3d9a", None, 0.0),
+    "basic_farmland": (_OVERLAY_NAMES["basic_farmland"], "#238b45", "#74c476", 0.35),
+    "eco_redline": (_OVERLAY_NAMES["eco_redline"], "#e31a1c", "#fb9a99", 0.25),
+    "urban_boundary": (_OVERLAY_NAMES["urban_boundary"], "#6a3d9a", None, 0.0),
 }
 
-_STOCK_STATUS: dict[str, tuple[str, str]] = {
-    "idle": ("闲置土地 Idle", "#d7301f"),
-    "not_idle": ("已供未闲置 Supplied, not idle", "#969696"),
-    "approved_unsupplied": ("批而未供 Approved, unsupplied", "#3182bd"),
-    "lapsed": ("批准失效 Lapsed approval (R9)", "#8c510a"),
-    "reclaimed": ("已收回 Reclaimed", "#31a354"),
-    "swapped": ("已置换 Swapped", "#74c476"),
-    "closed": ("已结案（已开工）Closed, construction started", "#bdbdbd"),
-    "not_yet_supplied": ("尚未供地 Not yet supplied", "#c6dbef"),
-    "not_yet_approved": ("尚未批准 Not yet approved", "#deebf7"),
+_STOCK_STATUS = {
+    **_legend(
+        lbl.STOCK_STATUS_LABELS,
+        {
+            "idle": "#d7301f",
+            "not_idle": "#969696",
+            "approved_unsupplied": "#3182bd",
+            "lapsed": "#8c510a",
+            "reclaimed": "#31a354",
+            "swapped": "#74c476",
+            "closed": "#bdbdbd",
+            "not_yet_supplied": "#c6dbef",
+            "not_yet_approved": "#deebf7",
+        },
+    ),
+    # A supplied parcel when the map is drawn without an idle-land review.
     "unreviewed": ("已供地（未审查）Supplied, not reviewed", "#bdbdbd"),
 }
 _COHORT_COLOURS = ("#08519c", "#3182bd", "#6baed6", "#9ecae1", "#2171b5", "#4292c6", "#c6dbef")
 
-_OUTCOMES: dict[str, tuple[str, str]] = {
-    "funded": ("已安排 Funded", "#1a9850"),
-    "partial": ("部分安排 Partly funded", "#a6d96a"),
-    "stock_matched": ("存量匹配 Matched to stock", "#2c7bb6"),
-    "blocked": ("不合规受阻 Blocked", "#d7191c"),
-    "unfunded": ("未安排 Unfunded", "#fdae61"),
+_OUTCOMES = {
+    **_legend(
+        lbl.OUTCOME_LABELS,
+        {
+            "funded": "#1a9850",
+            "partial": "#a6d96a",
+            "stock_matched": "#2c7bb6",
+            "blocked": "#d7191c",
+            "unfunded": "#fdae61",
+        },
+    ),
+    # A project the shown run (if any) does not cover.
     "not_allocated": ("尚未分配 Not yet allocated", "#878787"),
 }
 
-_LEVELS = {
-    "national": "国家级 national",
-    "provincial": "省级 provincial",
-    "city": "市级 city",
-    "county": "县级 county",
-}
-_APPROVAL = {"province": "省政府 Province", "state_council": "国务院 State Council"}
-_ROLES = {"demolition": "拆旧区 Demolition", "construction": "建新区 New construction"}
-_ACCEPT = {"pending": "待验收 pending", "passed": "已验收 passed", "failed": "未通过 failed"}
-_CAUSE = {"government": "政府原因 government", "enterprise": "企业原因 enterprise", "none": "—"}
-_STOCK_KIND = {
-    "approved_unsupplied": "批而未供 approved, unsupplied",
-    "supplied": "已供地 supplied",
-}
-_REASONS = {
-    "basic_farmland": "占用永久基本农田 on permanent basic farmland (R13)",
-    "eco_redline": "位于生态保护红线 in the ecological red line (R15)",
-    "prohibited_zone": "位于禁止建设区 in the prohibited zone (R15)",
-    "restricted_zone": "位于限制建设区，需调整规划 restricted zone: plan adjustment needed (R15)",
-    "conditional_zone_needs_adjustment": "有条件建设区，需等量调出 conditional zone: offsetting "
-    "adjustment needed (R15)",
-    "insufficient_new_quota": "新增建设用地指标不足 not enough new-construction quota",
-    "insufficient_comp_area": "补充耕地数量不足 not enough compensation area (R4)",
-    "insufficient_comp_paddy": "补充水田不足 not enough paddy compensation (R4)",
-    "insufficient_comp_grain": "粮食产能不足 not enough grain capacity (R4)",
-    "no_matching_stock": "无匹配存量地块 no matching stock parcel",
-}
+_LEVELS = lbl.label_map(lbl.LEVEL_LABELS)
+_APPROVAL = lbl.label_map(lbl.APPROVAL_LABELS, capitalize=True)
+_ROLES = lbl.label_map(lbl.PLOT_ROLE_LABELS, capitalize=True)
+_ACCEPT = lbl.label_map(lbl.ACCEPTANCE_LABELS)
+_CAUSE = lbl.label_map(lbl.CAUSE_LABELS)
+_STOCK_KIND = lbl.label_map(lbl.STOCK_KIND_LABELS)
+_DISPOSAL = lbl.label_map(lbl.DISPOSAL_METHOD_LABELS)
 
 # Demand rows of the popup: column of the demand table -> label.
 _DEMAND_ROWS = (
@@ -261,7 +258,7 @@ def _reasons(v: Any) -> list[str]:
     if not _present(v):
         return []
     codes = [c.strip() for c in str(v).split(",") if c.strip()]
-    return [_REASONS.get(c, c) + ("" if c not in _REASONS else f" [{c}]") for c in codes]
+    return [lbl.reason_label(c) + (f" [{c}]" if c in lbl.REASON_LABELS else "") for c in codes]
 
 
 # --- land classes -----------------------------------------------------------------
@@ -271,7 +268,9 @@ def land_display_class(code: Any) -> str:
     """Return the map display class of a GB/T 21010 / survey land-class code.
 
     The three cultivated classes keep their code; the rest fall into the broad
-    categories of the domain notes (agricultural, construction, unused).
+    categories of :mod:`landquota.landclasses` (agricultural, construction, unused).
+    A code that is not in :data:`landquota.landclasses.LAND_CLASSES` (validation
+    rule LQ-002 reports it) is drawn as ``'unknown'`` rather than guessed.
 
     Parameters
     ----------
@@ -289,19 +288,20 @@ def land_display_class(code: Any) -> str:
     >>> [land_display_class(c) for c in ("0101", "0301", "08H2", "1104A", "1101", "XX")]
     ['0101', 'agricultural', 'construction', 'agricultural', 'unused', 'unknown']
     """
-    if not _present(code):
-        return "unknown"
-    c = str(code).strip().upper()
-    if c in ("0101", "0102", "0103"):
-        return c
-    two, four = c[:2], c[:4]
-    if two in ("01", "02", "03") or four in _AGRI_4:
-        return "agricultural"
-    if two in ("05", "06", "07", "08", "09") or four in _CONSTR_4:
-        return "construction"
-    if four in _UNUSED_4:
-        return "unused"
-    return "unknown"
+    return str(_display_classes([code])[0])
+
+
+def _display_classes(codes: Iterable[Any]) -> NDArray[np.object_]:
+    """:func:`land_display_class` of each code, vectorised (one lookup per distinct code)."""
+    raw = codes if isinstance(codes, pd.Series) else pd.Series(np.asarray(codes, dtype=object))
+    text = raw.astype(object).where(raw.notna())
+    text = text.map(lambda c: str(c).strip().upper(), na_action="ignore")
+    known = text.isin(list(LAND_CLASSES)).to_numpy(dtype=bool)
+    out = np.full(len(text), "unknown", dtype=object)
+    if known.any():
+        found = text[known].to_numpy(dtype=object)
+        out[known] = np.where(is_cultivated(found), found, category_of(found))
+    return out
 
 
 # --- geometry -----------------------------------------------------------------------
@@ -736,7 +736,7 @@ def _patch_layer(parcels: gpd.GeoDataFrame, bar: Any) -> _Overlay:
     """
     ov = _Overlay("parcels")
     ov.pane = "lq-patches"
-    classes = np.array([land_display_class(c) for c in parcels["land_class"]], dtype=object)
+    classes = _display_classes(parcels["land_class"])
     groups = _dissolve(_geoms(parcels), classes, DISPLAY_TOLERANCE_DEG, bar)
     bar.set_postfix_str("encoding patches")
     shells, keys = [], []
@@ -934,7 +934,7 @@ def _stock_layer(stock: gpd.GeoDataFrame, idle: pd.DataFrame | None) -> _Overlay
             rows.append(["闲置原因 Cause", _CAUSE.get(str(cause), str(cause))])
         method = getattr(row, "disposal_method", None)
         if _present(method) and str(method) != "none":
-            rows.append(["处置方式 Disposal", str(method)])
+            rows.append(["处置方式 Disposal", _DISPOSAL.get(str(method), str(method))])
         ov.add(
             stock.geometry.iloc[i],
             key,

@@ -37,11 +37,27 @@ import pandas as pd
 
 from landquota._xlsx import normalise_xlsx as _normalise_xlsx
 from landquota.areas import m2_to_ha, m2_to_mu
-from landquota.bulletin import LEVEL_NAMES, Bulletin, investment_bulletin
+from landquota.bulletin import Bulletin, investment_bulletin
 from landquota.errors import DataError, ParameterError
+from landquota.labels import (
+    ACCEPTANCE_LABELS,
+    APPROVAL_LABELS,
+    CAUSE_LABELS,
+    DISPOSAL_METHOD_LABELS,
+    DISPOSAL_STATUS_LABELS,
+    IDLE_RULE_LABELS,
+    LEVEL_LABELS,
+    OUTCOME_LABELS,
+    POOL_LABELS,
+    PROJECT_STATUS_LABELS,
+    REASON_LABELS,
+    STOCK_STATUS_LABELS,
+    label,
+    label_map,
+    reason_label,
+)
 from landquota.ledger import AREA_POOLS, statement
 from landquota.schema import CRS_EPSG, LEVELS, POOLS, layer
-from landquota.summary import POOL_NAMES
 
 __all__ = [
     "CHART_FILES",
@@ -71,75 +87,22 @@ Fmt = Literal["xlsx", "csv"]
 
 # --- labels shown in reports (codes are stored as English tokens) ---------------------------
 _YES_NO = ("是 yes", "否 no")
-_LEVEL = {k: f"{zh} {en}" for k, (zh, en) in LEVEL_NAMES.items()}
-_OUTCOME = {
-    "funded": "已安排 funded",
-    "partial": "部分安排 partly funded",
-    "stock_matched": "存量匹配 matched to stock",
-    "blocked": "受阻 blocked",
-    "unfunded": "未安排 unfunded",
-}
-_APPROVAL = {"province": "省政府 province", "state_council": "国务院 State Council"}
-_REASON = {
-    "insufficient_new_quota": "新增指标不足",
-    "insufficient_comp_area": "补充耕地数量指标不足",
-    "insufficient_comp_paddy": "补充水田指标不足",
-    "insufficient_comp_grain": "补充粮食产能指标不足",
-    "site_not_fixed": "选址未定",
-    "no_matching_stock": "无匹配存量地块",
-    "below_min_fraction": "低于最小分期比例",
-    "outranked": "指标已安排给优先项目",
-    "basic_farmland": "占用永久基本农田 (R13)",
-    "eco_redline": "位于生态保护红线 (R15)",
-    "prohibited_zone": "位于禁止建设区 (R15)",
-    "restricted_zone": "位于限制建设区 (R15)",
-    "conditional_zone_needs_adjustment": "有条件建设区需调整规划 (R15)",
-    "outside_plan_zones": "不在规划分区内",
-}
-_STOCK_STATUS = {
-    "idle": "闲置 idle",
-    "reclaimed": "已收回 reclaimed",
-    "swapped": "已置换 swapped",
-    "closed": "已动工结案 closed (construction started)",
-    "not_idle": "未闲置 not idle",
-    "approved_unsupplied": "批而未供 approved, unsupplied",
-    "lapsed": "批准失效 lapsed",
-    "not_yet_supplied": "尚未供地 not yet supplied",
-    "not_yet_approved": "尚未批准 not yet approved",
-}
-_IDLE_RULE = {
-    "not_started": "满一年未动工 not started one year after the agreed date",
-    "suspended_low_development": "开发不足1/3且中止满一年 under 1/3 developed, suspended 1 year",
-    "suspended_low_investment": "投资不足25%且中止满一年 under 25 % invested, suspended 1 year",
-}
-_CAUSE = {
-    "government": "政府原因 government",
-    "enterprise": "企业原因 enterprise",
-    "none": "未认定 undetermined",
-}
-_DISPOSAL = {
-    "none": "",
-    "extension": "延长动工期限 extension",
-    "change_use": "调整用途 change of use",
-    "temporary_use": "临时使用 temporary use",
-    "paid_reclamation": "有偿收回 paid reclamation",
-    "free_reclamation": "无偿收回 free reclamation",
-    "swap": "置换 swap",
-    "construction_started": "已动工 construction started",
-}
-_CASE = {"none": "", "open": "处置中 open", "closed": "已结案 closed"}
-_ACCEPTANCE = {"pending": "待验收 pending", "passed": "已验收 passed", "failed": "未通过 failed"}
-_PROJECT_STATUS = {
-    "preparatory": "前期 preparatory",
-    "new_start": "新开工 new start",
-    "continuing": "续建 continuing",
-    "completed": "竣工 completed",
-}
+_LEVEL = label_map(LEVEL_LABELS)
+_OUTCOME = label_map(OUTCOME_LABELS)
+_APPROVAL = label_map(APPROVAL_LABELS)
+_STOCK_STATUS = label_map(STOCK_STATUS_LABELS)
+_IDLE_RULE = label_map(IDLE_RULE_LABELS)
+_CAUSE = label_map(CAUSE_LABELS)
+# A parcel without a disposal (method or case ``none``) shows an empty cell, not a label.
+_DISPOSAL = {**label_map(DISPOSAL_METHOD_LABELS), "none": ""}
+_CASE = {**label_map(DISPOSAL_STATUS_LABELS), "none": ""}
+_ACCEPTANCE = label_map(ACCEPTANCE_LABELS)
+_PROJECT_STATUS = label_map(PROJECT_STATUS_LABELS)
 
 
 def _pool_names() -> dict[str, tuple[str, str, str]]:
-    """Chinese/English pool names, from :data:`landquota.summary.POOL_NAMES` (the one source)."""
-    return dict(POOL_NAMES)
+    """Chinese/English pool names, from :data:`landquota.labels.POOL_LABELS` (the one source)."""
+    return dict(POOL_LABELS)
 
 
 # --- number formats (Excel) per column kind -------------------------------------------------
@@ -247,7 +210,12 @@ def _reasons(values: pd.Series) -> pd.Series:
     out: list[str | None] = []
     for v in values:
         codes = [] if _is_missing(v) else [c.strip() for c in str(v).split(",") if c.strip()]
-        out.append("; ".join(f"{_REASON.get(c, '')} {c}".strip() for c in codes) or None)
+        out.append(
+            "; ".join(
+                f"{reason_label(c, lang='zh')} {c}" if c in REASON_LABELS else c for c in codes
+            )
+            or None
+        )
     return pd.Series(out, index=values.index, dtype="object")
 
 
@@ -1044,8 +1012,9 @@ def _chart_data(rep: _Report) -> tuple[pd.DataFrame, pd.DataFrame]:
     else:
         prog = pd.DataFrame(
             {
-                "level": [LEVEL_NAMES[str(v)][0] for v in b.levels["level"]] + ["全部"],
-                "level_en": [LEVEL_NAMES[str(v)][1] for v in b.levels["level"]] + ["all"],
+                "level": [label(LEVEL_LABELS, v, lang="zh") for v in b.levels["level"]] + ["全部"],
+                "level_en": [label(LEVEL_LABELS, v, lang="en") for v in b.levels["level"]]
+                + ["all"],
                 "completion": [*b.levels["completion"].astype("float64"), b.completion],
                 "time_progress": [b.time_progress] * (len(b.levels) + 1),
             }

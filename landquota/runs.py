@@ -21,9 +21,11 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol, cast
 
 import geopandas as gpd
@@ -34,6 +36,7 @@ import shapely
 from landquota import __version__
 from landquota.allocation import AllocationResult, Pools, ProjectNeed, StockOffer, allocate
 from landquota.errors import AllocationError, ParameterError
+from landquota.labels import OUTCOME_LABELS, REASON_LABELS, reason_label
 from landquota.ledger import available_balances, debit_entries, reversal_entries
 from landquota.schema import LAYERS, RUN_MODES
 from landquota.stock import available_stock
@@ -52,32 +55,15 @@ __all__ = [
     "revert_run",
 ]
 
-#: Chinese and English names of the outcomes, for summaries, reports and maps.
-OUTCOME_NAMES: dict[str, tuple[str, str]] = {
-    "funded": ("足额保障", "funded"),
-    "partial": ("部分保障", "partly funded"),
-    "stock_matched": ("盘活存量保障", "matched to stock land"),
-    "blocked": ("不符合规划管控", "blocked"),
-    "unfunded": ("未获保障", "unfunded"),
-}
+#: Chinese and English names of the outcomes (an alias of
+#: :data:`landquota.labels.OUTCOME_LABELS`, the one table).
+OUTCOME_NAMES: Mapping[str, tuple[str, str]] = OUTCOME_LABELS
 
-#: Chinese names of the reason codes.
-REASON_NAMES: dict[str, str] = {
-    "basic_farmland": "占用永久基本农田 (R13)",
-    "eco_redline": "位于生态保护红线内 (R15)",
-    "prohibited_zone": "位于禁止建设区 (R15)",
-    "restricted_zone": "位于限制建设区，需先调整规划 (R15)",
-    "conditional_zone_needs_adjustment": "位于有条件建设区，需同步核减等面积允许建设区 (R15)",
-    "outside_plan_zones": "部分位于规划管制分区之外",
-    "insufficient_new_quota": "新增建设用地指标不足 (R3)",
-    "insufficient_comp_area": "补充耕地数量指标不足 (R4)",
-    "insufficient_comp_paddy": "补充水田指标不足 (R4)",
-    "insufficient_comp_grain": "补充粮食产能指标不足 (R4)",
-    "site_not_fixed": "项目选址未定",
-    "no_matching_stock": "无用途、面积相符的存量土地",
-    "below_min_fraction": "可保障比例低于最低分期比例",
-    "outranked": "指标优先保障了更高优先级项目 (R18)",
-}
+#: Chinese names of the reason codes, with the rule each enforces (from
+#: :mod:`landquota.labels`).
+REASON_NAMES: Mapping[str, str] = MappingProxyType(
+    {code: reason_label(code, lang="zh") for code in REASON_LABELS}
+)
 
 
 class Scenario(Protocol):

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
 
+from landquota.labels import POOL_LABELS
 from landquota.schema import LAYERS, POOLS
 from landquota.settings import mask_url
 from landquota.workspace import Workspace
 
 __all__ = ["POOL_NAMES", "WorkspaceSummary", "pool_balances", "workspace_summary"]
 
-#: Chinese and English names of the pools, for reports and summaries.
-POOL_NAMES: dict[str, tuple[str, str, str]] = {
-    # pool: (Chinese, English, unit)
-    "new_construction": ("新增建设用地计划指标", "new construction-land plan quota", "m2"),
-    "linkage_surplus": ("增减挂钩节余指标", "linkage surplus quota", "m2"),
-    "comp_area": ("补充耕地数量指标", "farmland compensation: area", "m2"),
-    "comp_paddy": ("补充水田规模指标", "farmland compensation: paddy", "m2"),
-    "comp_grain": ("补充粮食产能指标", "farmland compensation: grain capacity", "kg"),
-}
+#: Chinese and English names of the pools with their units (an alias of
+#: :data:`landquota.labels.POOL_LABELS`, the one table).
+POOL_NAMES: Mapping[str, tuple[str, str, str]] = POOL_LABELS
 
 M2_PER_HA = 10_000.0
 MU_PER_HA = 15.0  # 1 ha = 15 mu exactly; 1 mu = 10,000/15 m2

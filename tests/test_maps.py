@@ -17,6 +17,7 @@ from shapely.geometry import MultiPolygon, box
 
 from landquota._mapjs import external_references, leaflet_css, leaflet_js
 from landquota.errors import CRSError, DataError, LayerError, ParameterError
+from landquota.landclasses import LAND_CLASSES, category_of, is_cultivated
 from landquota.maps import (
     _encode,
     _fmt_m2,
@@ -77,6 +78,15 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> str:
 )
 def test_land_display_class(code: Any, expected: str) -> None:
     assert land_display_class(code) == expected
+
+
+def test_land_display_class_follows_landclasses() -> None:
+    # Every known code: its own code if cultivated (0101-0103), else its category
+    # from landquota.landclasses; an unknown code is not guessed from its prefix.
+    codes = list(LAND_CLASSES)
+    expected = np.where(is_cultivated(codes), codes, category_of(codes)).tolist()
+    assert [land_display_class(c) for c in codes] == expected
+    assert land_display_class("0199") == "unknown"  # 01 prefix, but no such class
 
 
 # --- encoding -----------------------------------------------------------------------
