@@ -427,9 +427,11 @@ class GpkgWorkspace(Workspace):
             return pd.read_sql_query(q, self._con, params=params)
         # pyogrio's `where` takes no parameters: values are literals escaped by _lit,
         # after where_to_sql has checked the column names against the contract.
-        literal = sql
-        for p in params:
-            literal = literal.replace("?", _lit(p), 1)
+        # split first, then join: a "?" inside a value must never be taken for a placeholder
+        pieces = sql.split("?")
+        literal = pieces[0] + "".join(
+            _lit(v) + rest for v, rest in zip(params, pieces[1:], strict=True)
+        )
         df = pyogrio.read_dataframe(
             self.target,
             layer=lyr.name,

@@ -247,7 +247,7 @@ def _demand_args(p: argparse.ArgumentParser) -> None:
         help="directory of the parcels' GeoParquet partitions, readable by every worker (--engine dask)",
     )
     p.add_argument(
-        "--tolerance", type=float, default=1.0, help="sliver tolerance in m² (default 1)"
+        "--tolerance", type=_area_m2, default=1.0, help="sliver tolerance in m² (default 1)"
     )
     p.add_argument(
         "--plan-version",
@@ -808,6 +808,21 @@ def _bounded_int(name: str, lo: int, hi: int, example: str) -> Callable[[str], i
         return v
 
     return parse
+
+
+def _area_m2(text: str) -> float:
+    """Parse an area in m² (argparse ``type=``): a finite number >= 0."""
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an area in m² >= 0; use e.g. --tolerance 1"
+        )
+    return v
 
 
 def _seconds(text: str) -> float:

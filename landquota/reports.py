@@ -1075,7 +1075,8 @@ def _write_charts(wb: Any, rep: _Report) -> None:
 
 
 def _stamp(as_of: date) -> datetime:
-    return datetime(max(as_of.year, 1980), as_of.month, as_of.day)
+    # ZIP dates hold the years 1980-2107 only
+    return datetime(min(max(as_of.year, 1980), 2107), as_of.month, min(as_of.day, 28))
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -448,5 +448,11 @@ def revert_run(ws: Workspace, run_id: str) -> pd.DataFrame:
         raise AllocationError(
             f"run {run_id!r} is {run.status}; only a committed run can be reverted"
         )
-    entries = reversal_entries(ws.read_layer("quota_ledger"), run_id=run_id)
+    ledger = ws.read_layer("quota_ledger")
+    if (ledger["run_id"] == run_id).any():
+        entries = reversal_entries(ledger, run_id=run_id)
+    else:
+        # a run that only matched stock (or funded nothing) wrote no debits: reverting it
+        # writes no entries, but still frees its stock parcels by changing its status
+        entries = ledger.iloc[0:0].drop(columns=["entered_at", "entered_by"])
     return ws.append_ledger(entries, transition=RunTransition(run_id, "committed", "reverted"))

@@ -182,6 +182,14 @@ def prepare_frame(lyr: Layer, frame: pd.DataFrame, *, source: str = "frame") -> 
                     f"{s[bad_mask].iloc[0]!r} ({lyr.id_column}={ids[bad_mask].iloc[0]!r}) is outside "
                     f"[{col.minimum}, {col.maximum}]"
                 )
+        if col.type in ("text", "json"):
+            # GDAL cuts text at a NUL when reading a GeoPackage: two ids would collide
+            nul = s.notna() & s.astype(object).map(lambda x: "\x00" in str(x)).astype(bool)
+            if nul.any():
+                raise DataError(
+                    f"{source}: layer {lyr.name!r} column {col.name!r} holds a NUL character "
+                    f"(row {int(np.flatnonzero(nul.to_numpy())[0])}); remove it from the source"
+                )
         if col.type == "real" and col.name == "amount" and (~np.isfinite(s.astype(float))).any():
             raise DataError(f"{source}: layer {lyr.name!r} column 'amount' must be finite numbers")
     dup = ids[ids.duplicated()]
@@ -275,14 +283,29 @@ def _param(typ: str, v: Any, name: str) -> Any:
             raise ParameterError(f"filter on {name!r} needs a number, got {v!r}")
         if isinstance(v, float) and not math.isfinite(v):
             raise ParameterError(f"filter on {name!r} needs a finite number, got {v!r}")
+        if isinstance(v, (int, np.integer)) and not -(2**63) <= int(v) < 2**63:
+            raise ParameterError(f"filter on {name!r}: {v!r} is out of the 64-bit integer range")
         return v
     if typ == "boolean":
         if not isinstance(v, (bool, np.bool_)):
             raise ParameterError(f"filter on {name!r} needs True or False, got {v!r}")
         return bool(v)
     if typ in ("date", "datetime"):
-        return pd.Timestamp(v).date().isoformat() if typ == "date" else pd.Timestamp(v).isoformat()
-    return str(v)
+        try:
+            ts = pd.Timestamp(v)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ParameterError(
+                f"filter on {name!r} needs a date (YYYY-MM-DD), got {v!r}"
+            ) from exc
+        if ts is pd.NaT:
+            raise ParameterError(f"filter on {name!r} needs a date (YYYY-MM-DD), got {v!r}")
+        return ts.date().isoformat() if typ == "date" else ts.isoformat()
+    text = str(v)
+    if "\x00" in text:
+        raise ParameterError(
+            f"filter on {name!r}: {v!r} contains a NUL character, which no value holds"
+        )
+    return text
 
 
 def check_bbox(bbox: Sequence[float] | None) -> BBox | None:

@@ -105,7 +105,9 @@ def test_blocking_validation_errors_refuse_unless_forced(ws) -> None:
     # two zones of one plan version overlapping: LQ-012, a blocking finding
     w = world()
     z = w["plan_zones"]
-    w["plan_zones"] = pd.concat([z, z.assign(zone_id="Z2", zone_type="conditional")], ignore_index=True)
+    w["plan_zones"] = pd.concat(
+        [z, z.assign(zone_id="Z2", zone_type="conditional")], ignore_index=True
+    )
     ws.write_layers(w)
     with pytest.raises(errors.ValidationBlockedError, match="--force"):
         plan_allocation(ws, as_of=MAY1)
@@ -216,3 +218,15 @@ def test_killed_commit_leaves_balances_and_draft(ws_target: str) -> None:
         # and the run can still be committed afterwards
         commit_run(w, run.run_id)
         assert read_run(w, run.run_id).status == "committed"
+
+
+def test_a_run_that_wrote_no_entries_can_be_reverted(ws) -> None:
+    # no quota at all: K1 and K2 unfunded, K3 matched to stock S1 — the commit writes nothing
+    ws.write_layers(world(new_quota=0.0))
+    run = plan_allocation(ws, as_of=MAY1)
+    assert len(commit_run(ws, run.run_id)) == 0
+    revert_run(ws, run.run_id)
+    assert read_run(ws, run.run_id).status == "reverted"
+    # and S1 is free again for the next run
+    again = plan_allocation(ws, as_of=date(2014, 5, 2))
+    assert again.table().set_index("project_id").loc["K3", "stock_id"] == "S1"
