@@ -297,7 +297,7 @@ def _param(typ: str, v: Any, name: str) -> Any:
             raise ParameterError(
                 f"filter on {name!r} needs a date (YYYY-MM-DD), got {v!r}"
             ) from exc
-        if ts is pd.NaT:
+        if pd.isna(ts):
             raise ParameterError(f"filter on {name!r} needs a date (YYYY-MM-DD), got {v!r}")
         return ts.date().isoformat() if typ == "date" else ts.isoformat()
     text = str(v)
