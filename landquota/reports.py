@@ -1075,8 +1075,10 @@ def _write_charts(wb: Any, rep: _Report) -> None:
 
 
 def _stamp(as_of: date) -> datetime:
-    # ZIP dates hold the years 1980-2107 only
-    return datetime(min(max(as_of.year, 1980), 2107), as_of.month, min(as_of.day, 28))
+    # ZIP dates hold the years 1980-2107 only; outside them, the nearest end of that range
+    if as_of.year > 2107:
+        return datetime(2107, 12, 31)
+    return datetime(max(as_of.year, 1980), as_of.month, as_of.day)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
