@@ -557,13 +557,7 @@ class GpkgWorkspace(Workspace):
         row = con.execute(
             "SELECT status FROM allocation_runs WHERE run_id = ?", (t.run_id,)
         ).fetchone()
-        if row is None:
-            raise LedgerError(f"run {t.run_id!r} does not exist in {self.target!r}")
-        if row[0] != t.from_status:
-            raise ConcurrencyError(
-                f"run {t.run_id!r} is {row[0]!r}, not {t.from_status!r}: another process changed it "
-                "first; nothing was written"
-            )
+        t.check(None if row is None else row[0], repr(self.target))
         con.execute(
             "UPDATE allocation_runs SET status=?, status_changed_at=strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
             "status_changed_by=? WHERE run_id=?",

@@ -31,7 +31,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from landquota._gpkg import _LEDGER_CHECK_COLUMNS, NEG_TOL, check_ledger
 from landquota.errors import (
-    ConcurrencyError,
     DataError,
     LedgerError,
     ParameterError,
@@ -366,13 +365,7 @@ class PostgisWorkspace(Workspace):
         row = con.execute(
             sa.select(runs.c.status).where(runs.c.run_id == tr.run_id).with_for_update()
         ).first()
-        if row is None:
-            raise LedgerError(f"run {tr.run_id!r} does not exist in this workspace")
-        if row[0] != tr.from_status:
-            raise ConcurrencyError(
-                f"run {tr.run_id!r} is {row[0]!r}, not {tr.from_status!r}: another process changed it "
-                "first; nothing was written"
-            )
+        tr.check(None if row is None else row[0], "this workspace")
         con.execute(
             runs.update()
             .where(runs.c.run_id == tr.run_id)

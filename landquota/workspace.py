@@ -28,9 +28,11 @@ import shapely
 from pyproj import CRS
 
 from landquota.errors import (
+    ConcurrencyError,
     CRSError,
     DataError,
     LayerError,
+    LedgerError,
     ParameterError,
     SchemaVersionError,
     WorkspaceError,
@@ -333,6 +335,16 @@ class RunTransition:
     run_id: str
     from_status: str
     to_status: str
+
+    def check(self, found: str | None, where: str) -> None:
+        """Raise unless the run exists and is still in ``from_status`` (read under the lock)."""
+        if found is None:
+            raise LedgerError(f"run {self.run_id!r} does not exist in {where}")
+        if found != self.from_status:
+            raise ConcurrencyError(
+                f"run {self.run_id!r} is {found!r}, not {self.from_status!r}: another process "
+                "changed it first; nothing was written"
+            )
 
 
 class Workspace(abc.ABC):
