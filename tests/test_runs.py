@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from landquota import errors
 from landquota.ledger import balances
@@ -127,6 +131,28 @@ def _cli(db: str, *argv: str, env: dict | None = None) -> subprocess.Popen:
     )
 
 
+@contextlib.contextmanager
+def _ledger_writers_held(ws_target: str) -> Iterator[None]:
+    """Hold the lock ledger writers take, so that processes can read and plan but not commit."""
+    if ws_target.endswith(".gpkg"):
+        con = sqlite3.connect(ws_target, isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")  # readers go on; writers wait (busy timeout)
+        try:
+            yield
+        finally:
+            con.execute("ROLLBACK")
+            con.close()
+        return
+    with open_workspace(ws_target) as w, w.engine.connect() as c:
+        key = sa.text("SELECT hashtext('landquota.ledger.' || :s)")
+        k = c.execute(key, {"s": w.schema}).scalar()
+        c.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": k})
+        try:
+            yield
+        finally:
+            c.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": k})
+
+
 def test_two_concurrent_allocate_commits_only_one_lands(ws_target: str) -> None:
     """Two `allocate --commit` processes whose runs cannot both fit: exactly one commits (R6)."""
     with open_workspace(ws_target, create=True) as w:
@@ -134,9 +160,15 @@ def test_two_concurrent_allocate_commits_only_one_lands(ws_target: str) -> None:
         # plan both drafts first, so both processes hold a run planned on the full balance
         plan_allocation(w, as_of=MAY1)
         plan_allocation(w, as_of=date(2014, 5, 2))
-    procs = [
-        _cli(ws_target, "allocate", "--as-of", d, "--commit") for d in ("2014-05-01", "2014-05-02")
-    ]
+    with _ledger_writers_held(ws_target):
+        # both processes plan (and find their drafts) before either may commit: a real race
+        procs = [
+            _cli(ws_target, "allocate", "--as-of", d, "--commit", env={"PYTHONUNBUFFERED": "1"})
+            for d in ("2014-05-01", "2014-05-02")
+        ]
+        for p in procs:
+            assert p.stdout is not None
+            assert "reusing it" in p.stdout.readline()
     results = [(*p.communicate(timeout=300), p.returncode) for p in procs]
     results = [(code, out, err) for out, err, code in results]
     codes = sorted(r[0] for r in results)
