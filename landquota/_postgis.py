@@ -45,6 +45,7 @@ from landquota.workspace import (
     Where,
     Workspace,
     WriteMode,
+    arrow_text,
     where_to_sql,
 )
 
@@ -469,9 +470,11 @@ def _binary_rows(lyr: Layer, df: Frame, *, wkb: np.ndarray | None = None) -> Any
         s = df[c]
         na = s.isna().to_numpy()
         if col.type in ("text", "json"):
-            txt = pa.array(
-                s.astype(object).where(~na, None).to_numpy(dtype=object), type=pa.string()
-            )
+            txt = arrow_text(s)  # the Arrow buffers themselves, no Python strings
+            if txt is None:
+                txt = pa.array(
+                    s.astype(object).where(~na, None).to_numpy(dtype=object), type=pa.string()
+                )
             fields.append(_var_field(txt.cast(pa.binary()), na))
         elif col.type == "real":
             fields.append(_fixed_field(s.to_numpy(dtype="float64", na_value=0.0), na, ">f8"))

@@ -28,27 +28,31 @@ from __future__ import annotations
 
 import json
 import math
+import queue
 import re
+import threading
 import time
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import shapely
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError as _PyprojCRSError
 
+from landquota._parallel import chunked
 from landquota.errors import CRSError, DataError, ImportDataError, ParameterError
 from landquota.schema import CRS_EPSG, Column, Layer, layer
-from landquota.workspace import Workspace, prepare_frame
+from landquota.workspace import Workspace, arrow_text, prepare_frame
 
 __all__ = [
     "SURVEY_FIELDS",
@@ -60,8 +64,10 @@ __all__ = [
 ]
 
 #: Rows per batch streamed from GDAL to the workspace: bounds memory (about
-#: 100 MB per 100,000 parcels in flight) while keeping COPY batches large.
-BATCH_ROWS = 100_000
+#: 50 MB per 50,000 parcels, and at most a few batches in flight) while keeping
+#: COPY batches large; smaller batches than 100,000 fill the read-ahead pipeline
+#: sooner (the first batch waits for nobody else's work to overlap with).
+BATCH_ROWS = 50_000
 
 #: From this many source rows on, a PostGIS replace truncates the table and rebuilds
 #: its non-unique indexes after the load (readers of that layer wait until commit).
@@ -804,7 +810,7 @@ def import_layer(
     for col, table in m.values.items():
         plan.values[col] = {**_CODE_ALIASES.get(col, {}), **table}
 
-    seen: dict[str, int] = {}
+    ids = _IdGuard(path, lyr)
     state = _State()
 
     def frames() -> Iterator[tuple[pd.DataFrame, NDArray[Any] | None]]:
@@ -812,14 +818,15 @@ def import_layer(
         # travel beside the frame, not in .attrs, which pandas deep-copies on
         # every operation.
         row0 = 0
-        for batch in _batches(source, plan, csv_frame):
+        for batch, decoded in read_ahead(_batches(source, plan, csv_frame), lambda b: _decode(b, plan)):
             report.rows_read += len(batch)
-            out, rows, wkb = _convert(batch, plan, row0, report, state)
+            out, rows, wkb, checked = _convert(batch, plan, row0, report, state, decoded)
             row0 += len(batch)
-            _check_ids(out[lyr.id_column], rows, seen, path, lyr)
+            ids.add(out[lyr.id_column], rows)
             try:
-                prepared = prepare_frame(lyr, out, source=path)
+                prepared = prepare_frame(lyr, out, source=path, _checked=checked)
             except DataError as exc:
+                ids.check()  # a duplicate id is reported with both of its rows
                 fixed = _repair(out, rows, plan, report) if isinstance(out, gpd.GeoDataFrame) else None
                 if fixed is None:
                     raise ImportDataError(str(exc)) from exc
@@ -830,6 +837,7 @@ def import_layer(
                 wkb = None
             report.rows_imported += len(prepared)
             yield prepared, wkb
+        ids.check()
 
     total = source.count if source.kind == "ogr" else len(csv_frame) if csv_frame is not None else 0
     with progress_bar(total or None, f"import {lyr.name}", enabled=progress) as bar:
@@ -839,6 +847,7 @@ def import_layer(
         except ImportDataError:
             raise
         except DataError as exc:  # the workspace refused (append of existing ids, a key…)
+            ids.check()  # its unique index may have met a duplicate of the source first
             raise ImportDataError(f"{path!r}: {exc}. Nothing was imported.") from exc
     if state.dlmc_mismatch:
         report.warnings.append(
@@ -1039,6 +1048,92 @@ def _batches(source: _Source, plan: _Plan, csv_frame: pd.DataFrame | None) -> It
         ctx.__exit__(None, None, None)
 
 
+@dataclass
+class _Decoded:
+    """A batch's geometries decoded ahead, and whether they need any work."""
+
+    geoms: NDArray[np.object_]
+    #: every geometry is a present, non-empty 2D MultiPolygon stored as decoded
+    clean: bool = False
+    #: ...and every one is valid: the workspace need not test them again
+    valid: bool = False
+
+
+def _decode(batch: pd.DataFrame, plan: _Plan) -> _Decoded | None:
+    """Decode a batch's WKB and test it: the GEOS half of the work, run ahead.
+
+    Runs on the read-ahead thread (shapely releases the GIL), while the caller
+    converts the previous batch's attributes and the server ingests the one
+    before. The tests only count when the geometries will be stored as decoded
+    (no reprojection or axis swap); otherwise :func:`_geometries` and the
+    workspace test the final geometries themselves.
+    """
+    if not plan.lyr.geometry or "_lq_wkb" not in batch.columns:
+        return None
+    geoms = shapely.from_wkb(np.asarray(batch["_lq_wkb"].to_numpy(), dtype=object), on_invalid="ignore")
+    if plan.transformer is not None or plan.swap_xy or not len(geoms):
+        return _Decoded(geoms)
+    clean = bool(
+        (shapely.get_type_id(geoms) == 6).all()  # -1 for missing
+        and not shapely.is_empty(geoms).any()
+        and not shapely.has_z(geoms).any()
+        and not shapely.has_m(geoms).any()
+    )
+    return _Decoded(geoms, clean=clean, valid=clean and bool(shapely.is_valid(geoms).all()))
+
+
+_T = TypeVar("_T")
+_U = TypeVar("_U")
+
+
+def read_ahead(items: Iterator[_T], fn: Callable[[_T], _U], depth: int = 2) -> Iterator[tuple[_T, _U]]:
+    """Yield ``(item, fn(item))``, with reading and *fn* done on a worker thread.
+
+    The worker stays at most *depth* items ahead, so memory stays bounded by a
+    few batches. An exception in the worker (a read error, a bad file) is raised
+    here, in the consumer, at the item where it happened; if the consumer stops
+    early, the worker stops and the source is closed on its own thread.
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(msg: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(msg, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(("item", (item, fn(item)))):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name="landquota-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
+
+
 def _csv_geometry(
     df: pd.DataFrame, source: _Source, lyr: Layer, rules: dict[str, FieldRule], report: ImportReport
 ) -> tuple[pd.DataFrame, _Source]:
@@ -1133,9 +1228,19 @@ def _numbers(s: pd.Series, name: str, path: str) -> NDArray[np.float64]:
 # one batch: raw values -> contract frame
 # --------------------------------------------------------------------------------------
 def _convert(
-    batch: pd.DataFrame, plan: _Plan, row0: int, report: ImportReport, state: _State
-) -> tuple[pd.DataFrame, NDArray[np.int64], NDArray[Any] | None]:
-    """Turn one batch of raw values into a contract frame, its source row numbers and WKB."""
+    batch: pd.DataFrame,
+    plan: _Plan,
+    row0: int,
+    report: ImportReport,
+    state: _State,
+    decoded: _Decoded | None = None,
+) -> tuple[pd.DataFrame, NDArray[np.int64], NDArray[Any] | None, bool]:
+    """Turn one batch of raw values into a contract frame, its source row numbers and WKB.
+
+    *decoded* is the batch decoded and tested ahead by :func:`_decode`. The last
+    item says the geometries are stored as decoded and were all found valid
+    there, so the workspace need not test them again.
+    """
     lyr = plan.lyr
     rows = np.arange(row0 + 1, row0 + 1 + len(batch))
     out: dict[str, Any] = {}
@@ -1167,11 +1272,18 @@ def _convert(
     if lyr.name == "parcels":
         _parcel_columns(frame, batch, plan, rows, state, report)
     if not lyr.geometry:
-        return frame, rows, None
+        return frame, rows, None, False
     wkb = batch["_lq_wkb"].to_numpy()
     z_before = report.dropped_z
-    geoms = _geometries(wkb, plan, rows, frame[lyr.id_column], report)
-    keep = ~shapely.is_missing(geoms) if lyr.geometry_required else np.ones(len(geoms), dtype=bool)
+    clean = decoded is not None and decoded.clean
+    if clean:
+        assert decoded is not None
+        geoms = decoded.geoms  # present 2D MultiPolygons already: nothing to do
+        keep = np.ones(len(geoms), dtype=bool)
+    else:
+        geoms = _geometries(wkb, plan, rows, frame[lyr.id_column], report,
+                            decoded=None if decoded is None else decoded.geoms)
+        keep = ~shapely.is_missing(geoms) if lyr.geometry_required else np.ones(len(geoms), dtype=bool)
     gdf = gpd.GeoDataFrame(frame, geometry=geoms, crs=f"EPSG:{CRS_EPSG}")
     mapped = {r.column for r in plan.rules.values()}
     if lyr.name == "parcels" and not mapped & {"net_m2", "gross_m2"} and gdf["net_m2"].isna().any():
@@ -1185,16 +1297,20 @@ def _convert(
                 report.warnings.append(state_note)
     if lyr.name == "projects" and "site_fixed" not in frame.columns:
         gdf["site_fixed"] = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    unchanged = (
+    unchanged = clean or (
         plan.transformer is None
         and not plan.swap_xy
         and report.dropped_z == z_before
         and keep.all()
         and bool((shapely.get_type_id(geoms) == 6).all())
     )
-    gdf = gdf[keep].reset_index(drop=True)
-    # when nothing changed, the source's own WKB can go to COPY as it is (_binary_rows)
-    return gdf, rows[keep], (wkb if unchanged else None)
+    if not keep.all():
+        gdf = gdf[keep].reset_index(drop=True)
+    # when nothing changed, the source's own WKB can go to COPY as it is (_binary_rows),
+    # and the validity computed ahead is the validity of what is stored
+    if unchanged:
+        return gdf, rows, wkb, clean and decoded is not None and decoded.valid
+    return gdf, rows[keep], None, False
 
 
 def _src_of(plan: _Plan, column: str) -> str | None:
@@ -1297,12 +1413,36 @@ def _iso_date(v: Any) -> str | None:
     return text
 
 
+def _may_hold_latin1(s: pd.Series) -> bool:
+    """Tell whether a value of *s* may hold a character in U+0080–U+00FF or U+FFFD.
+
+    In UTF-8 those characters, and only they, start with the bytes C2/C3 (or are
+    EF BF BD), so one scan of the Arrow text buffer answers for a whole batch
+    without a regular expression over every value. True means "look closer".
+    """
+    arr = arrow_text(s)
+    if arr is None:
+        return True
+    if arr.null_count == len(arr):
+        return False
+    data = arr.buffers()[2]
+    if data is None:
+        return False
+    b = np.frombuffer(data, dtype=np.uint8)
+    if ((b == 0xC2) | (b == 0xC3)).any():
+        return True
+    ef = np.flatnonzero(b[:-2] == 0xEF)
+    return bool(((b[ef + 1] == 0xBF) & (b[ef + 2] == 0xBD)).any())
+
+
 def _check_mojibake(frame: pd.DataFrame, lyr: Layer, plan: _Plan, rows: NDArray[np.int64]) -> None:
     """Never store mojibake: refuse text that is Chinese decoded with the wrong codec."""
     for c in lyr.columns:
         if c.type != "text" or c.name not in frame.columns:
             continue
         s = frame[c.name]
+        if not _may_hold_latin1(s):
+            continue
         # Only text with Latin-1 letters or U+FFFD can be mojibake: a vectorised
         # filter first, the (slow) round-trip test on the few candidates.
         cand = s[s.astype("str").str.contains("[\u0080-\u00ff\ufffd]", regex=True, na=False)]
@@ -1360,10 +1500,18 @@ def _parcel_columns(
 
 
 def _geometries(
-    wkb: NDArray[Any], plan: _Plan, rows: NDArray[np.int64], ids: pd.Series, report: ImportReport
+    wkb: NDArray[Any],
+    plan: _Plan,
+    rows: NDArray[np.int64],
+    ids: pd.Series,
+    report: ImportReport,
+    *,
+    decoded: NDArray[np.object_] | None = None,
 ) -> NDArray[np.object_]:
     """WKB → valid 2D MultiPolygons in EPSG:4490; rejects and repairs are reported."""
-    geoms = shapely.from_wkb(np.asarray(wkb, dtype=object), on_invalid="ignore")
+    geoms = decoded if decoded is not None else chunked(
+        shapely.from_wkb, np.asarray(wkb, dtype=object), on_invalid="ignore"
+    )
     have = geoms[~shapely.is_missing(geoms)]
     if shapely.has_z(have).any() or shapely.has_m(have).any():
         geoms = shapely.force_2d(geoms)
@@ -1468,16 +1616,43 @@ def _polygonal_part(g: shapely.Geometry | None) -> shapely.Geometry | None:
     return None
 
 
-def _check_ids(ids: pd.Series, rows: Any, seen: dict[str, int], path: str, lyr: Layer) -> None:
-    """Duplicate ids in the source are refused with both rows: the id must be unique."""
-    rows = np.asarray(rows) if rows is not None else np.arange(1, len(ids) + 1)
-    for i, v in enumerate(ids.astype(str).tolist()):
-        if v in seen:
-            raise ImportDataError(
-                f"{path!r}: {lyr.id_column} {v!r} appears in rows {seen[v]} and {int(rows[i])}; ids "
-                "must be unique — fix the duplicate in the source, or map another id field"
-            )
-        seen[v] = int(rows[i])
+class _IdGuard:
+    """Refuses a duplicate id in the source, naming both rows: the id must be unique.
+
+    Batches only keep their ids (Arrow buffers, no Python strings); one hash pass
+    over all of them at the end of the stream finds duplicates, and only then are
+    the rows looked up. The import is one transaction, so refusing at the end
+    (or when the database's own unique index refuses first) still leaves the
+    workspace unchanged.
+    """
+
+    def __init__(self, path: str, lyr: Layer) -> None:
+        self.path, self.lyr = path, lyr
+        self._ids: list[Any] = []
+        self._rows: list[NDArray[np.int64]] = []
+
+    def add(self, ids: pd.Series, rows: Any) -> None:
+        s = ids.astype("str")
+        arr = arrow_text(s)
+        self._ids.append(arr if arr is not None else pa.array(s.to_numpy(dtype=object), type=pa.large_string()))
+        self._rows.append(np.asarray(rows, dtype=np.int64))
+
+    def check(self) -> None:
+        """Raise ImportDataError naming the first duplicate id and its two rows."""
+        if not self._ids:
+            return
+        ids = pa.chunked_array([a.cast(pa.large_string()) for a in self._ids], type=pa.large_string())
+        if len(pc.unique(ids)) == len(ids):  # a third of count_distinct's time
+            return
+        values = pd.Series(ids.to_numpy(), dtype=object)
+        rows = np.concatenate(self._rows)
+        dup = np.flatnonzero(values.duplicated(keep=False).to_numpy())
+        v = values.iloc[dup[0]]
+        first, second = (int(r) for r in rows[dup[values.iloc[dup].to_numpy() == v]][:2])
+        raise ImportDataError(
+            f"{self.path!r}: {self.lyr.id_column} {v!r} appears in rows {first} and {second}; ids "
+            "must be unique — fix the duplicate in the source, or map another id field"
+        )
 
 
 def _meta_record(report: ImportReport) -> str:
@@ -1591,6 +1766,10 @@ def _write_batches(
                     ).all():
                         con.execute(sa.text(f'DROP INDEX "{ws.schema}"."{name}"'))
             _copy_stream(ws, con, lyr, frames, mode=mode, bar=bar)
+            if rebuild:
+                # The server's default (64 MB) makes a 10^6-row index sort spill to disk;
+                # SET LOCAL ends with this transaction, as pg_restore's advice has it.
+                con.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
             for ddl in rebuild:
                 con.execute(sa.text(ddl))
             stmt = (

@@ -27,6 +27,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
+from landquota._parallel import chunked
 from landquota.errors import (
     ConcurrencyError,
     CRSError,
@@ -94,9 +95,18 @@ def coerce_frame(lyr: Layer, df: pd.DataFrame) -> Frame:
     return gpd.GeoDataFrame(frame, geometry=geoms.values, crs=f"EPSG:{CRS_EPSG}")
 
 
+#: the canonical text dtype: what ``.astype("str")`` gives (Arrow-backed with pandas ≥ 3)
+_STR = pd.Series(["x"], dtype=object).astype("str").dtype
+
+
 def _coerce_series(s: pd.Series, typ: str, nullable: bool) -> pd.Series:
     s = s.reset_index(drop=True)
     if typ in ("text", "json"):
+        if s.dtype == _STR:
+            return s  # already canonical (pandas' Arrow-backed str, NaN for missing)
+        if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+            # already str/None/NaN (every reader and the importer give this): one pass, not four
+            return s.where(s.notna())
         return s.astype("object").where(s.notna(), None).astype("str").where(s.notna())
     if typ == "real":
         return pd.to_numeric(s, errors="raise").astype("float64")
@@ -116,8 +126,14 @@ def _coerce_series(s: pd.Series, typ: str, nullable: bool) -> pd.Series:
     raise AssertionError(f"unhandled column type {typ!r}")  # pragma: no cover - schema is fixed
 
 
-def prepare_frame(lyr: Layer, frame: pd.DataFrame, *, source: str = "frame") -> Frame:
+def prepare_frame(
+    lyr: Layer, frame: pd.DataFrame, *, source: str = "frame", _checked: bool = False
+) -> Frame:
     """Check *frame* against the contract and return it in canonical form.
+
+    ``_checked`` is for the importer only: it has already found, on its read-ahead
+    thread, that every geometry is a present, non-empty, valid 2D MultiPolygon,
+    so those GEOS tests are not paid twice.
 
     Raises
     ------
@@ -143,7 +159,7 @@ def prepare_frame(lyr: Layer, frame: pd.DataFrame, *, source: str = "frame") -> 
     df = pd.DataFrame(frame).copy()
     if lyr.geometry:
         if isinstance(frame, gpd.GeoDataFrame):
-            df["geometry"] = _check_geometry(lyr, frame, source)
+            df["geometry"] = _check_geometry(lyr, frame, source, _checked)
         elif lyr.geometry_required:
             raise DataError(f"{source}: layer {lyr.name!r} is spatial; pass a GeoDataFrame")
     try:
@@ -184,14 +200,13 @@ def prepare_frame(lyr: Layer, frame: pd.DataFrame, *, source: str = "frame") -> 
                     f"{s[bad_mask].iloc[0]!r} ({lyr.id_column}={ids[bad_mask].iloc[0]!r}) is outside "
                     f"[{col.minimum}, {col.maximum}]"
                 )
-        if col.type in ("text", "json"):
+        if col.type in ("text", "json") and _holds_nul(s):
             # GDAL cuts text at a NUL when reading a GeoPackage: two ids would collide
             nul = s.notna() & s.astype(object).map(lambda x: "\x00" in str(x)).astype(bool)
-            if nul.any():
-                raise DataError(
-                    f"{source}: layer {lyr.name!r} column {col.name!r} holds a NUL character "
-                    f"(row {int(np.flatnonzero(nul.to_numpy())[0])}); remove it from the source"
-                )
+            raise DataError(
+                f"{source}: layer {lyr.name!r} column {col.name!r} holds a NUL character "
+                f"(row {int(np.flatnonzero(nul.to_numpy())[0])}); remove it from the source"
+            )
         if col.type == "real" and col.name == "amount" and (~np.isfinite(s.astype(float))).any():
             raise DataError(f"{source}: layer {lyr.name!r} column 'amount' must be finite numbers")
     dup = ids[ids.duplicated()]
@@ -203,7 +218,31 @@ def prepare_frame(lyr: Layer, frame: pd.DataFrame, *, source: str = "frame") -> 
     return out
 
 
-def _check_geometry(lyr: Layer, frame: gpd.GeoDataFrame, source: str) -> np.ndarray:
+def arrow_text(s: pd.Series) -> Any:
+    """Return the Arrow array behind a text Series, or None if it is not Arrow-backed.
+
+    pandas ≥ 3 keeps text in Arrow buffers; encoders and scanners read those
+    directly instead of making a Python string per value. Several chunks (after a
+    concat) are joined into one array.
+    """
+    import pyarrow as pa
+
+    if not (isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"):
+        return None
+    arr = pa.array(s.array)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _holds_nul(s: pd.Series) -> bool:
+    """Tell whether any text value holds a NUL: one scan, not a Python call per value."""
+    if s.dtype == _STR:
+        return bool(s.str.contains("\x00", regex=False, na=False).any())
+    return "\x00" in "".join(s[s.notna()].astype(str).tolist())
+
+
+def _check_geometry(
+    lyr: Layer, frame: gpd.GeoDataFrame, source: str, checked: bool = False
+) -> np.ndarray:
     if frame.crs is None:
         raise CRSError(
             f"{source}: layer {lyr.name!r} has no CRS; set it with .set_crs(...) if you know it, "
@@ -215,6 +254,8 @@ def _check_geometry(lyr: Layer, frame: gpd.GeoDataFrame, source: str) -> np.ndar
             f"EPSG:{CRS_EPSG} (CGCS2000). Reproject with .to_crs({CRS_EPSG}) or use `landquota import`."
         )
     geoms = np.asarray(frame.geometry.values, dtype=object)
+    if checked:
+        return geoms
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if missing.any():
         if lyr.geometry_required:
@@ -232,7 +273,7 @@ def _check_geometry(lyr: Layer, frame: gpd.GeoDataFrame, source: str) -> np.ndar
     if shapely.has_z(geoms[present]).any():
         geoms[present] = shapely.force_2d(geoms[present])
     bad = present.copy()
-    bad[present] = ~shapely.is_valid(geoms[present])
+    bad[present] = ~chunked(shapely.is_valid, geoms[present])
     if bad.any():
         ids = frame[lyr.id_column][bad].head(5).tolist() if lyr.id_column in frame else []
         raise DataError(

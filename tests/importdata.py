@@ -118,6 +118,37 @@ def bowtie(folder: Path) -> Path:
     return write(survey(geoms=sq), folder / "bowtie.gpkg")
 
 
+def multipolygons_4490(folder: Path, *, bowtie_at: int | None = None, duplicate: tuple[int, int] | None = None,
+                       n: int = 6) -> Path:
+    """*n* patches already in the contract's form: 2D MultiPolygons in EPSG:4490.
+
+    This is the importer's fast path (the source's WKB goes to the workspace as it
+    is, tested ahead on the read-ahead thread). ``bowtie_at`` makes that 0-based
+    patch a self-intersecting bow-tie; ``duplicate=(i, j)`` gives patch j the id of
+    patch i.
+    """
+    sq = squares(n=n)
+    if bowtie_at is not None:
+        x, y = X0 + bowtie_at * SIDE, Y0
+        sq[bowtie_at] = shapely.Polygon([(x, y), (x + SIDE, y + SIDE), (x + SIDE, y), (x, y + SIDE), (x, y)])
+    g = gpd.GeoDataFrame(
+        {
+            "BSM": [f"44182300{i + 1:02d}" for i in range(n)],
+            "DLBM": ["0101"] * n,
+            "TBMJ": [10_000.0] * n,
+            "KCMJ": [0.0] * n,
+            "TBDLMJ": [10_000.0] * n,
+            "ZLDWMC": ["阳城镇"] * n,
+        },
+        geometry=sq,
+        crs=4547,
+    ).to_crs(4490)
+    g["geometry"] = shapely.multipolygons(shapely.get_parts(g.geometry.values)[:, None])
+    if duplicate is not None:
+        g.loc[duplicate[1], "BSM"] = g.loc[duplicate[0], "BSM"]
+    return write(g, folder / "mp4490.gpkg", geometry_type="MultiPolygon")
+
+
 def duplicate_id(folder: Path) -> Path:
     g = survey()
     g.loc[3, "BSM"] = g.loc[1, "BSM"]

@@ -358,3 +358,84 @@ def test_table_without_geometry_from_gbk_csv(tmp_path: Path) -> None:
 def test_system_layers_cannot_be_imported(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="written by landquota itself"):
         import_layer(tmp_path / "x.csv", object(), layer="quota_ledger")  # type: ignore[arg-type]
+
+
+# --- the fast path: sources already in the contract's form (EPSG:4490 MultiPolygons) -----------
+def test_fast_path_stores_the_source_geometries_exactly(ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WKB passed through unchanged: the stored geometries equal the file's, bit for bit."""
+    import pyogrio
+
+    import landquota.importer as imp
+
+    monkeypatch.setattr(imp, "BATCH_ROWS", 4)  # two batches, so the read-ahead thread runs ahead
+    src = fx.multipolygons_4490(tmp_path)
+    rep = import_layer(src, ws, layer="parcels")
+    assert rep.rows_imported == 6 and not rep.repaired and not rep.rejected
+    want = pyogrio.read_dataframe(src)
+    got = ws.read_layer("parcels").set_index("parcel_id").loc[want.BSM]
+    assert list(shapely.to_wkb(got.geometry.values)) == list(shapely.to_wkb(want.geometry.values))
+
+
+def test_fast_path_still_repairs_an_invalid_multipolygon(ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The validity test made ahead finds the bow-tie in the second batch; it is repaired and reported."""
+    import landquota.importer as imp
+
+    monkeypatch.setattr(imp, "BATCH_ROWS", 4)
+    rep = import_layer(fx.multipolygons_4490(tmp_path, bowtie_at=4), ws, layer="parcels")
+    assert [(r["row"], r["id"]) for r in rep.repaired] == [(5, "4418230005")]
+    g = ws.read_layer("parcels", where={"parcel_id": "4418230005"}).geometry.iloc[0]
+    assert g.is_valid and len(g.geoms) == 2
+
+
+@pytest.mark.parametrize("batch", [2, 100])
+def test_duplicate_id_across_batches_names_both_rows(ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     batch: int) -> None:
+    """Rows 2 and 6 share an id: refused with both rows named, in one batch or across three."""
+    import landquota.importer as imp
+
+    before = _seed(ws, tmp_path)
+    monkeypatch.setattr(imp, "BATCH_ROWS", batch)
+    with pytest.raises(ImportDataError, match=r"'4418230002' appears in rows 2 and 6"):
+        import_layer(fx.multipolygons_4490(tmp_path, duplicate=(1, 5)), ws, layer="parcels")
+    assert _state(ws) == before
+
+
+def test_read_ahead_keeps_order_raises_where_it_failed_and_closes_the_source() -> None:
+    from landquota.importer import read_ahead
+
+    closed: list[bool] = []
+
+    def source(fail_at: int | None) -> Any:
+        try:
+            for i in range(6):
+                if i == fail_at:
+                    raise ImportDataError(f"bad batch {i}")
+                yield i
+        finally:
+            closed.append(True)
+
+    assert list(read_ahead(source(None), lambda i: i * i)) == [(i, i * i) for i in range(6)]
+    got: list[int] = []
+    with pytest.raises(ImportDataError, match="bad batch 3"):
+        for i, _ in read_ahead(source(3), lambda i: i):
+            got.append(i)
+    assert got == [0, 1, 2]  # every batch before the bad one, in order
+    it = read_ahead(source(None), lambda i: i, depth=1)
+    assert next(it) == (0, 0)
+    it.close()  # the consumer stops early (an error downstream): the worker stops too
+    assert closed == [True, True, True]
+
+
+@pytest.mark.parametrize(
+    ("values", "maybe"),
+    [
+        (["阳城镇", "（水田）", None], False),  # Chinese and full-width brackets (EF BC 88): UTF-8 leads E4–EF
+        (["Ë®Ìï"], True),  # GBK '水田' read as Latin-1: C3 8B …
+        (["ok", "\ufffd"], True),  # the replacement character EF BF BD
+        ([None, None], False),
+    ],
+)
+def test_latin1_prefilter(values: list[str | None], maybe: bool) -> None:
+    from landquota.importer import _may_hold_latin1
+
+    assert _may_hold_latin1(pd.Series(values, dtype=object).astype("str")) is maybe
