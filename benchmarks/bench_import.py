@@ -7,12 +7,18 @@
 3. GDAL's ``ogr2ogr -f PostgreSQL`` with ``PG_USE_COPY=YES`` (the anchor;
    Debian's gdal-bin), which also builds a GiST index at the end by default.
 
+4. The server floor (``--floor``): the same rows already encoded as binary COPY
+   (encoding not timed), then only what the server must do for the product's
+   table: COPY into it with its unique indexes and checks, then the GiST and
+   land-class index builds. No client, however fast, can beat this figure; it
+   says how much of each goal is reachable at all on this server.
+
 Each runs in its own subprocess under ``/usr/bin/time -v`` (wall time and peak
 resident memory of that process tree's largest process). The parcels are a
 seeded jittered grid of convex 5–12-vertex polygons in EPSG:4490 over Yangshan,
 with the contract's parcel columns. Run::
 
-    python benchmarks/bench_import.py                 # 1,000,000 parcels
+    python benchmarks/bench_import.py --floor         # 1,000,000 parcels
     python benchmarks/bench_import.py --n 100000 --skip-geopandas
 """
 
@@ -77,6 +83,59 @@ def generate(path: Path, n: int, seed: int = 2014) -> Path:
     return path
 
 
+FLOOR_SCRIPT = r"""
+import sys, time
+import psycopg, pyogrio, sqlalchemy as sa
+from landquota.importer import import_layer
+from landquota.schema import layer
+from landquota.workspace import open_workspace, prepare_frame
+from landquota._postgis import _COPY_SIGNATURE, _COPY_TRAILER, GEOM, _binary_rows
+
+src, url, base, schema = sys.argv[1:5]
+lyr = layer("parcels")
+ws = open_workspace(url)
+chunks = []
+with pyogrio.open_arrow(src, layer="parcels", batch_size=50_000, use_pyarrow=True) as (meta, reader):
+    for rb in reader:  # encoded as the product encodes, not timed
+        df = prepare_frame(lyr, pyogrio.read_dataframe(src, layer="parcels", skip_features=len(chunks) * 50_000,
+                                                       max_features=50_000, use_arrow=True))
+        chunks.append(bytes(_binary_rows(lyr, df)))
+ws.close()
+names = ", ".join(f'"{n}"' for n in [*lyr.column_names, GEOM])
+with psycopg.connect(base) as c:
+    t = time.perf_counter()
+    idx = c.execute(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = %s::regclass AND NOT i.indisunique", (f"{schema}.parcels",)).fetchall()
+    c.execute(f'TRUNCATE "{schema}".parcels')
+    for name, _ in idx:
+        c.execute(f'DROP INDEX "{schema}"."{name}"')
+    with c.cursor() as cur, cur.copy(f'COPY "{schema}".parcels ({names}) FROM STDIN (FORMAT BINARY)') as cp:
+        cp.write(_COPY_SIGNATURE)
+        for ch in chunks:
+            cp.write(ch)
+        cp.write(_COPY_TRAILER)
+    copy_s = time.perf_counter() - t
+    c.execute("SET LOCAL maintenance_work_mem = '512MB'")
+    for _, ddl in idx:
+        c.execute(ddl)
+    c.commit()
+    print(f"{time.perf_counter() - t:.2f} {copy_s:.2f}")
+"""
+
+
+def server_floor(src: Path, base: str, schema: str) -> tuple[float, float]:
+    """Seconds the server alone needs (COPY + index builds), and of them the COPY."""
+    url = f"{base}?schema={schema}"
+    subprocess.run([sys.executable, "-c", f"from landquota.workspace import open_workspace; "
+                    f"open_workspace({url!r}, create=True).close()"], check=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, str(src), url, base, schema],
+                         check=True, capture_output=True, text=True, cwd=ROOT).stdout.split()
+    total, copy_s = float(out[0]), float(out[1])
+    print(f"  server floor: {total:.1f} s ({copy_s:.1f} s COPY, {total - copy_s:.1f} s index builds)", flush=True)
+    return total, copy_s
+
+
 def timed(name: str, cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run *cmd* under /usr/bin/time -v; print and return (wall seconds, peak RSS in MB)."""
     t0 = time.perf_counter()
@@ -95,6 +154,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/landquota_bench_import"))
     ap.add_argument("--skip-geopandas", action="store_true")
+    ap.add_argument("--floor", action="store_true", help="also time the server floor (see 4. above)")
     ns = ap.parse_args()
     ns.dir.mkdir(parents=True, exist_ok=True)
     src = ns.dir / f"parcels_{ns.n}.gpkg"
@@ -103,7 +163,8 @@ def main() -> None:
         generate(src, ns.n)
         print(f"generated {ns.n:,} parcels in {time.perf_counter() - t:.1f} s: {src}")
     tag = uuid.uuid4().hex[:8]
-    schemas = {"landquota": f"bench_lq_{tag}", "geopandas": f"bench_gp_{tag}", "ogr2ogr": f"bench_og_{tag}"}
+    schemas = {"landquota": f"bench_lq_{tag}", "geopandas": f"bench_gp_{tag}", "ogr2ogr": f"bench_og_{tag}",
+               "floor": f"bench_fl_{tag}"}
     base = PG.split("?")[0]
     results: dict[str, tuple[float, float]] = {}
     try:
@@ -147,6 +208,9 @@ def main() -> None:
              "-lco", f"SCHEMA={schemas['ogr2ogr']}", "-gt", "100000"],
             env=env,
         )
+        if ns.floor:
+            floor = server_floor(src, base, schemas["floor"])
+            results["server floor (no client)"] = (floor[0], float("nan"))
     finally:
         import sqlalchemy as sa
 
@@ -160,6 +224,12 @@ def main() -> None:
     print(f"{'method':<28} {'wall s':>8} {'peak MB':>9} {'time / landquota':>17}")
     for name, (wall, mb) in results.items():
         print(f"{name:<28} {wall:8.1f} {mb:9.0f} {wall / lq:17.2f}")
+    if "geopandas to_postgis" in results:
+        goal = results["geopandas to_postgis"][0] / 10
+        print(f"\n10x to_postgis means {goal:.1f} s", end="")
+        if ns.floor:
+            print(f"; the server alone needs {results['server floor (no client)'][0]:.1f} s", end="")
+        print()
 
 
 if __name__ == "__main__":
