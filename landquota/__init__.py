@@ -54,7 +54,13 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time they loa
     from landquota.runs import Run, commit_run, plan_allocation, read_run, revert_run
     from landquota.schema import LAYERS, SCHEMA_VERSION
     from landquota.settings import Settings, get_settings
-    from landquota.stock import available_stock, idle_review, review_stock, unsupplied_cohorts
+    from landquota.stock import (
+        available_stock,
+        idle_review,
+        return_lapsed,
+        review_stock,
+        unsupplied_cohorts,
+    )
     from landquota.summary import workspace_summary
     from landquota.validate import ValidationReport, require_valid, validate_workspace
     from landquota.workspace import Workspace, init_workspace, open_workspace
@@ -123,6 +129,7 @@ _LAZY: dict[str, str] = {
     "get_settings": "landquota.settings",
     "available_stock": "landquota.stock",
     "idle_review": "landquota.stock",
+    "return_lapsed": "landquota.stock",
     "review_stock": "landquota.stock",
     "unsupplied_cohorts": "landquota.stock",
     "workspace_summary": "landquota.summary",
@@ -211,6 +218,7 @@ __all__ = [
     "require_valid",
     "restore_workspace",
     "retirement_polygons",
+    "return_lapsed",
     "reversal_entries",
     "revert_run",
     "review_stock",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from landquota import __version__
-from landquota.errors import LandquotaError
+from landquota.errors import LandquotaError, ParameterError
 from landquota.settings import mask_url
 
 __all__ = ["main"]
@@ -465,6 +465,16 @@ def _idle_args(p: argparse.ArgumentParser) -> None:
     _db(p)
     p.add_argument("--as-of", default=None, help="review date YYYY-MM-DD (default: today)")
     p.add_argument("--out", default=None, help="write the parcel-by-parcel review as CSV")
+    p.add_argument(
+        "--return-lapsed",
+        nargs="+",
+        metavar="STOCK_ID",
+        default=None,
+        help="R9: return these lapsed parcels' area as new-construction quota 失效批准退回指标 "
+        "(needs --decision; the land is then no longer offered as stock)",
+    )
+    p.add_argument("--decision", default=None, help="document deciding the return, e.g. 阳国土〔2016〕12号")
+    p.add_argument("--dry-run", action="store_true", help="with --return-lapsed: show the entries, write nothing")
 
 
 @command("idle", "idle and approved-unsupplied land review 闲置土地与批而未供盘点")
@@ -473,8 +483,29 @@ def _idle(ns: argparse.Namespace) -> int:
     from landquota.stock import review_stock
     from landquota.workspace import open_workspace
 
+    as_of = _date(ns.as_of, "--as-of") or _today()
+    if ns.return_lapsed is None and (ns.decision is not None or ns.dry_run):
+        raise ParameterError("--decision and --dry-run go with --return-lapsed STOCK_ID …")
     with open_workspace(_target(ns)) as ws:
-        review = review_stock(ws, as_of=_date(ns.as_of, "--as-of") or _today())
+        if ns.return_lapsed is not None:
+            from landquota.stock import return_lapsed
+
+            if not ns.decision:
+                raise ParameterError(
+                    "--return-lapsed needs --decision DOC: R9 returns lapsed land as quota only "
+                    "'where the plan allows', which is the bureau's documented decision"
+                )
+            entries = return_lapsed(ws, ns.return_lapsed, as_of=as_of, decision=ns.decision,
+                                    write=not ns.dry_run)
+            verb = "将退回 would return" if ns.dry_run else "已退回 returned"
+            total = float(entries["amount"].sum()) if len(entries) else 0.0
+            print(f"{verb} (R9): {len(entries)} 宗 parcels, {total / 10_000:,.4f} ha → new_construction")
+            for e in entries.itertuples(index=False):
+                print(f"  {e.entry_id}  {e.amount:,.1f} m²  {e.note}")
+            skipped = len(set(ns.return_lapsed)) - len(entries)
+            if skipped:
+                print(f"  {skipped} already returned earlier: nothing written for them")
+        review = review_stock(ws, as_of=as_of)
     print(review)
     _maybe_csv(review.idle.drop(columns="geometry", errors="ignore"), ns.out)
     return 0

@@ -39,7 +39,7 @@ from landquota.errors import AllocationError, ParameterError
 from landquota.labels import OUTCOME_LABELS, REASON_LABELS, reason_label
 from landquota.ledger import available_balances, debit_entries, reversal_entries
 from landquota.schema import LAYERS, RUN_MODES
-from landquota.stock import available_stock
+from landquota.stock import available_stock, returned_stock_ids
 from landquota.workspace import RunTransition, Workspace, canonical_json
 
 __all__ = [
@@ -272,7 +272,8 @@ def plan_allocation(
     ledger = ws.read_layer("quota_ledger")
     ledger_asof = ledger[ledger["effective_date"] <= pd.Timestamp(as_of)]
     stock = ws.read_layer("stock_land")
-    taken = committed_stock_ids(ws)
+    # stock given to projects by committed runs, or returned as quota (R9): not offered
+    taken = committed_stock_ids(ws) | returned_stock_ids(ledger)
     table, digests = _needs(ws, adjusted, progress=progress)
 
     pools = Pools(**available_balances(ledger, as_of=as_of, carry_years=carry_years))

@@ -603,18 +603,162 @@ class StockReview:
         )
 
 
+def returned_stock_ids(ledger: pd.DataFrame) -> set[str]:
+    """Stock parcels whose lapsed area was returned as quota (R9) and not reversed since.
+
+    Their area is counted in the ``new_construction`` pool; offering the land as
+    stock too would count it twice, so :func:`available_stock` callers leave
+    them out.
+    """
+    if not len(ledger):
+        return set()
+    ret = ledger[ledger["kind"] == "lapse_return"]
+    reversed_ids = set(ledger["reverses"].dropna().astype(str))
+    return {str(r.source) for r in ret.itertuples(index=False) if str(r.entry_id) not in reversed_ids}
+
+
+def lapse_returns(
+    stock: gpd.GeoDataFrame,
+    ledger: pd.DataFrame,
+    *,
+    as_of: date,
+    stock_ids: Iterable[str],
+    taken: Iterable[str] = (),
+    decision: str,
+) -> pd.DataFrame:
+    """Build the ledger entries returning lapsed approvals' unsupplied land as quota (R9).
+
+    R9: an approval older than two years with no land use or compensation lapses;
+    its unsupplied area leaves the available stock and, *where the plan allows*,
+    returns as quota. Whether the plan allows is the bureau's decision, so nothing
+    is returned automatically: the caller names the parcels and the decision
+    (a document number). Each becomes one ``lapse_return`` credit of its
+    ellipsoidal area (R1) to ``new_construction``, vintage ``as_of``'s year.
+
+    Parameters
+    ----------
+    stock, ledger : the ``stock_land`` and ``quota_ledger`` layers.
+    as_of : datetime.date
+        The decision date: the entries count from it, and the parcels must have
+        lapsed by then.
+    stock_ids : iterable of str
+        The lapsed parcels to return.
+    taken : iterable of str, optional
+        Stock matched to projects by committed runs; such a parcel cannot be returned
+        (revert the run first).
+    decision : str
+        The document deciding the return, kept in the entries' note; their
+        ``source`` is the stock id (as a linkage credit's is the linkage id).
+
+    Returns
+    -------
+    pandas.DataFrame
+        New ``quota_ledger`` rows, ids ``lapse:<stock_id>``; parcels already
+        returned are skipped, so a repeated call writes nothing (idempotent).
+
+    Raises
+    ------
+    ParameterError
+        An unknown id, a parcel that has not lapsed as of ``as_of`` (with its
+        status and, for approved-unsupplied land, the day it would lapse), a
+        parcel already given to a project, or an empty ``decision``.
+    """
+    from landquota.ledger import _entries_frame
+
+    if not str(decision or "").strip():
+        raise ParameterError("decision='' — give the document that decides the return (R9: 'where the plan allows')")
+    ids = [str(i) for i in stock_ids]
+    if not ids:
+        raise ParameterError("stock_ids is empty; name the lapsed parcels to return (see `landquota idle`)")
+    review = idle_review(stock, as_of=as_of).set_index("stock_id")
+    taken_ids = {str(t) for t in taken}
+    done = returned_stock_ids(ledger)
+    used_entry_ids = set(ledger["entry_id"].astype(str)) if len(ledger) else set()
+    rows: list[dict[str, Any]] = []
+    for sid in dict.fromkeys(ids):  # keep order, drop repeats
+        if sid not in review.index:
+            raise ParameterError(f"stock_id {sid!r} is not in the stock_land layer")
+        r = review.loc[sid]
+        if r["status"] != "lapsed":
+            when = r.get("lapse_date")
+            hint = (
+                f"; it lapses on {pd.Timestamp(when).date().isoformat()} if no land is used by then"
+                if r["status"] == "approved_unsupplied" and pd.notna(when)
+                else ""
+            )
+            raise ParameterError(
+                f"stock_id {sid!r} has status {r['status']!r} as of {as_of.isoformat()}, not 'lapsed' "
+                f"(R9: approved more than 2 years ago, no land used){hint}"
+            )
+        if sid in taken_ids:
+            raise ParameterError(
+                f"stock_id {sid!r} was given to a project by a committed run; revert that run "
+                "before returning the land as quota"
+            )
+        if sid in done:
+            continue
+        n, entry_id = 1, f"lapse:{sid}"
+        while entry_id in used_entry_ids:  # returned, reversed, returned again
+            n += 1
+            entry_id = f"lapse:{sid}:{n}"
+        rows.append(
+            {
+                "entry_id": entry_id,
+                "pool": "new_construction",
+                "kind": "lapse_return",
+                "amount": float(r["area_m2"]),
+                "year": int(as_of.year),
+                "effective_date": pd.Timestamp(as_of),
+                "source": sid,
+                "note": (
+                    f"R9: approval lapsed on {pd.Timestamp(r['lapse_date']).date().isoformat()}; "
+                    f"unsupplied area returned as quota by {decision.strip()}"
+                ),
+            }
+        )
+    return _entries_frame(rows)
+
+
+def return_lapsed(
+    ws: Workspace, stock_ids: Iterable[str], *, as_of: date, decision: str, write: bool = True
+) -> pd.DataFrame:
+    """Return lapsed approvals' unsupplied land as quota in the workspace's ledger (R9).
+
+    See :func:`lapse_returns`. The entries are appended atomically with the R6
+    check (a return is a credit, so it never overdraws); the parcels are no
+    longer offered as stock to projects. Returns the entries written (or, with
+    ``write=False``, the ones that would be).
+    """
+    from landquota.runs import committed_stock_ids
+
+    entries = lapse_returns(
+        ws.read_layer("stock_land"),
+        ws.read_layer("quota_ledger"),
+        as_of=as_of,
+        stock_ids=stock_ids,
+        taken=committed_stock_ids(ws),
+        decision=decision,
+    )
+    if write and len(entries):
+        entries = ws.append_ledger(entries)
+    return entries
+
+
 def review_stock(ws: Workspace, *, as_of: date) -> StockReview:
     """Review the workspace's stock land as of a date: idle land, cohorts, available stock.
 
-    Stock already matched to projects by committed runs is not offered again.
+    Stock already matched to projects by committed runs, or returned as quota
+    (R9, :func:`return_lapsed`), is not offered again.
     """
     from landquota.runs import committed_stock_ids
 
     stock = ws.read_layer("stock_land")
+    # land already given to a project, or returned as quota (R9), is not offered again
+    gone = committed_stock_ids(ws) | returned_stock_ids(ws.read_layer("quota_ledger"))
     return StockReview(
         as_of=as_of,
         idle=idle_review(stock, as_of=as_of),
         cohorts=unsupplied_cohorts(stock, as_of=as_of),
         supply_rate=five_year_supply_rate(stock, as_of=as_of),
-        available=available_stock(stock, as_of=as_of, taken=committed_stock_ids(ws)),
+        available=available_stock(stock, as_of=as_of, taken=gone),
     )

@@ -57,3 +57,35 @@ def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
         [sys.executable, "-m", "landquota", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("landquota ")
+
+
+def test_idle_return_lapsed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """R9 from the command line: a dry run writes nothing; the return needs a decision; once only."""
+    from datetime import date
+
+    from landquota.workspace import open_workspace
+    from tests import ruleworld as W
+
+    db = tmp_path / "w.gpkg"
+    with open_workspace(db, create=True) as ws:
+        ws.write_layer("stock_land", W.stock([W.stock_parcel(
+            "U1", (0, 0, 100, 100), kind="approved_unsupplied", approval_batch="B1",
+            approval_date="2012-04-29", supply_date=None)]))
+    base = ["idle", "--db", str(db), "--as-of", "2014-04-30"]
+    assert main([*base, "--return-lapsed", "U1"]) == 2
+    assert "--decision" in capsys.readouterr().err
+    assert main([*base, "--decision", "D1"]) == 2
+    assert "--return-lapsed" in capsys.readouterr().err
+    assert main([*base, "--return-lapsed", "U1", "--decision", "阳国土〔2014〕9号", "--dry-run"]) == 0
+    assert "would return" in capsys.readouterr().out
+    assert main([*base, "--return-lapsed", "U1", "--decision", "阳国土〔2014〕9号"]) == 0
+    out = capsys.readouterr().out
+    assert "returned (R9): 1" in out and "lapse:U1" in out
+    assert main([*base, "--return-lapsed", "U1", "--decision", "阳国土〔2014〕9号"]) == 0
+    assert "already returned" in capsys.readouterr().out
+    with open_workspace(db) as ws:
+        led = ws.read_layer("quota_ledger")
+        assert led["entry_id"].tolist() == ["lapse:U1"]
+        from landquota.ledger import balances
+
+        assert balances(led, as_of=date(2014, 4, 30)).set_index("pool").loc["new_construction", "balance"] > 9_999

@@ -29,7 +29,7 @@ from landquota.demand import demand_from_workspace
 from landquota.ledger import balances
 from landquota.linkage import credit_linkage_surplus
 from landquota.runs import commit_run, plan_allocation, read_run
-from landquota.stock import review_stock
+from landquota.stock import return_lapsed, review_stock
 from tests import ruleworld as W
 from tests.geoms import ZONE_EDGE_STRADDLING, Grid, geod_area
 
@@ -535,6 +535,50 @@ def test_r9_unused_approval_older_than_two_years_lapses(ws) -> None:
     # stock first: KS (8,000 m² industrial) gets the lapsed parcel
     ks = _by_id(plan_allocation(ws, mode="greedy", as_of=APR30).table()).loc["KS"]
     assert (ks["outcome"], ks["stock_id"]) == ("stock_matched", "U1")
+
+
+def test_r9_lapsed_land_returned_as_quota_once_and_no_longer_offered(ws) -> None:
+    """R9, second half: U1 (10,000 m², lapsed) is returned by decision as 10,000 m² of quota.
+
+    By hand: the new-construction balance goes 0 → 10,000 m²; U1 leaves the available stock, so
+    KS (8,000 m², no fixed site) is no longer matched to it, while KF (a fixed 80 m × 100 m site
+    on bare land 1206, unused land: 8,000 m² of new quota, no compensation) is funded from the
+    returned quota; U3 (approved 2013) has not lapsed and is refused with the day it would; a
+    second call writes nothing.
+    """
+    ws.write_layers(
+        {
+            "stock_land": W.stock(
+                [
+                    W.stock_parcel("U1", (0, 0, 100, 100), kind="approved_unsupplied",
+                                   approval_batch="B1", approval_date="2012-04-29", supply_date=None),
+                    W.stock_parcel("U3", (400, 0, 500, 50), kind="approved_unsupplied",
+                                   approval_batch="B2", approval_date="2013-01-01", supply_date=None),
+                ]
+            ),
+            "parcels": W.parcels([W.parcel("V", "1206", (0, 200, 80, 300))]),
+            "plan_zones": W.allowed_everywhere(),
+            "projects": W.projects([W.project("KS", None, demand_m2=8_000.0),
+                                    W.project("KF", (0, 200, 80, 300))]),
+        }
+    )
+    before = _by_id(plan_allocation(ws, mode="greedy", as_of=APR30).table())
+    assert before.loc["KS", "stock_id"] == "U1" and before.loc["KF", "outcome"] == "unfunded"
+    with pytest.raises(errors.ParameterError, match=r"'U3' has status 'approved_unsupplied'.*lapses on 2015-01-02"):
+        return_lapsed(ws, ["U3"], as_of=APR30, decision="阳国土〔2014〕9号")
+    assert _balance(ws, "new_construction") == 0.0
+
+    entries = return_lapsed(ws, ["U1"], as_of=APR30, decision="阳国土〔2014〕9号")
+    assert entries["entry_id"].tolist() == ["lapse:U1"]
+    assert _balance(ws, "new_construction") == pytest.approx(10_000, rel=REL)
+    assert len(return_lapsed(ws, ["U1"], as_of=APR30, decision="阳国土〔2014〕9号")) == 0  # once only
+    assert _balance(ws, "new_construction") == pytest.approx(10_000, rel=REL)
+
+    assert review_stock(ws, as_of=APR30).available["stock_id"].tolist() == []  # not counted twice
+    after = _by_id(plan_allocation(ws, mode="greedy", as_of=APR30).table())
+    assert after.loc["KS", "outcome"] == "unfunded" and "no_matching_stock" in after.loc["KS", "reasons"]
+    assert after.loc["KF", "outcome"] == "funded"
+    assert after.loc["KF", "new_quota_m2"] == pytest.approx(8_000, rel=REL)
 
 
 # --------------------------------------------------------------------------- R10, R11, R12

@@ -522,3 +522,70 @@ def test_cohort_without_batch_and_empty_layer() -> None:
     assert empty.empty and np.isnan(empty.attrs["five_year_supply_rate"])
     assert idle_review(s.iloc[:0], as_of=AS_OF).empty
     assert available_stock(s.iloc[:0], as_of=AS_OF).empty
+
+
+# --- R9, second half: lapsed land returned as quota by decision --------------------------------
+def _empty_ledger() -> pd.DataFrame:
+    from landquota.ledger import _entries_frame
+
+    return _entries_frame([])
+
+
+def _lapse_stock() -> gpd.GeoDataFrame:
+    return stock(
+        [
+            {"stock_id": "L1", "kind": "approved_unsupplied", "approval_date": "2011-01-01", "land_used": False},
+            {"stock_id": "U1", "kind": "approved_unsupplied", "approval_date": "2013-06-30", "land_used": False},
+            {"stock_id": "S1", "supply_date": "2013-01-01"},
+        ]
+    )
+
+
+def test_lapse_return_is_one_credit_of_the_ellipsoidal_area() -> None:
+    from landquota.stock import lapse_returns
+
+    e = lapse_returns(_lapse_stock(), _empty_ledger(), as_of=AS_OF, stock_ids=["L1", "L1"], decision="阳国土〔2014〕9号")
+    assert e[["entry_id", "pool", "kind", "source", "year"]].values.tolist() == [
+        ["lapse:L1", "new_construction", "lapse_return", "L1", 2014]
+    ]
+    assert e["amount"].iloc[0] == pytest.approx(10_000, rel=1e-4)  # a 100 m × 100 m square, R1: 0.01 %
+    assert "阳国土〔2014〕9号" in e["note"].iloc[0] and "2013-01-02" in e["note"].iloc[0]  # lapsed the day after
+
+
+@pytest.mark.parametrize(
+    ("ids", "kw", "words"),
+    [
+        (["U1"], {}, ["'U1'", "approved_unsupplied", "lapses on 2015-07-01"]),
+        (["S1"], {}, ["'S1'", "not 'lapsed'"]),
+        (["X9"], {}, ["'X9' is not in the stock_land layer"]),
+        (["L1"], {"taken": ["L1"]}, ["committed run", "revert"]),
+        (["L1"], {"decision": " "}, ["decision", "where the plan allows"]),
+        ([], {}, ["stock_ids is empty"]),
+    ],
+)
+def test_lapse_return_refusals(ids: list[str], kw: dict[str, Any], words: list[str]) -> None:
+    from landquota.stock import lapse_returns
+
+    args: dict[str, Any] = {"decision": "D1", **kw}
+    with pytest.raises(ParameterError) as exc:
+        lapse_returns(_lapse_stock(), _empty_ledger(), as_of=AS_OF, stock_ids=ids, **args)
+    for w in words:
+        assert w in str(exc.value)
+
+
+def test_lapse_return_again_after_a_reversal_gets_a_new_id() -> None:
+    from landquota.ledger import _entries_frame
+    from landquota.stock import lapse_returns, returned_stock_ids
+
+    first = lapse_returns(_lapse_stock(), _empty_ledger(), as_of=AS_OF, stock_ids=["L1"], decision="D1")
+    first["entered_at"] = pd.Timestamp("2014-04-30", tz="UTC")
+    first["entered_by"] = "test"
+    assert returned_stock_ids(first) == {"L1"}
+    assert len(lapse_returns(_lapse_stock(), first, as_of=AS_OF, stock_ids=["L1"], decision="D1")) == 0
+    rev = _entries_frame([{"entry_id": "rev:lapse:L1", "pool": "new_construction", "kind": "reversal",
+                           "amount": -float(first["amount"].iloc[0]), "year": 2014,
+                           "effective_date": pd.Timestamp(AS_OF), "source": "D2", "reverses": "lapse:L1"}])
+    both = pd.concat([first, rev], ignore_index=True)
+    assert returned_stock_ids(both) == set()  # reversed: the land is stock again
+    again = lapse_returns(_lapse_stock(), both, as_of=AS_OF, stock_ids=["L1"], decision="D3")
+    assert again["entry_id"].tolist() == ["lapse:L1:2"]
