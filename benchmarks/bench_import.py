@@ -20,6 +20,7 @@ with the contract's parcel columns. Run::
 
     python benchmarks/bench_import.py --floor         # 1,000,000 parcels
     python benchmarks/bench_import.py --n 100000 --skip-geopandas
+    python benchmarks/bench_import.py --target gpkg   # into a GeoPackage workspace
 """
 
 from __future__ import annotations
@@ -149,12 +150,54 @@ def timed(name: str, cmd: list[str], env: dict[str, str] | None = None) -> tuple
     return wall, mb
 
 
+def gpkg_main(src: Path, ns: argparse.Namespace) -> None:
+    """The same parcels into a GeoPackage (the embedded default) three ways.
+
+    1. landquota ``import_layer`` into a fresh workspace file (created outside the
+       timing): one SQLite transaction, R-tree bulk-loaded;
+    2. ``geopandas.read_file`` + ``to_file`` with pyogrio and Arrow (baseline);
+    3. ``ogr2ogr -f GPKG`` (anchor), which builds its R-tree at the end.
+    """
+    out = ns.dir / "out"
+    out.mkdir(exist_ok=True)
+    for f in out.glob("*.gpkg"):
+        f.unlink()
+    ws_path, gp_path, og_path = out / "landquota.gpkg", out / "geopandas.gpkg", out / "ogr2ogr.gpkg"
+    subprocess.run([sys.executable, "-c", f"from landquota.workspace import open_workspace; "
+                    f"open_workspace({str(ws_path)!r}, create=True).close()"], check=True, cwd=ROOT)
+    results = {
+        "landquota import_layer": timed(
+            "landquota import_layer",
+            [sys.executable, "-c", "from landquota.workspace import open_workspace; from landquota.importer "
+             f"import import_layer; ws = open_workspace({str(ws_path)!r}); r = import_layer({str(src)!r}, ws, "
+             "layer='parcels'); print(r.rows_imported)"],
+        )
+    }
+    if not ns.skip_geopandas:
+        results["geopandas to_file (arrow)"] = timed(
+            "geopandas to_file (arrow)",
+            [sys.executable, "-c", "import geopandas as gpd; "
+             f"g = gpd.read_file({str(src)!r}, engine='pyogrio', use_arrow=True); "
+             f"g.to_file({str(gp_path)!r}, layer='parcels', engine='pyogrio', use_arrow=True)"],
+        )
+    results["ogr2ogr -f GPKG"] = timed(
+        "ogr2ogr -f GPKG", ["ogr2ogr", "-f", "GPKG", str(og_path), str(src), "parcels", "-nln", "parcels"]
+    )
+    lq = results["landquota import_layer"][0]
+    print(f"\n{ns.n:,} parcels, GeoPackage → GeoPackage")
+    print(f"{'method':<28} {'wall s':>8} {'peak MB':>9} {'time / landquota':>17}")
+    for name, (wall, mb) in results.items():
+        print(f"{name:<28} {wall:8.1f} {mb:9.0f} {wall / lq:17.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/landquota_bench_import"))
     ap.add_argument("--skip-geopandas", action="store_true")
     ap.add_argument("--floor", action="store_true", help="also time the server floor (see 4. above)")
+    ap.add_argument("--target", choices=["postgis", "gpkg"], default="postgis",
+                    help="gpkg: load into a GeoPackage workspace instead (see gpkg_main)")
     ns = ap.parse_args()
     ns.dir.mkdir(parents=True, exist_ok=True)
     src = ns.dir / f"parcels_{ns.n}.gpkg"
@@ -162,6 +205,9 @@ def main() -> None:
         t = time.perf_counter()
         generate(src, ns.n)
         print(f"generated {ns.n:,} parcels in {time.perf_counter() - t:.1f} s: {src}")
+    if ns.target == "gpkg":
+        gpkg_main(src, ns)
+        return
     tag = uuid.uuid4().hex[:8]
     schemas = {"landquota": f"bench_lq_{tag}", "geopandas": f"bench_gp_{tag}", "ogr2ogr": f"bench_og_{tag}",
                "floor": f"bench_fl_{tag}"}

@@ -1788,9 +1788,15 @@ def _write_batches(
             con.execute(f'DELETE FROM "{lyr.name}"')
             if lyr.geometry:
                 con.execute(f'DELETE FROM "rtree_{lyr.name}_{GEOM}"')
+        indexed: list[tuple[Any, Any]] = []
         for df, _wkb in frames:
             if mode == "append":
                 ws._check_new_ids({lyr.name: df})
-            ws._insert(con, lyr, df, bar)
+            part = ws._insert(con, lyr, df, bar, rtree=False)
+            if part is not None:
+                indexed.append(part)
+        if lyr.geometry:
+            # one spatial index fill for all batches: bulk-loaded when the layer was emptied
+            ws._fill_rtree(con, lyr, indexed)
         con.execute("INSERT OR REPLACE INTO landquota_meta VALUES (?, ?)", (key, meta()))
         con.execute("INSERT OR REPLACE INTO landquota_meta VALUES ('validation.state', 'stale')")
