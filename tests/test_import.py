@@ -284,6 +284,7 @@ KILL_SCRIPT = textwrap.dedent(
     import landquota.importer as imp
     from landquota.workspace import open_workspace
     imp.BATCH_ROWS = 500
+    imp.BULK_ROWS = 1_000  # the bulk path: table truncated, keys and indexes dropped until the end
     real = pg._binary_rows
     calls = []
     def slow_rows(lyr, df, **kw):
@@ -307,6 +308,7 @@ def test_sigkill_mid_import_leaves_postgis_unchanged(pg_url: str, tmp_path: Path
     ws = open_workspace(pg_url, create=True)
     try:
         before = _seed(ws, tmp_path)
+        schema_before = _pg_keys_and_indexes(ws)
         src = fx.big_gpkg(tmp_path, 3_000)
         marker = tmp_path / "ready"
         script = KILL_SCRIPT.format(tests=str(ROOT / "tests"), marker=str(marker), url=pg_url, src=str(src))
@@ -322,6 +324,45 @@ def test_sigkill_mid_import_leaves_postgis_unchanged(pg_url: str, tmp_path: Path
         assert proc.returncode == -signal.SIGKILL
         assert _state(ws) == before  # nothing of the 1,000 rows sent, the 4 old rows intact
         assert "import.parcels" in ws.meta() and "big3000" not in ws.meta()["import.parcels"]
+        assert _pg_keys_and_indexes(ws) == schema_before  # dropped keys and indexes are back
+    finally:
+        ws.close()
+
+
+def _pg_keys_and_indexes(ws: Any) -> tuple[list[Any], list[Any]]:
+    import sqlalchemy as sa
+
+    with ws.engine.connect() as c:
+        t = f'"{ws.schema}".parcels'
+        keys = c.execute(sa.text("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                                 "WHERE conrelid = to_regclass(:t) ORDER BY 1"), {"t": t}).all()
+        idx = c.execute(sa.text("SELECT pg_get_indexdef(indexrelid) FROM pg_index "
+                                "WHERE indrelid = to_regclass(:t) ORDER BY 1"), {"t": t}).all()
+    return [tuple(r) for r in keys], [tuple(r) for r in idx]
+
+
+@pytest.mark.postgis
+def test_bulk_replace_on_postgis_restores_keys_and_indexes(pg_url: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bulk path drops the id keys and indexes during the load: after success, and after a
+    duplicate id or a bad value in a late batch, the table has exactly its keys and indexes."""
+    import landquota.importer as imp
+    from landquota.workspace import open_workspace
+
+    monkeypatch.setattr(imp, "BULK_ROWS", 4)
+    monkeypatch.setattr(imp, "BATCH_ROWS", 2)
+    ws = open_workspace(pg_url, create=True)
+    try:
+        schema_before = _pg_keys_and_indexes(ws)
+        assert any("PRIMARY KEY" in k[1] for k in schema_before[0]) and any("gist" in i[0] for i in schema_before[1])
+        rep = import_layer(fx.multipolygons_4490(tmp_path), ws, layer="parcels")
+        assert rep.rows_imported == 6 and _pg_keys_and_indexes(ws) == schema_before
+        before = _state(ws)
+        with pytest.raises(ImportDataError, match="appears in rows 2 and 6"):
+            import_layer(fx.multipolygons_4490(tmp_path, duplicate=(1, 5)), ws, layer="parcels")
+        with pytest.raises(ImportDataError, match="row 3"):
+            import_layer(fx.wrong_type(tmp_path), ws, layer="parcels")
+        assert _state(ws) == before and _pg_keys_and_indexes(ws) == schema_before
     finally:
         ws.close()
 
