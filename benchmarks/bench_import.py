@@ -9,8 +9,8 @@
 
 4. The server floor (``--floor``): the same rows already encoded as binary COPY
    (encoding not timed), then only what the server must do for the product's
-   table: COPY into it with its unique indexes and checks, then the GiST and
-   land-class index builds. No client, however fast, can beat this figure; it
+   table: COPY into it with its CHECKs (keys and indexes dropped, as the
+   product does), then the key, unique, GiST and land-class index builds. No client, however fast, can beat this figure; it
    says how much of each goal is reachable at all on this server.
 
 Each runs in its own subprocess under ``/usr/bin/time -v`` (wall time and peak
@@ -105,10 +105,16 @@ ws.close()
 names = ", ".join(f'"{n}"' for n in [*lyr.column_names, GEOM])
 with psycopg.connect(base) as c:
     t = time.perf_counter()
+    table = f'"{schema}".parcels'
+    keys = c.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass "
+        "AND contype IN ('p', 'u') ORDER BY contype, conname", (f"{schema}.parcels",)).fetchall()
     idx = c.execute(
         "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
         "WHERE i.indrelid = %s::regclass AND NOT i.indisunique", (f"{schema}.parcels",)).fetchall()
-    c.execute(f'TRUNCATE "{schema}".parcels')
+    c.execute(f"TRUNCATE {table}")
+    for name, _ in keys:  # as the product does for a bulk replace
+        c.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
     for name, _ in idx:
         c.execute(f'DROP INDEX "{schema}"."{name}"')
     with c.cursor() as cur, cur.copy(f'COPY "{schema}".parcels ({names}) FROM STDIN (FORMAT BINARY)') as cp:
@@ -118,6 +124,8 @@ with psycopg.connect(base) as c:
         cp.write(_COPY_TRAILER)
     copy_s = time.perf_counter() - t
     c.execute("SET LOCAL maintenance_work_mem = '512MB'")
+    for name, ddl in keys:
+        c.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {ddl}')
     for _, ddl in idx:
         c.execute(ddl)
     c.commit()
@@ -130,6 +138,7 @@ def server_floor(src: Path, base: str, schema: str) -> tuple[float, float]:
     url = f"{base}?schema={schema}"
     subprocess.run([sys.executable, "-c", f"from landquota.workspace import open_workspace; "
                     f"open_workspace({url!r}, create=True).close()"], check=True, cwd=ROOT)
+    checkpoint()
     out = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, str(src), url, base, schema],
                          check=True, capture_output=True, text=True, cwd=ROOT).stdout.split()
     total, copy_s = float(out[0]), float(out[1])
@@ -137,8 +146,25 @@ def server_floor(src: Path, base: str, schema: str) -> tuple[float, float]:
     return total, copy_s
 
 
+def checkpoint() -> None:
+    """Flush the server's dirty buffers and WAL so each method starts from the same state.
+
+    Without it a method can pay for the previous one's checkpoint (10^6 rows write
+    about 1 GB of WAL, the default max_wal_size): run-to-run swings of several
+    seconds. Needs a superuser (or pg_checkpoint); skipped otherwise.
+    """
+    import psycopg
+
+    try:
+        with psycopg.connect(PG.split("?")[0], autocommit=True) as c:
+            c.execute("CHECKPOINT")
+    except psycopg.Error as exc:
+        print(f"  (no CHECKPOINT: {exc})")
+
+
 def timed(name: str, cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run *cmd* under /usr/bin/time -v; print and return (wall seconds, peak RSS in MB)."""
+    checkpoint()
     t0 = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
