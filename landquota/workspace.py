@@ -105,8 +105,8 @@ def _coerce_series(s: pd.Series, typ: str, nullable: bool) -> pd.Series:
         if s.dtype == _STR:
             return s  # already canonical (pandas' Arrow-backed str, NaN for missing)
         if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
-            # already str/None/NaN (every reader and the importer give this): one pass, not four
-            return s.where(s.notna())
+            # already str/None/NaN: one conversion to the canonical dtype, not four passes
+            return s.astype("str").where(s.notna())
         return s.astype("object").where(s.notna(), None).astype("str").where(s.notna())
     if typ == "real":
         return pd.to_numeric(s, errors="raise").astype("float64")
