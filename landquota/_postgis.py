@@ -357,6 +357,9 @@ class PostgisWorkspace(Workspace):
                     column_types=types,
                     strings_can_be_null=True,
                     quoted_strings_can_be_null=False,
+                    # only COPY's NULL; Arrow's default list would turn the text 'null',
+                    # 'NaN' or 'N/A' into NULL too (found by the hostile-input tests)
+                    null_values=[""],
                     true_values=["t"],
                     false_values=["f"],
                 ),
