@@ -566,6 +566,14 @@ class GpkgWorkspace(Workspace):
             df = df.rename_geometry("geometry")
         return cast("pd.DataFrame", df)  # a GeoDataFrame; pyogrio is untyped
 
+    def _read_bounds(self, lyr: Layer) -> pd.DataFrame:
+        # the R-tree holds every box already: no geometry is read or decoded
+        q = (
+            f"SELECT p.{_q(lyr.id_column)}, r.minx, r.miny, r.maxx, r.maxy FROM {_q(lyr.name)} p "
+            f'LEFT JOIN "rtree_{lyr.name}_{GEOM}" r ON r.id = p.fid ORDER BY p.fid'
+        )
+        return pd.read_sql_query(q, self._con, dtype={c: "float64" for c in ("minx", "miny", "maxx", "maxy")})
+
     # --- writing ---------------------------------------------------------------
     def _write(self, frames: Mapping[str, Frame], mode: WriteMode, *, progress: bool) -> None:
         from landquota._progress import progress_bar

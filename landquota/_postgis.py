@@ -296,11 +296,7 @@ class PostgisWorkspace(Workspace):
         spliced by hand: psycopg quotes them (``ClientCursor.mogrify``) into the
         statement that COPY wraps, because COPY takes no bound parameters.
         """
-        import io
-
-        import psycopg
         import pyarrow as pa
-        import pyarrow.csv as pcsv
 
         t = self.table(lyr.name)
         names = [lyr.id_column] if ids_only else list(lyr.column_names)
@@ -332,6 +328,37 @@ class PostgisWorkspace(Workspace):
         if bbox is not None:
             env = sa.func.ST_MakeEnvelope(*bbox, CRS_EPSG)
             stmt = stmt.where(t.c[GEOM].op("&&")(env))
+        table = self._copy_csv(stmt, types)
+        df: pd.DataFrame = table.drop_columns(["wkb"]).to_pandas() if geom else table.to_pandas()
+        if geom:
+            wkb = _unhex(table.column("wkb")).to_numpy(zero_copy_only=False)
+            df = gpd.GeoDataFrame(df, geometry=shapely.from_wkb(wkb), crs=f"EPSG:{CRS_EPSG}")
+        return df
+
+    def _read_bounds(self, lyr: Layer) -> pd.DataFrame:
+        import pyarrow as pa
+
+        t = self.table(lyr.name)
+        g = t.c[GEOM]
+        stmt = sa.select(
+            t.c[lyr.id_column],
+            sa.func.ST_XMin(g).label("minx"),
+            sa.func.ST_YMin(g).label("miny"),
+            sa.func.ST_XMax(g).label("maxx"),
+            sa.func.ST_YMax(g).label("maxy"),
+        ).order_by(t.c.fid)
+        types = {lyr.id_column: pa.large_string(), **{c: pa.float64() for c in ("minx", "miny", "maxx", "maxy")}}
+        out: pd.DataFrame = self._copy_csv(stmt, types).to_pandas()
+        return out
+
+    def _copy_csv(self, stmt: Any, types: dict[str, Any]) -> Any:
+        """Run *stmt* as ``COPY (…) TO STDOUT (FORMAT csv)``; return an Arrow table typed *types*."""
+        import io
+
+        import psycopg
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
         compiled = stmt.compile(dialect=self.engine.dialect)
         buf = io.BytesIO()
         with self.engine.connect() as con:
@@ -343,6 +370,7 @@ class PostgisWorkspace(Workspace):
                 for chunk in cp:
                     buf.write(chunk)
         columns = list(types)
+        table: Any
         if buf.tell() == 0:
             table = pa.table({c: pa.array([], type=types[c]) for c in columns})
         else:
@@ -364,11 +392,7 @@ class PostgisWorkspace(Workspace):
                     false_values=["f"],
                 ),
             )
-        df: pd.DataFrame = table.drop_columns(["wkb"]).to_pandas() if geom else table.to_pandas()
-        if geom:
-            wkb = _unhex(table.column("wkb")).to_numpy(zero_copy_only=False)
-            df = gpd.GeoDataFrame(df, geometry=shapely.from_wkb(wkb), crs=f"EPSG:{CRS_EPSG}")
-        return df
+        return table
 
     # --- writing ---------------------------------------------------------------------
     def _write(self, frames: Mapping[str, Frame], mode: WriteMode, *, progress: bool) -> None:

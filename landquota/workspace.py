@@ -434,6 +434,25 @@ class Workspace(abc.ABC):
             out = out[keep]
         return out
 
+    def read_bounds(self, name: str) -> pd.DataFrame:
+        """Each feature's id and bounding box, without reading its geometry.
+
+        For planning work over a large layer (a tiled export, partitions): the
+        GeoPackage answers from its R-tree (float32 boxes, rounded outwards, so
+        never smaller than the feature's), PostGIS from the geometries' stored
+        boxes. Features without geometry have NaN bounds.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The id column, then ``minx``, ``miny``, ``maxx``, ``maxy`` (degrees,
+            EPSG:4490), in the layer's row order.
+        """
+        lyr = layer(name)
+        if not lyr.geometry:
+            raise ParameterError(f"layer {name!r} has no geometry, so no bounds")
+        return self._read_bounds(lyr)
+
     @staticmethod
     def _no_column(lyr: Layer, c: str) -> None:
         raise LayerError(
@@ -544,6 +563,9 @@ class Workspace(abc.ABC):
 
     @abc.abstractmethod
     def _count(self, lyr: Layer) -> int: ...
+
+    @abc.abstractmethod
+    def _read_bounds(self, lyr: Layer) -> pd.DataFrame: ...
 
     @abc.abstractmethod
     def _write(self, frames: Mapping[str, Frame], mode: WriteMode, *, progress: bool) -> None: ...
