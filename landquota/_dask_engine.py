@@ -73,6 +73,21 @@ def _dask_imports() -> tuple[Any, Any]:
     return dask_geopandas, distributed
 
 
+def _fresh_dir(path: str | Path, rows_per_partition: Any) -> Path:
+    """Check the partition size; create *path* and remove an earlier export from it."""
+    if not (isinstance(rows_per_partition, int) and rows_per_partition >= 1):
+        raise ParameterError(
+            f"rows_per_partition={rows_per_partition!r}; give a whole number ≥ 1 (default "
+            f"{ROWS_PER_PARTITION:,})"
+        )
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("part.*.parquet"):
+        old.unlink()
+    (out / _SIDECAR).unlink(missing_ok=True)
+    return out
+
+
 def write_partitions(
     parcels: gpd.GeoDataFrame,
     path: str | Path,
@@ -106,16 +121,7 @@ def write_partitions(
         The sidecar's content: ``format``, ``source``, ``rows``, ``partitions``
         (rows per file).
     """
-    if not (isinstance(rows_per_partition, int) and rows_per_partition >= 1):
-        raise ParameterError(
-            f"rows_per_partition={rows_per_partition!r}; give a whole number ≥ 1 (default "
-            f"{ROWS_PER_PARTITION:,})"
-        )
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("part.*.parquet"):
-        old.unlink()
-    (out / _SIDECAR).unlink(missing_ok=True)
+    out = _fresh_dir(path, rows_per_partition)
     n = len(parcels)
     if n:
         order = np.argsort(parcels.geometry.hilbert_distance(level=16).to_numpy(), kind="stable")
@@ -204,16 +210,7 @@ def export_partitions(
     kept to its own patches. Memory is one partition plus the ids and boxes
     (about 100 bytes a patch), so 10⁷ patches need about 1–2 GB instead of 8–10.
     """
-    if not (isinstance(rows_per_partition, int) and rows_per_partition >= 1):
-        raise ParameterError(
-            f"rows_per_partition={rows_per_partition!r}; give a whole number ≥ 1 (default "
-            f"{ROWS_PER_PARTITION:,})"
-        )
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("part.*.parquet"):
-        old.unlink()
-    (out / _SIDECAR).unlink(missing_ok=True)
+    out = _fresh_dir(path, rows_per_partition)
     bounds = ws.read_bounds("parcels")
     idc = bounds.columns[0]
     n = len(bounds)
