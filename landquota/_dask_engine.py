@@ -227,7 +227,7 @@ def export_partitions(
             ids = bounds[idc].to_numpy()[members]
             got = ws.read_layer("parcels", bbox=box)
             # the box also catches neighbours of other partitions: keep exactly these, in order
-            got = got.set_index("parcel_id", drop=False).loc[ids].reset_index(drop=True)
+            got = got.set_index(idc, drop=False).loc[ids].reset_index(drop=True)
             got.to_parquet(out / f"part.{k:05d}.parquet", index=False)
             sizes.append(len(got))
     info = {"format": _FORMAT, "source": source, "rows": n, "partitions": sizes}

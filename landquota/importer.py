@@ -1763,24 +1763,16 @@ def _write_batches(
                     # load is much cheaper than updating them row by row. DDL is
                     # transactional, so a failure or a kill brings the indexes and
                     # constraints back with the old rows.
-                    rebuild += [
-                        str(d)
-                        for (d,) in con.execute(
-                            sa.text(
-                                "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i "
-                                "WHERE i.indrelid = to_regclass(:t) AND NOT i.indisunique"
-                            ),
-                            {"t": table},
-                        )
-                    ]
-                    for (name,) in con.execute(
+                    for name, ddl in con.execute(
                         sa.text(
-                            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                            "JOIN pg_class c ON c.oid = i.indexrelid "
                             "WHERE i.indrelid = to_regclass(:t) AND NOT i.indisunique"
                         ),
                         {"t": table},
                     ).all():
                         con.execute(sa.text(f'DROP INDEX "{ws.schema}"."{name}"'))
+                        rebuild.append(str(ddl))
             _copy_stream(ws, con, lyr, frames, mode=mode, bar=bar)
             if rebuild:
                 # The server's default (64 MB) makes a 10^6-row index sort spill to disk;
