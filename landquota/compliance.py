@@ -50,6 +50,7 @@ from landquota._overlay import (
 )
 from landquota.demand import DemandResult
 from landquota.errors import CRSError, DataError, ParameterError
+from landquota.rules.thresholds import area_exceeds
 
 __all__ = [
     "COMPLIANCE_COLUMNS",
@@ -73,9 +74,10 @@ REASONS: Final[dict[str, str]] = {
     "outside_plan_zones": "needs_adjustment",
 }
 
-#: R14: more than 35 ha of cultivated land outside basic farmland needs the State Council.
+#: R14: more than 35 ha of cultivated land outside basic farmland needs the State Council
+#: (Land Administration Law 2019 Art. 46: 永久基本农田以外的耕地超过三十五公顷的).
 STATE_COUNCIL_CULTIVATED_M2: Final = 350_000.0
-#: R14: more than 70 ha of other land needs the State Council.
+#: R14: more than 70 ha of other land needs the State Council (Art. 46: 其他土地超过七十公顷的).
 STATE_COUNCIL_OTHER_M2: Final = 700_000.0
 
 #: Columns of the result, in order.
@@ -405,10 +407,13 @@ def compliance_of_sites(
         cultivated, in_bf = _cultivated_in(demand, fixed.ids, over["basic_farmland"], centre)
         other_cultivated = np.maximum(cultivated - np.where(takes_bf, in_bf, 0.0), 0.0)
         other_land = np.maximum(rest - other_cultivated, 0.0)
+        # R14, Land Administration Law 2019 Art. 46: "超过" is strict and the areas are
+        # compared at 0.01 m² (rules.thresholds), so exactly 35 ha / 70 ha stay with
+        # the province however the float came out (350000.00000000006 m² is 35 ha).
         state_council = (
             takes_bf
-            | (other_cultivated > STATE_COUNCIL_CULTIVATED_M2)
-            | (other_land > STATE_COUNCIL_OTHER_M2)
+            | area_exceeds(other_cultivated, STATE_COUNCIL_CULTIVATED_M2)
+            | area_exceeds(other_land, STATE_COUNCIL_OTHER_M2)
         )
         level = np.where(state_council, "state_council", "province").astype(object)
     else:
@@ -416,10 +421,13 @@ def compliance_of_sites(
         other_land = np.full(n, np.nan)
         # Without the cultivated split only the total can decide: other cultivated +
         # other land = rest, so rest > 35 + 70 ha forces one threshold and rest
-        # ≤ 35 ha forces neither.
         level = np.full(n, np.nan, dtype=object)
-        level[rest <= STATE_COUNCIL_CULTIVATED_M2] = "province"
-        level[rest > STATE_COUNCIL_CULTIVATED_M2 + STATE_COUNCIL_OTHER_M2] = "state_council"
+        # ≤ 35 ha forces neither. At 0.01 m² two parts each at most their threshold sum
+        # to at most 105 ha + 0.01 m² (each may round down by up to half a unit), so
+        # only a rest above that forces the State Council (Art. 46, rules.thresholds).
+        level[~area_exceeds(rest, STATE_COUNCIL_CULTIVATED_M2)] = "province"
+        both = STATE_COUNCIL_CULTIVATED_M2 + STATE_COUNCIL_OTHER_M2 + 0.01
+        level[area_exceeds(rest, both)] = "state_council"
         level[takes_bf] = "state_council"
 
     result = pd.DataFrame(

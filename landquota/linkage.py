@@ -20,15 +20,16 @@ from pyproj import CRS
 
 from landquota.errors import CRSError, DataError
 from landquota.ledger import TOLERANCE, _entries_frame, _normalise, _stamp, _ts
+from landquota.rules.thresholds import anniversary, area_at_most, area_exceeds, more_than_years
 from landquota.schema import ACCEPTANCE, PLOT_ROLES
-from landquota.stock import _add_years
 
 if TYPE_CHECKING:
     from landquota.workspace import Workspace
 
 __all__ = ["TURNOVER_YEARS", "credit_linkage_surplus", "linkage_credits", "linkage_review"]
 
-#: R8: turnover quota must be returned within three years of approval.
+#: R8: turnover quota must be returned within three years of approval (城乡建设用地增减挂钩
+#: 试点管理办法, 国土资发〔2008〕138号); overdue from the day after the anniversary.
 TURNOVER_YEARS = 3
 
 
@@ -140,8 +141,13 @@ def linkage_review(
         if col not in a.columns:
             a[col] = np.nan
     try:
-        a["approval_date"] = pd.to_datetime(a["approval_date"]).astype("datetime64[ns]")
-        a["acceptance_date"] = pd.to_datetime(a["acceptance_date"]).astype("datetime64[ns]")
+        # whole days (rules.thresholds): a time of day must not move the R8 deadline
+        a["approval_date"] = (
+            pd.to_datetime(a["approval_date"]).astype("datetime64[ns]").dt.normalize()
+        )
+        a["acceptance_date"] = (
+            pd.to_datetime(a["acceptance_date"]).astype("datetime64[ns]").dt.normalize()
+        )
         a["turnover_quota_m2"] = pd.to_numeric(a["turnover_quota_m2"]).astype("float64")
     except (TypeError, ValueError) as exc:
         raise DataError(f"linkage_areas: a date or number has a wrong value: {exc}") from exc
@@ -214,14 +220,20 @@ def linkage_review(
     shortfall = out["occupied_cultivated_m2"] - out["reclaimed_cultivated_m2"]
     out["construction_excess_m2"] = excess.clip(lower=0.0)
     out["cultivated_shortfall_m2"] = shortfall.clip(lower=0.0)
-    out["r7_ok"] = (excess <= tolerance_m2) & (shortfall <= tolerance_m2)
-    # R8: turnover quota returned (by reclaimed area) within 3 years of approval.
-    out["turnover_due_date"] = [_add_years(d, TURNOVER_YEARS) for d in out["approval_date"]]
+    # R7 compared at 0.01 m² (rules.thresholds): construction at most reclaimed (plus the
+    # tolerance), occupied cultivated at most reclaimed cultivated (plus the tolerance).
+    out["r7_ok"] = area_at_most(
+        out["construction_m2"], out["demolition_m2"] + tolerance_m2
+    ) & area_at_most(out["occupied_cultivated_m2"], out["reclaimed_cultivated_m2"] + tolerance_m2)
+    # R8: turnover quota returned (by reclaimed area) within 3 years of approval; overdue
+    # when more than (超过) 3 years have passed, in whole days, with a shortfall left.
+    out["turnover_due_date"] = [anniversary(d, TURNOVER_YEARS) for d in out["approval_date"]]
     out["turnover_due_date"] = out["turnover_due_date"].astype("datetime64[ns]")
     out["turnover_shortfall_m2"] = (
         out["turnover_quota_m2"].fillna(0.0) - out["demolition_m2"]
     ).clip(lower=0.0)
-    out["overdue"] = (t > out["turnover_due_date"]) & (out["turnover_shortfall_m2"] > tolerance_m2)
+    late = np.array([more_than_years(d, t, TURNOVER_YEARS) for d in out["approval_date"]], dtype=bool)
+    out["overdue"] = late & area_exceeds(out["turnover_shortfall_m2"], tolerance_m2)
     out["surplus_m2"] = (out["demolition_m2"] - out["construction_m2"]).clip(lower=0.0)
     # R5: surplus is usable only after acceptance passed.
     out["creditable"] = (out["acceptance"] == "passed") & (

@@ -6,8 +6,10 @@ not having happened yet. The rules are R9–R12 of the domain notes; the
 statuses and every date convention are set out in ``docs/ledger-and-stock.md``.
 
 Periods of N years are calendar anniversaries (``pd.DateOffset(years=N)``, so
-29 February + 1 year = 28 February). "A full year has passed" (R10) holds *on*
-the anniversary; "older than two years" (R9) holds from the day *after* it.
+29 February + 1 year = 28 February), counted in whole days (a time of day is
+dropped). "A full year has passed" (R10, 满一年) holds *on* the anniversary;
+"older than two years" (R9) holds from the day *after* it. Every such comparison
+goes through :mod:`landquota.rules.thresholds`, which cites the articles.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ import numpy as np
 import pandas as pd
 
 from landquota.errors import DataError, ParameterError
+from landquota.rules.thresholds import (
+    anniversary,
+    day,
+    full_years_reached,
+    more_than_years,
+    ratio_under,
+)
 from landquota.schema import CAUSES, DISPOSAL_METHODS, DISPOSAL_STATUSES, STOCK_KINDS, layer
 
 if TYPE_CHECKING:
@@ -54,11 +63,11 @@ STOCK_STATUSES = (
 #: R10 branches (``idle_rule``).
 IDLE_RULES = ("not_started", "suspended_low_development", "suspended_low_investment")
 
-#: R11: the idle fee is 20 % of the land price.
+#: R11: the idle fee is 20 % of the land price (闲置土地处置办法 2012, Art. 14).
 IDLE_FEE_RATE = 0.20
-#: R10: developed area under one third ...
+#: R10: developed area under (不足) one third ... (闲置土地处置办法 2012, Art. 2)
 LOW_DEVELOPMENT = 1.0 / 3.0
-#: ... or investment (excluding land price and taxes) under 25 %.
+#: ... or investment (excluding land price and taxes) under 25 % (Art. 2).
 LOW_INVESTMENT = 0.25
 #: R12: the disposal methods that close a case; an extension (or a change of use,
 #: or temporary use) leaves it open.
@@ -78,14 +87,14 @@ _DATE_COLS = (
 
 
 def _add_years(ts: pd.Timestamp, years: int) -> pd.Timestamp:
-    """Calendar anniversary: 2012-02-29 + 1 year = 2013-02-28."""
-    return pd.Timestamp(ts + pd.DateOffset(years=years))
+    """Calendar anniversary as a whole day: 2012-02-29 + 1 year = 2013-02-28."""
+    return anniversary(ts, years)
 
 
 def _full_years(start: pd.Timestamp, end: pd.Timestamp) -> int:
     """Return the number of whole years from *start* to *end* (anniversaries reached)."""
     n = end.year - start.year
-    if n > 0 and _add_years(start, n) > end:
+    if n > 0 and not full_years_reached(start, end, n):
         n -= 1
     return max(n, 0)
 
@@ -150,7 +159,8 @@ def _prepare(stock: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         raise DataError(f"stock_land: duplicate stock_id {sorted(set(map(str, dup)))[:5]}")
     try:
         for col in _DATE_COLS:
-            df[col] = pd.to_datetime(df[col], errors="raise").astype("datetime64[ns]")
+            # whole days (rules.thresholds): a time of day must not move a legal deadline
+            df[col] = pd.to_datetime(df[col], errors="raise").astype("datetime64[ns]").dt.normalize()
         for col in ("developed_ratio", "invested_ratio", "land_price_yuan"):
             df[col] = pd.to_numeric(df[col], errors="raise").astype("float64")
     except (TypeError, ValueError) as exc:
@@ -169,7 +179,7 @@ def _areas(geoms: gpd.GeoSeries) -> np.ndarray:
 
 
 def _lapse_date(approval: pd.Timestamp) -> pd.Timestamp:
-    """R9: first day on which an approval is *older than* two years."""
+    """R9: first day on which an approval is *older than* (超过) two years."""
     return _add_years(approval, 2) + pd.Timedelta(days=1)
 
 
@@ -220,34 +230,35 @@ def _review_row(r: Any, t: pd.Timestamp) -> dict[str, Any]:
             out["status"] = "not_yet_approved"
             return out
         out["lapse_date"] = _lapse_date(r.approval_date)
-        # R9: an approval older than 2 years with no land use / compensation lapses
-        lapsed = not bool(r.land_used) and t >= out["lapse_date"]
+        # R9: an approval older than (超过) 2 years with no land use / compensation
+        # lapses: from the day after the anniversary, in whole days
+        lapsed = not bool(r.land_used) and more_than_years(r.approval_date, t, 2)
         out["status"] = "lapsed" if lapsed else "approved_unsupplied"
         return out
 
     method = str(r.disposal_method)
     effective = _effective(method, r.disposal_date, t)
 
-    # R10, first branch: one full year past the agreed start without starting.
-    started = pd.notna(r.actual_start_date) and r.actual_start_date <= t
+    # R10, first branch (Order 53 Art. 2): a full year (满一年) past the agreed start
+    # without starting, in whole days.
+    started = pd.notna(r.actual_start_date) and day(r.actual_start_date) <= t
     rule: str | None = None
     since: pd.Timestamp | None = None
-    if not started and pd.notna(r.agreed_start_date) and t >= _add_years(r.agreed_start_date, 1):
-        rule, since = "not_started", r.agreed_start_date
-    # R10, second branch: started, developed < 1/3 or invested < 25 %, suspended a full year.
-    # Unknown ratios do not count as low.
+    if not started and full_years_reached(r.agreed_start_date, t, 1):
+        rule, since = "not_started", day(r.agreed_start_date)
+    # R10, second branch (Art. 2): started, developed under (不足) 1/3 or invested under
+    # 25 %, suspended a full year. Unknown ratios do not count as low.
     elif (
         started
-        and pd.notna(r.suspended_since)
-        and t >= _add_years(r.suspended_since, 1)
+        and full_years_reached(r.suspended_since, t, 1)
         and (
-            (pd.notna(r.developed_ratio) and r.developed_ratio < LOW_DEVELOPMENT)
-            or (pd.notna(r.invested_ratio) and r.invested_ratio < LOW_INVESTMENT)
+            ratio_under(r.developed_ratio, LOW_DEVELOPMENT)
+            or ratio_under(r.invested_ratio, LOW_INVESTMENT)
         )
     ):
-        low_dev = pd.notna(r.developed_ratio) and r.developed_ratio < LOW_DEVELOPMENT
+        low_dev = ratio_under(r.developed_ratio, LOW_DEVELOPMENT)
         rule = "suspended_low_development" if low_dev else "suspended_low_investment"
-        since = r.suspended_since
+        since = day(r.suspended_since)
 
     if effective and method in RECLAMATION_METHODS:
         out["status"], out["case_state"] = "reclaimed", "closed"
@@ -288,11 +299,13 @@ def _review_row(r: Any, t: pd.Timestamp) -> dict[str, Any]:
         case_state="open",
     )
     if r.cause == "enterprise":
-        # R11: idle >= 1 year (always true once idle) -> fee of 20 % of the land price;
-        # idle >= 2 years -> reclaimed without compensation (无偿收回).
-        out["fee_due_yuan"] = IDLE_FEE_RATE * r.land_price_yuan if years >= 1 else 0.0
+        # R11 (Order 53 Art. 14): idle a full year (满一年, always true once idle) -> fee
+        # of 20 % of the land price; two full years (满两年) -> reclaimed without
+        # compensation (无偿收回), from the anniversary itself.
+        fee_due = full_years_reached(since, t, 1)
+        out["fee_due_yuan"] = IDLE_FEE_RATE * r.land_price_yuan if fee_due else 0.0
         out["reclaim_deadline"] = _add_years(since, 2)
-        out["reclaim_due"] = bool(t >= out["reclaim_deadline"])
+        out["reclaim_due"] = full_years_reached(since, t, 2)
     elif r.cause == "none":
         # the cause is undetermined: no fee can be assessed until it is recorded
         out["fee_due_yuan"] = np.nan
