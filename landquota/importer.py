@@ -51,6 +51,7 @@ from pyproj.exceptions import CRSError as _PyprojCRSError
 
 from landquota._parallel import chunked
 from landquota.errors import CRSError, DataError, ImportDataError, ParameterError
+from landquota.intake.fieldnames import match_fields, normalize
 from landquota.schema import CRS_EPSG, Column, Layer, layer
 from landquota.workspace import Workspace, arrow_text, prepare_frame
 
@@ -88,9 +89,8 @@ SURVEY_FIELDS: Mapping[str, Mapping[str, str]] = {
         "TBDLMJ": "net_m2",  # 图斑地类面积 = TBMJ - KCMJ (R2)
     },
 }
-#: Used for the id only when the standard id field is absent (TBBH is unique per
-#: village only, so duplicates are then likely and refused with a hint).
-_FALLBACK_ID = {"parcels": "TBBH"}
+# The Chinese names, aliases and DBF-cut forms of these and of every other
+# layer's standard fields are in landquota.intake.fieldnames.
 
 #: Chinese names of code values, accepted on import besides the English tokens.
 _CODE_ALIASES: Mapping[str, Mapping[str, str]] = {
@@ -161,6 +161,9 @@ class ImportReport:
         Source field → contract column.
     ignored_fields : list of str
         Source fields not stored.
+    standard_not_stored : list of str
+        Those of them that are standard survey fields the contract does not keep
+        (QSXZ 权属性质, GDLX 耕地类型, KCDLBM 扣除地类编码 …): recognised, not overlooked.
     repaired : list of dict
         One entry per repaired geometry: ``row``, ``id``, ``reason``.
     rejected : list of dict
@@ -190,6 +193,7 @@ class ImportReport:
     swapped_xy: bool = False
     field_map: dict[str, str] = field(default_factory=dict)
     ignored_fields: list[str] = field(default_factory=list)
+    standard_not_stored: list[str] = field(default_factory=list)
     repaired: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     dropped_z: bool = False
@@ -214,8 +218,13 @@ class ImportReport:
         if self.unknown_land_classes:
             codes = ", ".join(f"{k!r}×{v}" for k, v in sorted(self.unknown_land_classes.items())[:10])
             lines.append(f"未知地类 unknown land classes (LQ-002): {codes}")
+        if self.field_map:
+            lines.append("字段 fields: " + ", ".join(f"{k} → {v}" for k, v in self.field_map.items()))
         if self.ignored_fields:
-            lines.append(f"未导入字段 fields not stored: {', '.join(self.ignored_fields)}")
+            std = set(self.standard_not_stored)
+            lines.append(
+                f"未导入字段 fields not stored: {', '.join(f + (' (standard)' if f in std else '') for f in self.ignored_fields)}"
+            )
         lines += [f"警告 warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -299,23 +308,6 @@ def detect_encoding(values: Sequence[bytes], *, declared: str | None = None) -> 
         "text is neither UTF-8 nor GB18030/GBK; give the encoding with --encoding "
         "(e.g. --encoding big5 for traditional Chinese data)"
     )
-
-
-def _decode_column(raw: pd.Series, enc: str, *, name: str, source: str, row0: int) -> pd.Series:
-    """Decode a column of raw bytes with *enc*, strictly."""
-    out: list[str | None] = []
-    for i, v in enumerate(raw.tolist()):
-        if not isinstance(v, bytes):
-            out.append(None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
-            continue
-        try:
-            out.append(v.decode(enc))
-        except UnicodeDecodeError as exc:
-            raise ImportDataError(
-                f"{source}: row {row0 + i + 1}, field {name!r}: bytes {v[:20]!r} "
-                f"are not valid {enc} ({exc.reason}); give the right encoding with --encoding"
-            ) from None
-    return pd.Series(out, index=raw.index, dtype=object)
 
 
 # --------------------------------------------------------------------------------------
@@ -413,12 +405,19 @@ def _legacy_datum(crs: CRS) -> str | None:
     return None
 
 
-def _check_axes(bounds: Sequence[float], crs: CRS, source: str, *, given: bool) -> None:
-    """Refuse coordinates that cannot be in *crs* in China; hint swapped axes or the code."""
+def _check_axes(
+    bounds: Sequence[float], crs: CRS, source: str, *, given: bool, near: Sequence[float] | None = None
+) -> None:
+    """Refuse coordinates that cannot be in *crs* in China; hint swapped axes or the code.
+
+    *near* is the workspace's county boundary (lon/lat bounds): with it, 6-digit
+    eastings under a wrong ``.prj`` get the same central-meridian suggestion as a
+    source without any CRS.
+    """
     xmin, ymin, xmax, ymax = bounds
     code = _epsg(crs)
     label = f"EPSG:{code}" if code else crs.name
-    codes, hint = suggest_crs(bounds)
+    codes, hint = suggest_crs(bounds, near=near)
     # Swapped axes first: a northing read as an easting can still land "in China"
     # (far east and near the equator), so the digit pattern decides.
     swapped = "swapped" in hint and (crs.is_geographic == (codes == ["EPSG:4490"]))
@@ -435,6 +434,18 @@ def _check_axes(bounds: Sequence[float], crs: CRS, source: str, *, given: bool) 
         )
     except Exception:  # PROJ refuses out-of-domain coordinates in some versions
         ok = False
+    if ok and near is not None and not _near(lon0, lat0, lon1, lat1, near):
+        # In China, but nowhere near the workspace's county: a .prj of the wrong
+        # Gauss–Krüger zone puts 6-digit eastings hundreds of kilometres east or west.
+        others = [c for c in codes if c != label]
+        if others:
+            raise CRSError(
+                f"{source}: under {label} ({'given with --crs' if given else 'from the file'}) the "
+                f"coordinates lie at {lon0:.2f}–{lon1:.2f}°E, {lat0:.2f}–{lat1:.2f}°N, far from the "
+                f"workspace's county ({near[0]:.2f}–{near[2]:.2f}°E, {near[1]:.2f}–{near[3]:.2f}°N), "
+                f"so the CRS is wrong for these coordinates. Likely CRS: {', '.join(others)} ({hint}). "
+                f"Give it with --crs {others[0]}."
+            )
     if ok:
         return
     sugg = f" Likely CRS: {', '.join(codes)}." if codes else ""
@@ -443,6 +454,15 @@ def _check_axes(bounds: Sequence[float], crs: CRS, source: str, *, given: bool) 
         f"under {label} ({'given with --crs' if given else 'from the file'}); {hint}.{sugg} "
         "Give the right one with --crs EPSG:xxxx."
     )
+
+
+#: How far (degrees) data may lie from the county's bounds before its CRS is doubted.
+_NEAR_DEG = 1.0
+
+
+def _near(lon0: float, lat0: float, lon1: float, lat1: float, near: Sequence[float]) -> bool:
+    m = _NEAR_DEG
+    return not (lon1 < near[0] - m or lon0 > near[2] + m or lat1 < near[1] - m or lat0 > near[3] + m)
 
 
 def _epsg(crs: CRS) -> int | None:
@@ -592,9 +612,12 @@ class _Source:
     geometry_type: str | None
     count: int
     bounds: tuple[float, float, float, float] | None
-    raw_text: bool = False  # text read as Latin-1 = raw bytes (DBF-based sources)
+    raw_text: bool = False  # DBF-based: landquota chooses the text encoding (see _choose_encoding)
     declared_encoding: str | None = None
     csv_raw: bytes = b""
+    #: the encoding GDAL decodes the DBF's names and text with (pyogrio's encoding=,
+    #: i.e. SHAPE_ENCODING), once chosen; None for sources that are UTF-8 by spec
+    gdal_encoding: str | None = None
 
 
 def _not_data(path: str, exc: BaseException | None) -> ImportDataError:
@@ -627,7 +650,11 @@ def _open_source(path: str, src_layer: str | None) -> _Source:
     elif src_layer not in names:
         raise ImportDataError(f"{path!r} has no layer {src_layer!r}; its layers are {', '.join(names)}")
     try:
-        info = pyogrio.read_info(path, layer=src_layer, encoding="latin-1" if _dbf_based(p) else None)
+        # A DBF's field names and text are in whatever encoding its writer used. GDAL
+        # recodes them with SHAPE_ENCODING (pyogrio's encoding=); ISO-8859-1 maps each
+        # byte to one character, losslessly, so the bytes can be examined before the
+        # real encoding is chosen (_choose_encoding), and GDAL then decodes with that.
+        info = pyogrio.read_info(path, layer=src_layer, encoding=_TRANSPORT if _dbf_based(p) else None)
     except Exception as exc:
         raise _not_data(path, exc) from None
     crs = CRS.from_user_input(info["crs"]) if info.get("crs") else None
@@ -649,6 +676,22 @@ def _open_source(path: str, src_layer: str | None) -> _Source:
         raw_text=_dbf_based(p),
         declared_encoding=declared,
     )
+
+
+#: GDAL's byte-for-byte recoding: every byte becomes the character of the same number.
+_TRANSPORT = "ISO-8859-1"
+
+#: Python codec names -> the names GDAL's recoder (iconv) knows.
+_GDAL_CODECS = {"utf-8": "UTF-8", "gb18030": "GB18030", "gbk": "CP936", "gb2312": "GB2312",
+                "big5": "BIG5", "big5hkscs": "BIG5-HKSCS", "latin-1": "ISO-8859-1",
+                "iso8859-1": "ISO-8859-1", "cp1252": "CP1252", "utf-16": "UTF-16"}
+
+
+def _gdal_codec(enc: str) -> str:
+    import codecs
+
+    name = codecs.lookup(enc).name
+    return _GDAL_CODECS.get(name, name.upper())
 
 
 def _dbf_based(p: Path) -> bool:
@@ -790,6 +833,10 @@ def import_layer(
     if csv_frame is not None and lyr.geometry:
         csv_frame, source = _csv_geometry(csv_frame, source, lyr, rules, report)
 
+    gtype = (source.geometry_type or "").replace(" Z", "").replace(" M", "").replace("3D ", "")
+    if lyr.geometry and source.kind == "ogr" and gtype in _PLAIN_TYPES:
+        raise ImportDataError(_not_polygons(path, str(source.geometry_type), lyr.name))
+
     # --- CRS -------------------------------------------------------------------------------
     src_crs, transformer = _plan_crs(source, lyr, crs, swap_xy, report, ws)
 
@@ -875,6 +922,8 @@ def _choose_encoding(source: _Source, encoding: str | None, report: ImportReport
         except LookupError:
             raise ParameterError(f"encoding={encoding!r} is not a codec Python knows; try gb18030 or utf-8") from None
         report.encoding, report.encoding_note = encoding, "given with --encoding"
+        if source.raw_text:
+            _dbf_encoding(source, encoding)  # every name and value must decode with it
         return encoding
     if source.kind == "csv":
         raw = source.csv_raw
@@ -883,35 +932,80 @@ def _choose_encoding(source: _Source, encoding: str | None, report: ImportReport
         except ImportDataError as exc:
             raise ImportDataError(f"{source.path!r}: {exc}") from None
     elif source.raw_text:
-        text_fields = [f for f, t in source.ogr_types.items() if t == "OFTString"]
-        values: list[bytes] = []
-        if text_fields:
-            tbl = pyogrio.read_arrow(source.path, layer=source.src_layer, columns=text_fields,
-                                     read_geometry=False, encoding="latin-1")[1]
-            for name in text_fields:
-                # GDAL hands the DBF's bytes through untouched (no recoding) when
-                # asked for Latin-1; as binary, Arrow does not validate them as UTF-8.
-                col = tbl.column(name).cast(pa.binary())
-                values += [v for v in pa.compute.unique(col).to_pylist() if v is not None]
-        try:
-            enc, note = detect_encoding(values, declared=source.declared_encoding)
-        except ImportDataError as exc:
-            raise ImportDataError(f"{source.path!r}: {exc}") from None
+        enc, note = _dbf_encoding(source, None)
     else:
         enc, note = "utf-8", f"{source.driver} stores text as UTF-8"
     report.encoding, report.encoding_note = enc, note
     return enc
 
 
+def _dbf_encoding(source: _Source, given: str | None) -> tuple[str, str]:
+    """Choose (or check) the encoding of a DBF's field names and text, then reopen with it.
+
+    The names and the distinct text values are read through GDAL byte for byte
+    (:data:`_TRANSPORT`) and tested strictly: UTF-8, else GB18030 (a superset of
+    GBK/CP936), or the given codec. GDAL then decodes names and values itself with
+    the chosen encoding (pyogrio's ``encoding=``, GDAL's ``SHAPE_ENCODING``), so a
+    DBF whose *field names* are Chinese opens like any other.
+    """
+    names = list(source.fields)
+    raw_names = [n.encode("latin-1") for n in names]
+    text_fields = [f for f, t in source.ogr_types.items() if t == "OFTString"]
+    values: dict[str, list[bytes]] = {}
+    tbl = None
+    if text_fields:
+        tbl = pyogrio.read_arrow(source.path, layer=source.src_layer, columns=text_fields,
+                                 read_geometry=False, encoding=_TRANSPORT)[1]
+        for name in text_fields:
+            col = pc.unique(tbl.column(name)).to_pylist()
+            values[name] = [v.encode("latin-1") for v in col if v is not None]
+    if given is None:
+        try:
+            enc, note = detect_encoding(raw_names + [v for vs in values.values() for v in vs],
+                                        declared=source.declared_encoding)
+        except ImportDataError as exc:
+            raise ImportDataError(f"{source.path!r}: {exc}") from None
+    else:
+        enc, note = given, "given with --encoding"
+        for i, raw in enumerate(raw_names):
+            try:
+                raw.decode(given)
+            except UnicodeDecodeError:
+                raise ImportDataError(
+                    f"{source.path!r}: field name {i + 1} (bytes {raw!r}) is not valid {given}; give "
+                    "the right encoding with --encoding, or leave it out to detect it"
+                ) from None
+        for name, vs in values.items():
+            for v in vs:
+                try:
+                    v.decode(given)
+                except UnicodeDecodeError as exc:
+                    assert tbl is not None
+                    row = tbl.column(name).to_pylist().index(v.decode("latin-1")) + 1
+                    raise ImportDataError(
+                        f"{source.path!r}: row {row}, field {name.encode('latin-1').decode(given, 'replace')!r}: "
+                        f"bytes {v[:20]!r} are not valid {given} ({exc.reason}); give the right "
+                        "encoding with --encoding"
+                    ) from None
+    source.gdal_encoding = _gdal_codec(enc)
+    try:
+        info = pyogrio.read_info(source.path, layer=source.src_layer, encoding=source.gdal_encoding)
+    except Exception as exc:
+        raise _not_data(source.path, exc) from None
+    source.fields = [str(f) for f in info["fields"]]
+    source.ogr_types = dict(zip(source.fields, info["ogr_types"], strict=True))
+    return enc, note
+
+
 def _field_rules(
     lyr: Layer, fields: Sequence[str], m: Mapping_, report: ImportReport
 ) -> tuple[dict[str, FieldRule], str | None]:
     """Source field → contract column: the mapping file, then survey names, then same names."""
-    upper = {f.upper(): f for f in fields}
+    upper = {normalize(f): f for f in fields}
     rules: dict[str, FieldRule] = {}
     taken: set[str] = set()
     for src, rule in m.fields.items():
-        f = upper.get(src.upper())
+        f = upper.get(normalize(src))
         if f is None:
             raise ImportDataError(
                 f"{report.source!r}: the mapping names field {src!r}, which the source lacks; its "
@@ -919,23 +1013,22 @@ def _field_rules(
             )
         rules[f] = rule
         taken.add(rule.column)
-    survey = dict(SURVEY_FIELDS.get(lyr.name, {}))
-    fb = _FALLBACK_ID.get(lyr.name)
-    if fb and "BSM" not in upper and fb in upper:
-        survey[fb] = lyr.id_column
-    for name, col in survey.items():
-        f = upper.get(name)
-        if f is not None and f not in rules and col not in taken:
-            rules[f] = FieldRule(col)
-            taken.add(col)
+    # the contract's own names first among the rest: a source written by landquota
+    # (or by hand to the contract) means exactly what it says
     for f in fields:
         low = f.lower()
         if f not in rules and low in lyr.column_names and low not in taken:
             rules[f] = FieldRule(low)
             taken.add(low)
-    names_field = upper.get("DLMC") if lyr.name == "parcels" and "land_class" in taken else None
+    # then the standards' names: pinyin codes, Chinese names, aliases, DBF-cut forms
+    std = match_fields(lyr.name, [f for f in fields if f not in rules], taken=taken)
+    for f, (col, unit) in std.columns.items():
+        rules[f] = FieldRule(col, unit)
+        taken.add(col)
+    names_field = std.check if lyr.name == "parcels" and "land_class" in taken else None
     report.field_map = {f: r.column for f, r in rules.items()}
     report.ignored_fields = [f for f in fields if f not in rules and f != names_field and not f.startswith("_lq_")]
+    report.standard_not_stored = [f for f in std.known if f in report.ignored_fields]
     return rules, names_field
 
 
@@ -969,7 +1062,7 @@ def _plan_crs(
     code = _epsg(src_crs)
     report.source_crs = f"EPSG:{code}" if code else src_crs.name
     if bounds is not None:
-        _check_axes(bounds, src_crs, source.path, given=crs is not None)
+        _check_axes(bounds, src_crs, source.path, given=crs is not None, near=_county_bounds(ws))
     legacy = _legacy_datum(src_crs)
     if legacy:
         how = Transformer.from_crs(src_crs, CRS_EPSG, always_xy=True).description
@@ -1020,7 +1113,7 @@ def _batches(source: _Source, plan: _Plan, csv_frame: pd.DataFrame | None) -> It
             layer=source.src_layer,
             columns=cols,
             read_geometry=plan.lyr.geometry,
-            encoding="latin-1" if plan.raw_text else None,  # raw bytes, decoded by us
+            encoding=source.gdal_encoding,  # GDAL decodes a DBF's text (SHAPE_ENCODING)
             batch_size=BATCH_ROWS,
             use_pyarrow=True,
         )
@@ -1035,10 +1128,7 @@ def _batches(source: _Source, plan: _Plan, csv_frame: pd.DataFrame | None) -> It
             for c in cols:
                 if c not in names:
                     continue
-                arr = rb.column(names.index(c))
-                if plan.raw_text and pa.types.is_string(arr.type):
-                    arr = arr.cast(pa.binary())  # raw DBF bytes, decoded by _decode_column
-                data[c] = arr.to_pandas()
+                data[c] = rb.column(names.index(c)).to_pandas()
             df = pd.DataFrame(data)
             if plan.lyr.geometry:
                 gi = names.index(geom_col) if geom_col in names else len(names) - 1
@@ -1246,8 +1336,6 @@ def _convert(
     out: dict[str, Any] = {}
     for f, rule in plan.rules.items():
         s = batch[f].reset_index(drop=True)
-        if plan.raw_text and s.dtype == object:
-            s = _decode_column(s, plan.encoding, name=f, source=plan.source, row0=row0)
         col = lyr.column(rule.column)
         out[col.name] = _convert_column(s, col, f, rule, plan, rows)
     frame = pd.DataFrame(out, index=pd.RangeIndex(len(batch)))
@@ -1479,8 +1567,6 @@ def _parcel_columns(
         state.unknown[str(code)] = state.unknown.get(str(code), 0) + int(n)
     if plan.check_names and plan.check_names in batch.columns:
         names = batch[plan.check_names].reset_index(drop=True)
-        if plan.raw_text and names.dtype == object:
-            names = _decode_column(names, plan.encoding, name=plan.check_names, source=plan.source, row0=int(rows[0]) - 1 if len(rows) else 0)
         expected = lc.map(lambda c: landclasses.LAND_CLASSES[c].name_zh if c in landclasses.LAND_CLASSES else None)
         mism = expected.notna() & names.notna() & (names.astype(str).str.strip() != expected)
         if mism.any():
@@ -1544,10 +1630,7 @@ def _geometries(
             part = _polygonal_part(geoms[i])
             if part is None:
                 if report.rows_read <= len(rows) and other.all():
-                    raise ImportDataError(
-                        f"{plan.source!r}: the features are {shapely.get_type_id(geoms[i])!r}-type "
-                        f"({geoms[i].geom_type}), not polygons; layer {plan.lyr.name!r} stores polygons"
-                    )
+                    raise ImportDataError(_not_polygons(plan.source, geoms[i].geom_type, plan.lyr.name))
                 report.rejected.append({"row": int(rows[i]), "id": _idv(ids, i),
                                         "reason": f"{geoms[i].geom_type} is not a polygon (rejected)"})
                 geoms[i] = None
@@ -1559,6 +1642,20 @@ def _geometries(
     if single.any():
         geoms[single] = shapely.multipolygons(geoms[single, None])
     return np.asarray(geoms, dtype=object)
+
+
+_PLAIN_TYPES = {"Point": "points 点", "MultiPoint": "points 点", "LineString": "lines 线",
+                "MultiLineString": "lines 线", "LinearRing": "lines 线"}
+
+
+def _not_polygons(source: str, geom_type: str, layer_name: str) -> str:
+    """Say, in plain words, that a layer of points or lines is not polygons."""
+    what = _PLAIN_TYPES.get(geom_type.replace(" Z", "").replace(" M", "").replace("3D ", ""), geom_type)
+    return (
+        f"{source!r} holds {what} ({geom_type}), not polygons 面; layer {layer_name!r} stores "
+        "polygons (patches, zones, sites). Import the polygon layer of the delivery instead (for "
+        "the survey: DLTB 地类图斑), or turn the features into polygons in a GIS first."
+    )
 
 
 def _repair(

@@ -266,3 +266,47 @@ def touch_all(folder: Path) -> dict[str, Path]:
               swapped_axes, bowtie, duplicate_id, empty_geometry, three_d, wrong_type, numeric_dlbm,
               unknown_class, not_data, filegdb, geojson_4490, csv_wkt, csv_vertices, mojibake_gpkg]
     return {m.__name__: m(folder) for m in makers}
+
+
+#: The survey fields under their standard Chinese names (第三次全国国土调查数据库标准),
+#: as desktop GIS exports write them; the DBF cuts the long ones to 10 bytes.
+CHINESE_NAMES = {
+    "BSM": "标识码",
+    "DLBM": "地类编码",
+    "DLMC": "地类名称",
+    "ZLDWMC": "坐落单位名称",  # 12 bytes in GBK: the DBF keeps 坐落单位名
+    "QSXZ": "权属性质",
+    "TBMJ": "图斑面积",
+    "KCMJ": "扣除地类面积",  # -> 扣除地类面
+    "TBDLMJ": "图斑地类面积",  # -> 图斑地类面
+}
+
+
+def chinese_names_gbk_shapefile(folder: Path) -> Path:
+    """A GBK shapefile whose DBF field NAMES are Chinese, no .cpg, language driver id 0."""
+    gdf = survey().rename(columns=CHINESE_NAMES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GDAL's note about laundering the long names
+        path = write(gdf, folder / "地类图斑_gbk.shp", encoding="GBK")
+    path.with_suffix(".cpg").unlink(missing_ok=True)
+    with open(path.with_suffix(".dbf"), "r+b") as f:
+        f.seek(29)
+        f.write(b"\x00")
+    return path
+
+
+def chinese_names_gpkg(folder: Path) -> Path:
+    """A GeoPackage with UTF-8 Chinese field names (full names: no 10-byte limit)."""
+    return write(survey().rename(columns=CHINESE_NAMES), folder / "地类图斑.gpkg", layer="地类图斑")
+
+
+def wrong_prj(folder: Path, epsg: int) -> Path:
+    """Six-digit eastings of CM 114°E (EPSG:4547) with a .prj saying *epsg*."""
+    gdf = survey(crs=None)
+    gdf = gdf.set_crs(epsg, allow_override=True)
+    return write(gdf, folder / f"dltb_prj{epsg}.shp")
+
+
+def point_layer(folder: Path) -> Path:
+    gdf = gpd.GeoDataFrame(PATCHES.copy(), geometry=[p.centroid for p in squares()], crs=4547)
+    return write(gdf, folder / "points.shp")

@@ -117,7 +117,7 @@ ERR_CASES: list[tuple[str, Callable[[Path], Path], dict[str, Any], type[Exceptio
     ("not spatial data", fx.not_data, {}, ImportDataError, ["parcels.gpkg", "not spatial data", "Shapefile"]),
     ("mojibake in a GeoPackage", fx.mojibake_gpkg, {}, ImportDataError, ["garbled.gpkg", "row 1", "ZLDWMC", "mojibake"]),
     ("GBK read as UTF-8 on request", fx.gbk_shapefile_without_cpg, {"encoding": "utf-8"}, ImportDataError,
-     ["dltb_gbk.shp", "ZLDWMC", "not valid utf-8", "--encoding"]),
+     ["dltb_gbk.shp", "row 1, field 'DLMC'", "not valid utf-8", "--encoding"]),
     ("GBK read as Latin-1 on request", fx.gbk_shapefile_without_cpg, {"encoding": "latin-1"}, ImportDataError,
      ["dltb_gbk.shp", "mojibake", "gb18030"]),
     ("wrong CRS given", fx.central_meridian, {"crs": "EPSG:4326"}, CRSError, ["cm114.gpkg", "not in China", "--crs"]),

@@ -1,0 +1,143 @@
+"""Chinese field names in every source format, and CRS help with the county known (issue 13).
+
+The fixtures are the four hand-checked patches of ``tests/importdata.py`` with the
+survey fields under their standard Chinese names: in a GBK shapefile (whose DBF
+cuts 坐落单位名称 to 坐落单位名) and in a UTF-8 GeoPackage. Both must import with no
+mapping file and give exactly the Chinese town names and land classes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import importdata as fx
+import pyogrio
+import pytest
+import shapely
+
+from landquota.errors import CRSError, ImportDataError
+from landquota.importer import import_layer
+from landquota.intake.fieldnames import dbf_cut, match_fields
+
+EXPECTED_TOWN = ["阳城镇", "阳城镇", "黎埠镇", "黎埠镇"]
+
+
+def test_gbk_shapefile_with_chinese_field_names_opens(ws: Any, tmp_path: Path) -> None:
+    src = fx.chinese_names_gbk_shapefile(tmp_path)
+    # the DBF really holds the GBK bytes, cut to 10 bytes (what made GDAL's UTF-8 read fail)
+    names = list(pyogrio.read_info(src, encoding="GB18030")["fields"])
+    assert "坐落单位名" in names and "扣除地类面" in names and "图斑地类面" in names
+    rep = import_layer(src, ws, layer="parcels")
+    assert rep.encoding == "gb18030"
+    assert rep.field_map == {
+        "标识码": "parcel_id", "地类编码": "land_class", "坐落单位名": "town",
+        "图斑面积": "gross_m2", "扣除地类面": "deduction_m2", "图斑地类面": "net_m2",
+    }
+    assert rep.standard_not_stored == ["权属性质"]
+    assert not rep.warnings  # 地类名称 was read and matches every 地类编码
+    df = ws.read_layer("parcels").sort_values("parcel_id").reset_index(drop=True)
+    assert df.parcel_id.tolist() == fx.PATCHES.BSM.tolist()
+    assert df.land_class.tolist() == ["0101", "0103", "0702", "0301"]
+    assert df.town.tolist() == EXPECTED_TOWN
+    assert df.net_m2.tolist() == [9_000.0, 9_000.0, 10_000.0, 10_000.0]
+    assert df.deduction_m2.tolist() == [1_000.0, 1_000.0, 0.0, 0.0]
+
+
+def test_gbk_chinese_field_names_with_the_encoding_given(ws: Any, tmp_path: Path) -> None:
+    rep = import_layer(fx.chinese_names_gbk_shapefile(tmp_path), ws, layer="parcels", encoding="gbk")
+    assert rep.encoding == "gbk" and rep.field_map["坐落单位名"] == "town"
+    assert ws.read_layer("parcels").sort_values("parcel_id").town.tolist() == EXPECTED_TOWN
+
+
+def test_gbk_field_names_read_as_utf8_on_request_are_refused(ws: Any, tmp_path: Path) -> None:
+    with pytest.raises(ImportDataError, match=r"field name 1 .* not valid utf-8"):
+        import_layer(fx.chinese_names_gbk_shapefile(tmp_path), ws, layer="parcels", encoding="utf-8")
+    assert len(ws.read_layer("parcels")) == 0
+
+
+def test_geopackage_with_utf8_chinese_field_names(ws: Any, tmp_path: Path) -> None:
+    rep = import_layer(fx.chinese_names_gpkg(tmp_path), ws, layer="parcels")
+    assert rep.field_map["坐落单位名称"] == "town" and rep.field_map["扣除地类面积"] == "deduction_m2"
+    df = ws.read_layer("parcels").sort_values("parcel_id").reset_index(drop=True)
+    assert df.land_class.tolist() == ["0101", "0103", "0702", "0301"]
+    assert df.town.tolist() == EXPECTED_TOWN
+    assert df.net_m2.tolist() == [9_000.0, 9_000.0, 10_000.0, 10_000.0]
+
+
+@pytest.mark.parametrize(
+    ("layer", "fields", "expected"),
+    [
+        # pinyin codes, any case, full-width letters as Chinese input methods type them
+        ("parcels", ["bsm", "ＤＬＢＭ", "ZLDWMC", "TBMJ", "KCMJ", "TBDLMJ"],
+         ["parcel_id", "land_class", "town", "gross_m2", "deduction_m2", "net_m2"]),
+        # 二调 names: 田坎面积 is the deduction
+        ("parcels", ["图斑编号", "地类编码", "田坎面积"], ["parcel_id", "land_class", "deduction_m2"]),
+        # UTF-8 DBF: 图斑地类面积 arrives as 图斑地 (9 bytes), still unambiguous
+        ("parcels", ["标识码", "地类编码", "图斑地"], ["parcel_id", "land_class", "net_m2"]),
+        ("towns", ["XZQDM", "XZQMC"], ["town_id", "name"]),
+        ("towns", ["行政区代码", "行政区名称"], ["town_id", "name"]),
+        ("plan_zones", ["BSM", "管制区类型代码"], ["zone_id", "zone_type"]),
+        ("stock_land", ["电子监管号", "合同约定开工时间", "实际开工时间"],
+         ["stock_id", "agreed_start_date", "actual_start_date"]),
+    ],
+)
+def test_standard_names_match(layer: str, fields: list[str], expected: list[str]) -> None:
+    m = match_fields(layer, fields)
+    assert [m.columns[f][0] for f in fields] == expected
+
+
+def test_cut_names_that_name_two_fields_are_not_guessed() -> None:
+    # 坐落单位名称 (ZLDWMC) and 坐落单位代码 (ZLDWDM) both arrive as 坐落单 in a UTF-8 DBF
+    assert dbf_cut("坐落单位名称", "utf-8") == dbf_cut("坐落单位代码", "utf-8") == "坐落单"
+    assert "坐落单" not in match_fields("parcels", ["坐落单"]).columns
+    # in GBK they differ, and the code is known but not stored
+    m = match_fields("parcels", ["坐落单位名", "坐落单位代"])
+    assert m.columns["坐落单位名"][0] == "town" and m.known == ["坐落单位代"]
+
+
+def test_mapping_file_still_wins(ws: Any, tmp_path: Path) -> None:
+    src = fx.chinese_names_gpkg(tmp_path)
+    rep = import_layer(src, ws, layer="parcels", mapping={"fields": {"权属性质": "town"}})
+    assert rep.field_map["权属性质"] == "town" and "坐落单位名称" in rep.ignored_fields
+    assert sorted(ws.read_layer("parcels").town) == ["20", "30", "30", "30"]
+
+
+# --- item 5: CRS help with the county boundary in the workspace -----------------------------
+@pytest.fixture
+def county_ws(ws: Any) -> Any:
+    import geopandas as gpd
+
+    # Yangshan's extent, roughly (112.4–113.0°E, 24.1–24.8°N)
+    county = gpd.GeoDataFrame(
+        {"county_id": ["441823"], "name": ["阳山县"], "admin_code": ["441823"]},
+        geometry=[shapely.MultiPolygon([shapely.box(112.4, 24.1, 113.0, 24.8)])], crs=4490,
+    )
+    ws.write_layer("county", county)
+    return ws
+
+
+def test_prj_that_is_geographic_for_metres_gets_the_county_code(county_ws: Any, tmp_path: Path) -> None:
+    with pytest.raises(CRSError) as info:
+        import_layer(fx.wrong_prj(tmp_path, 4490), county_ws, layer="parcels")
+    msg = str(info.value)
+    assert "EPSG:4547" in msg and "workspace's county boundary" in msg and "chosen by nothing" not in msg
+
+
+def test_prj_of_the_wrong_zone_is_refused_with_the_county_code(county_ws: Any, tmp_path: Path) -> None:
+    # EPSG:4549 (CM 120°E) puts the patches near 118.7°E: in China, but ~600 km from the county
+    with pytest.raises(CRSError) as info:
+        import_layer(fx.wrong_prj(tmp_path, 4549), county_ws, layer="parcels")
+    msg = str(info.value)
+    assert "EPSG:4549" in msg and "far from the workspace's county" in msg and "--crs EPSG:4547" in msg
+    assert len(county_ws.read_layer("parcels")) == 0
+    # the right .prj imports
+    assert import_layer(fx.wrong_prj(tmp_path, 4547), county_ws, layer="parcels").rows_imported == 4
+
+
+def test_point_layer_gets_a_plain_message(ws: Any, tmp_path: Path) -> None:
+    with pytest.raises(ImportDataError) as info:
+        import_layer(fx.point_layer(tmp_path), ws, layer="parcels")
+    msg = str(info.value)
+    assert "points 点 (Point), not polygons" in msg and "DLTB" in msg
+    assert "np.int" not in msg and "-type" not in msg
