@@ -36,7 +36,7 @@ from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from landquota.errors import ConcurrencyError, DataError, LedgerError, WorkspaceError
-from landquota.schema import CRS_EPSG, LAYERS, SCHEMA_VERSION, Column, Layer
+from landquota.schema import CRS_EPSG, LAYERS, META, SCHEMA_VERSION, Column, Layer
 from landquota.workspace import (
     BBox,
     Frame,
@@ -103,6 +103,20 @@ def _column_ddl(lyr: Layer, col: Column) -> str:
         t, c = col.references.split(".")
         parts.append(f"REFERENCES {_q(t)}({_q(c)})")
     return " ".join(parts)
+
+
+def meta_table_ddl(name: str = META.name) -> str:
+    """``CREATE TABLE`` of :data:`landquota.schema.META`: an INTEGER ``fid`` key (req. 119)."""
+    cols = ["fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL"]
+    cols += [_column_ddl(META, c) for c in META.columns]
+    return f"CREATE TABLE {_q(name)} ({', '.join(cols)})"
+
+
+#: Set one metadata value (the key is unique; its fid stays when the value changes).
+META_UPSERT = (
+    "INSERT INTO landquota_meta (key, value) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 
 
 def _rtree_triggers(t: str) -> list[str]:
@@ -451,9 +465,9 @@ class GpkgWorkspace(Workspace):
             "CREATE TABLE gpkg_extensions (table_name TEXT, column_name TEXT, extension_name TEXT "
             "NOT NULL, definition TEXT NOT NULL, scope TEXT NOT NULL, CONSTRAINT ge_tce UNIQUE "
             "(table_name, column_name, extension_name))",
-            "CREATE TABLE landquota_meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
+            meta_table_ddl(),
             "INSERT INTO gpkg_contents (table_name, data_type, identifier, description) VALUES "
-            "('landquota_meta', 'attributes', 'landquota_meta', 'landquota workspace metadata')",
+            f"({_lit(META.name)}, 'attributes', {_lit(META.name)}, {_lit(META.doc)})",
         ]
         for lyr in LAYERS.values():
             cols = ["fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL"]
@@ -487,11 +501,10 @@ class GpkgWorkspace(Workspace):
                     f"VALUES ({_lit(lyr.name)}, 'attributes', {_lit(lyr.name)}, {desc})"
                 )
         s += _LEDGER_TRIGGERS
-        s.append(f"INSERT INTO landquota_meta VALUES ('schema_version', '{SCHEMA_VERSION}')")
-        s.append(f"INSERT INTO landquota_meta VALUES ('created_by_version', {_lit(__version__)})")
-        s.append(
-            "INSERT INTO landquota_meta VALUES ('created_at', strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
-        )
+        meta = "INSERT INTO landquota_meta (key, value) VALUES"
+        s.append(f"{meta} ('schema_version', '{SCHEMA_VERSION}')")
+        s.append(f"{meta} ('created_by_version', {_lit(__version__)})")
+        s.append(f"{meta} ('created_at', strftime('%Y-%m-%dT%H:%M:%fZ','now'))")
         return s
 
     def _check_is_workspace(self) -> None:
@@ -531,7 +544,7 @@ class GpkgWorkspace(Workspace):
 
     def _set_meta(self, key: str, value: str) -> None:
         with self._tx() as con:
-            con.execute("INSERT OR REPLACE INTO landquota_meta VALUES (?, ?)", (key, value))
+            con.execute(META_UPSERT, (key, value))
 
     # --- reading ---------------------------------------------------------------
     def _count(self, lyr: Layer) -> int:

@@ -36,7 +36,7 @@ from landquota.errors import (
     ParameterError,
     WorkspaceError,
 )
-from landquota.schema import CRS_EPSG, LAYERS, SCHEMA_VERSION, Column, Layer
+from landquota.schema import CRS_EPSG, LAYERS, META, SCHEMA_VERSION, Column, Layer
 from landquota.settings import Settings, mask_url
 from landquota.workspace import (
     BBox,
@@ -83,10 +83,15 @@ def build_metadata(schema: str) -> sa.MetaData:
     """SQLAlchemy tables of every contract layer in *schema*."""
     md = sa.MetaData(schema=schema)
     sa.Table(
-        "landquota_meta",
+        META.name,
         md,
-        sa.Column("key", sa.Text, primary_key=True),
-        sa.Column("value", sa.Text, nullable=False),
+        # fid as in every table (an integer key for QGIS); key unique, the upsert's conflict target
+        sa.Column("fid", sa.BigInteger, sa.Identity(), primary_key=True),
+        *(
+            sa.Column(c.name, _SA_TYPES[c.type](), nullable=c.nullable, unique=c.unique)
+            for c in META.columns
+        ),
+        comment=META.doc,
     )
     for lyr in LAYERS.values():
         cols: list[Any] = [sa.Column("fid", sa.BigInteger, sa.Identity(), primary_key=True)]

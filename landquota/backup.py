@@ -195,13 +195,13 @@ def _write_all(ws: Workspace, frames: dict[str, Frame], meta: dict[str, str]) ->
                 con.execute(sa.text(f"ALTER TABLE {s}.{_qi(table)} ENABLE TRIGGER {_qi(trig)}"))
             _pg_meta(con, pws.schema, meta)
         return
+    from landquota._gpkg import META_UPSERT
+
     gws = cast("GpkgWorkspace", ws)
     with gws._tx() as scon:
         for name in order:
             gws._insert(scon, LAYERS[name], frames[name], _NoBar())
-        scon.executemany(
-            "INSERT OR REPLACE INTO landquota_meta VALUES (?, ?)", sorted(meta.items())
-        )
+        scon.executemany(META_UPSERT, sorted(meta.items()))
 
 
 def _pg_meta(con: sa.Connection, schema: str, meta: dict[str, str]) -> None:

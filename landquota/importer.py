@@ -1884,7 +1884,7 @@ def _write_batches(
             con.execute(sa.text(stmt), {"k": key, "v": meta()})
             con.execute(sa.text(stmt), {"k": "validation.state", "v": "stale"})
         return
-    from landquota._gpkg import GEOM, GpkgWorkspace
+    from landquota._gpkg import GEOM, META_UPSERT, GpkgWorkspace
 
     if not isinstance(ws, GpkgWorkspace):  # pragma: no cover - only two backends
         raise TypeError(f"{ws!r} is not a GeoPackage workspace")
@@ -1903,5 +1903,5 @@ def _write_batches(
         if lyr.geometry:
             # one spatial index fill for all batches: bulk-loaded when the layer was emptied
             ws._fill_rtree(con, lyr, indexed)
-        con.execute("INSERT OR REPLACE INTO landquota_meta VALUES (?, ?)", (key, meta()))
-        con.execute("INSERT OR REPLACE INTO landquota_meta VALUES ('validation.state', 'stale')")
+        con.execute(META_UPSERT, (key, meta()))
+        con.execute(META_UPSERT, ("validation.state", "stale"))

@@ -22,6 +22,7 @@ __all__ = [
     "LAYERS",
     "LEDGER_KINDS",
     "LEVELS",
+    "META",
     "PLOT_ROLES",
     "POOLS",
     "PROJECT_STATUSES",
@@ -36,7 +37,8 @@ __all__ = [
 ]
 
 #: Bumped whenever a table or column changes; see ``landquota.migrations``.
-SCHEMA_VERSION = 1
+#: 2: ``landquota_meta`` got an INTEGER ``fid`` primary key (GeoPackage requirement 119).
+SCHEMA_VERSION = 2
 
 #: CGCS2000 geographic: the CRS of every stored geometry.
 CRS_EPSG = 4490
@@ -125,6 +127,22 @@ class Layer:
         raise KeyError(
             f"layer {self.name!r} has no column {name!r}; columns are {', '.join(self.column_names)}"
         )
+
+
+#: The workspace's own key/value metadata (schema version, creation time, source CRSs…),
+#: defined once here for both backends. Like every table it has the internal INTEGER ``fid``
+#: primary key (GeoPackage requirement 119: QGIS and GDAL edit attribute tables by it); ``key``
+#: is the unique text key. Not a contract layer, so it is not in :data:`LAYERS`.
+META = Layer(
+    "landquota_meta",
+    "key",
+    "landquota workspace metadata",
+    (
+        Column("key", "text", "metadata key (schema_version, created_at, …)", False, unique=True),
+        Column("value", "text", "its value, as text", False),
+    ),
+    geometry=False,
+)
 
 
 def _id(name: str, doc: str = "stable text id, unique in the workspace") -> Column:

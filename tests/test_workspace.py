@@ -13,7 +13,7 @@ import shapely
 import sqlalchemy as sa
 
 from landquota import errors
-from landquota.schema import LAYERS
+from landquota.schema import LAYERS, SCHEMA_VERSION
 from landquota.workspace import open_workspace, prepare_frame
 from tests.sample import box, sample_layers
 
@@ -33,7 +33,7 @@ def _assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 
 def test_new_workspace_has_every_layer_empty(ws) -> None:
-    assert ws.schema_version == 1
+    assert ws.schema_version == SCHEMA_VERSION
     assert ws.layer_counts() == {name: 0 for name in LAYERS}
 
 
@@ -343,7 +343,7 @@ def test_schema_version_mismatch_says_what_to_run(ws_target: str, monkeypatch) -
     calls = []
     monkeypatch.setitem(migrations.MIGRATIONS, 0, lambda w: calls.append(w.kind))
     with open_workspace(ws_target, upgrade=True) as w:
-        assert w.schema_version == 1
+        assert w.schema_version == SCHEMA_VERSION
     assert len(calls) == 1
     with open_workspace(ws_target) as w:
         w.set_meta("schema_version", "7")
