@@ -605,7 +605,7 @@ class _Source:
     path: str
     src_layer: str | None
     driver: str
-    kind: Literal["ogr", "csv"]
+    kind: Literal["ogr", "csv", "vct"]
     fields: list[str]
     ogr_types: dict[str, str]
     crs: CRS | None
@@ -635,6 +635,8 @@ def _open_source(path: str, src_layer: str | None) -> _Source:
         raise ImportDataError(f"source {path!r} does not exist; check the path")
     if p.suffix.lower() in (".csv", ".txt"):
         return _open_csv(path)
+    if p.suffix.lower() == ".vct":
+        return _open_vct(path, src_layer)
     try:
         layers = pyogrio.list_layers(path)
     except Exception as exc:
@@ -675,6 +677,40 @@ def _open_source(path: str, src_layer: str | None) -> _Source:
         bounds=b,  # type: ignore[arg-type]
         raw_text=_dbf_based(p),
         declared_encoding=declared,
+    )
+
+
+def _open_vct(path: str, src_layer: str | None) -> _Source:
+    """Open a VCT file (GB/T 17798-2007) with landquota.intake.vct: GDAL has no VCT driver."""
+    from landquota.intake import vct
+
+    layers = [x for x in vct.list_layers(path) if x.geometry_type != "None"]
+    names = [x.name for x in layers]
+    if src_layer is None:
+        if len(layers) != 1:
+            raise ImportDataError(
+                f"{path!r} holds {len(layers)} layers ({', '.join(f'{x.name} {x.alias}' for x in layers[:20])}); "
+                "choose one with --src-layer NAME (e.g. --src-layer DLTB)"
+            )
+        chosen = layers[0]
+    else:
+        want = src_layer.strip().upper()
+        match = [x for x in layers if want in (x.name.upper(), x.alias.upper(), *(c.upper() for c in x.codes))]
+        if not match:
+            raise ImportDataError(f"{path!r} has no layer {src_layer!r}; its layers are {', '.join(names)}")
+        chosen = match[0]
+    header = vct.read_header(path)
+    return _Source(
+        path=path,
+        src_layer=chosen.name,
+        driver="VCT",
+        kind="vct",
+        fields=[f.name for f in chosen.fields],
+        ogr_types={f.name: f.ogr_type for f in chosen.fields},
+        crs=chosen.crs,
+        geometry_type=chosen.geometry_type,
+        count=chosen.feature_count or 0,
+        bounds=header.extent,
     )
 
 
@@ -834,7 +870,7 @@ def import_layer(
         csv_frame, source = _csv_geometry(csv_frame, source, lyr, rules, report)
 
     gtype = (source.geometry_type or "").replace(" Z", "").replace(" M", "").replace("3D ", "")
-    if lyr.geometry and source.kind == "ogr" and gtype in _PLAIN_TYPES:
+    if lyr.geometry and source.kind in ("ogr", "vct") and gtype in _PLAIN_TYPES:
         raise ImportDataError(_not_polygons(path, str(source.geometry_type), lyr.name))
 
     # --- CRS -------------------------------------------------------------------------------
@@ -886,7 +922,7 @@ def import_layer(
             yield prepared, wkb
         ids.check()
 
-    total = source.count if source.kind == "ogr" else len(csv_frame) if csv_frame is not None else 0
+    total = source.count if source.kind in ("ogr", "vct") else len(csv_frame) if csv_frame is not None else 0
     with progress_bar(total or None, f"import {lyr.name}", enabled=progress) as bar:
         try:
             _write_batches(ws, lyr, frames(), mode=mode, bar=bar, meta=lambda: _meta_record(report),
@@ -933,6 +969,8 @@ def _choose_encoding(source: _Source, encoding: str | None, report: ImportReport
             raise ImportDataError(f"{source.path!r}: {exc}") from None
     elif source.raw_text:
         enc, note = _dbf_encoding(source, None)
+    elif source.kind == "vct":
+        enc, note = "gb18030", "VCT text is GB18030 (GB/T 17798; a UTF-8 byte-order mark means UTF-8)"
     else:
         enc, note = "utf-8", f"{source.driver} stores text as UTF-8"
     report.encoding, report.encoding_note = enc, note
@@ -1107,6 +1145,9 @@ def _batches(source: _Source, plan: _Plan, csv_frame: pd.DataFrame | None) -> It
         yield csv_frame
         return
     cols = list(plan.rules) + ([plan.check_names] if plan.check_names else [])
+    if source.kind == "vct":
+        yield from _vct_batches(source, plan, cols)
+        return
     try:
         ctx = pyogrio.raw.open_arrow(
             source.path,
@@ -1136,6 +1177,21 @@ def _batches(source: _Source, plan: _Plan, csv_frame: pd.DataFrame | None) -> It
             yield df
     finally:
         ctx.__exit__(None, None, None)
+
+
+def _vct_batches(source: _Source, plan: _Plan, cols: list[str]) -> Iterator[pd.DataFrame]:
+    """Yield a VCT layer's batches as _batches does: the fields, then ``_lq_wkb``."""
+    from landquota.intake import vct
+
+    assert source.src_layer is not None
+    enc = plan.encoding if plan.encoding != "gb18030" else None  # None: GB18030 unless a UTF-8 BOM
+    for gdf in vct.iter_batches(source.path, source.src_layer, BATCH_ROWS, encoding=enc):
+        df = pd.DataFrame({c: gdf[c].to_numpy() if gdf[c].dtype == object else gdf[c] for c in cols
+                           if c in gdf.columns})
+        df.index = pd.RangeIndex(len(gdf))
+        if plan.lyr.geometry:
+            df["_lq_wkb"] = shapely.to_wkb(gdf.geometry.to_numpy())
+        yield df
 
 
 @dataclass
