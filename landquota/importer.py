@@ -840,6 +840,149 @@ def import_layer(
     """
     from landquota._progress import progress_bar
 
+    prep = prepare_import(src, ws, layer=layer, src_layer=src_layer, mapping=mapping, encoding=encoding,
+                          crs=crs, swap_xy=swap_xy, mode=mode)
+    with progress_bar(prep.total or None, f"import {prep.lyr.name}", enabled=progress) as bar:
+        load_layers(ws, [prep.load()], bar=bar)
+    return prep.finish()
+
+
+@dataclass
+class Load:
+    """One workspace layer to fill inside :func:`load_layers`' single transaction."""
+
+    lyr: Layer
+    #: prepared batches: (contract frame, the source's WKB when it can go to COPY as read)
+    frames: Iterator[tuple[pd.DataFrame, Any]]
+    #: the ``import.<layer>`` metadata record, made once the batches are consumed
+    meta: Callable[[], str]
+    source: str
+    mode: Mode = "replace"
+    expected_rows: int = 0
+    #: called when the workspace refused a row: may raise a clearer error (a duplicate id)
+    on_refusal: Callable[[], None] = lambda: None
+
+
+def load_layers(ws: Workspace, loads: Sequence[Load], *, bar: Any = None) -> None:
+    """Write several layers in ONE transaction of the workspace: all of them, or none.
+
+    Each :class:`Load` replaces (or appends to) its layer from a stream of batches,
+    exactly as a single import does (binary COPY on PostGIS, one SQLite
+    transaction on a GeoPackage), and records ``import.<layer>``; validation is
+    marked stale once. An error in any batch of any layer, or a killed process,
+    leaves every layer as it was. ``landquota import-survey`` loads a whole
+    survey delivery through this.
+
+    Raises
+    ------
+    ImportDataError
+        The workspace refused a row (a key, an id already present on append); the
+        message names the source. Errors of the batches themselves pass through.
+    """
+    names = [ld.lyr.name for ld in loads]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"load_layers: a layer appears twice in {names}; combine its sources first")
+    bar = bar if bar is not None else _NoBar()
+    current: Load | None = None
+    try:
+        with _transaction(ws) as con:
+            for ld in loads:
+                current = ld
+                _write_into(ws, con, ld.lyr, ld.frames, mode=ld.mode, bar=bar, meta=ld.meta,
+                            expected_rows=ld.expected_rows)
+            _mark_stale(ws, con)
+    except ImportDataError:
+        raise
+    except DataError as exc:  # the workspace refused (append of existing ids, a key…)
+        if current is not None:
+            current.on_refusal()  # its unique index may have met a duplicate of the source first
+        where = current.source if current is not None else "the sources"
+        raise ImportDataError(f"{where!r}: {exc}. Nothing was imported.") from exc
+
+
+def _transaction(ws: Workspace) -> Any:
+    """Open the backend's one write transaction (SQLite BEGIN IMMEDIATE, or a PostgreSQL one)."""
+    from landquota._gpkg import GpkgWorkspace
+    from landquota._postgis import PostgisWorkspace
+
+    if isinstance(ws, (GpkgWorkspace, PostgisWorkspace)):
+        return ws._tx()
+    raise TypeError(f"{ws!r} is neither a GeoPackage nor a PostGIS workspace")  # pragma: no cover
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        """Ignore progress."""
+
+
+@dataclass
+class PreparedImport:
+    """A source layer opened, checked and planned (encoding, fields, CRS): ready to stream.
+
+    Made by :func:`prepare_import`. Every refusal that does not need the rows
+    (an unreadable file, a missing CRS, an unknown mapping field) has already
+    happened; rows are checked as they stream.
+    """
+
+    lyr: Layer
+    path: str
+    report: ImportReport
+    total: int
+    mode: Mode
+    _frames: Callable[[], Iterator[tuple[pd.DataFrame, Any]]]
+    _ids: _IdGuard
+    _state: _State
+    _t0: float
+
+    def frames(self) -> Iterator[tuple[pd.DataFrame, Any]]:
+        """Stream the prepared batches (once)."""
+        return self._frames()
+
+    def load(self) -> Load:
+        """Return this import as a :class:`Load` for :func:`load_layers`."""
+        return Load(self.lyr, self.frames(), lambda: _meta_record(self.report), self.path, self.mode,
+                    self.total, self._ids.check)
+
+    def collect(self) -> pd.DataFrame:
+        """Read every batch into one contract frame (for small layers that are aggregated first)."""
+        parts = [df for df, _ in self.frames()]
+        if not parts:
+            return prepare_frame(self.lyr, pd.DataFrame(columns=list(self.lyr.column_names)), source=self.path)
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    def finish(self) -> ImportReport:
+        """Complete the report once the rows have been written."""
+        report, state = self.report, self._state
+        if state.dlmc_mismatch:
+            report.warnings.append(
+                f"{state.dlmc_mismatch} row(s) have a DLMC name that does not match their DLBM code "
+                f"(e.g. {state.dlmc_example}); DLBM was used"
+            )
+        report.unknown_land_classes = dict(state.unknown)
+        if report.rows_imported == 0 and report.rows_read > 0:
+            report.warnings.append("no row was imported: every row was rejected")
+        report.seconds = time.perf_counter() - self._t0
+        return report
+
+
+def prepare_import(
+    src: str | Path,
+    ws: Workspace,
+    *,
+    layer: str,
+    src_layer: str | None = None,
+    mapping: str | Path | Mapping[str, Any] | None = None,
+    encoding: str | None = None,
+    crs: Any = None,
+    swap_xy: bool = False,
+    mode: Mode = "replace",
+) -> PreparedImport:
+    """Open and check a source layer for *layer*; see :func:`import_layer` for the parameters.
+
+    Nothing is written. The result streams the source's rows through the
+    contract's checks; :func:`load_layers` writes one or several of them in one
+    transaction.
+    """
     t0 = time.perf_counter()
     if mode not in ("replace", "append"):
         raise ParameterError(f"mode={mode!r}; use 'replace' or 'append'")
@@ -923,25 +1066,7 @@ def import_layer(
         ids.check()
 
     total = source.count if source.kind in ("ogr", "vct") else len(csv_frame) if csv_frame is not None else 0
-    with progress_bar(total or None, f"import {lyr.name}", enabled=progress) as bar:
-        try:
-            _write_batches(ws, lyr, frames(), mode=mode, bar=bar, meta=lambda: _meta_record(report),
-                           expected_rows=total)
-        except ImportDataError:
-            raise
-        except DataError as exc:  # the workspace refused (append of existing ids, a key…)
-            ids.check()  # its unique index may have met a duplicate of the source first
-            raise ImportDataError(f"{path!r}: {exc}. Nothing was imported.") from exc
-    if state.dlmc_mismatch:
-        report.warnings.append(
-            f"{state.dlmc_mismatch} row(s) have a DLMC name that does not match their DLBM code "
-            f"(e.g. {state.dlmc_example}); DLBM was used"
-        )
-    report.unknown_land_classes = dict(state.unknown)
-    if report.rows_imported == 0 and report.rows_read > 0:
-        report.warnings.append("no row was imported: every row was rejected")
-    report.seconds = time.perf_counter() - t0
-    return report
+    return PreparedImport(lyr, path, report, total, mode, frames, ids, state, t0)
 
 
 def _layer(name: str) -> Layer:
@@ -1857,8 +1982,9 @@ def _copy_stream(
         cp.write(_COPY_TRAILER)
 
 
-def _write_batches(
+def _write_into(
     ws: Workspace,
+    con: Any,
     lyr: Layer,
     frames: Iterator[tuple[pd.DataFrame, Any]],
     *,
@@ -1867,13 +1993,12 @@ def _write_batches(
     meta: Any,
     expected_rows: int = 0,
 ) -> None:
-    """Stream prepared batches into *lyr* inside ONE transaction of the workspace.
+    """Stream prepared batches into *lyr* inside the open transaction *con* (see :func:`load_layers`).
 
     Replaces (or appends to) the layer batch by batch, so memory stays bounded,
     and records the import in the metadata (``import.<layer>``) in the same
-    transaction; the workspace marks its validation stale (``landquota validate``
-    must run again before allocation). A failure or a killed process leaves the
-    workspace exactly as it was.
+    transaction. A failure or a killed process leaves the workspace exactly as
+    it was, because the caller's one transaction rolls back.
     """
     key = f"import.{lyr.name}"
     if ws.kind == "postgis":
@@ -1884,80 +2009,96 @@ def _write_batches(
         if not isinstance(ws, PostgisWorkspace):  # pragma: no cover - kind says so
             raise TypeError(f"{ws!r} is not a PostGIS workspace")
         table = f'"{ws.schema}"."{lyr.name}"'
-        with ws._tx() as con:
-            rebuild: list[str] = []
-            if mode == "replace":
-                referenced = con.execute(
-                    sa.text("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass(:t)"),
+        rebuild: list[str] = []
+        if mode == "replace":
+            referenced = con.execute(
+                sa.text("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass(:t)"),
+                {"t": table},
+            ).scalar()
+            big = expected_rows >= BULK_ROWS
+            # TRUNCATE (transactional in PostgreSQL) leaves no dead rows behind for
+            # COPY to skip; it is not allowed on a table that others reference.
+            con.execute(sa.text(f"TRUNCATE {table}") if big and not referenced else ws.table(lyr.name).delete())
+            if big and not referenced:
+                # The primary key and unique id constraints go too: their B-trees cost the
+                # COPY about half its server time (10^6 rows: 3.4 s against 1.5 s bare),
+                # and built once afterwards they take a fraction of that. The source's
+                # ids were checked for duplicates on the way (_IdGuard), and re-adding
+                # the constraint checks them again, in the same transaction.
+                for name, ddl in con.execute(
+                    sa.text(
+                        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                        "WHERE conrelid = to_regclass(:t) AND contype IN ('p', 'u') "
+                        "ORDER BY contype, conname"
+                    ),
                     {"t": table},
-                ).scalar()
-                big = expected_rows >= BULK_ROWS
-                # TRUNCATE (transactional in PostgreSQL) leaves no dead rows behind for
-                # COPY to skip; it is not allowed on a table that others reference.
-                con.execute(sa.text(f"TRUNCATE {table}") if big and not referenced else ws.table(lyr.name).delete())
-                if big and not referenced:
-                    # The primary key and unique id constraints go too: their B-trees cost the
-                    # COPY about half its server time (10^6 rows: 3.4 s against 1.5 s bare),
-                    # and built once afterwards they take a fraction of that. The source's
-                    # ids were checked for duplicates on the way (_IdGuard), and re-adding
-                    # the constraint checks them again, in the same transaction.
-                    for name, ddl in con.execute(
-                        sa.text(
-                            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                            "WHERE conrelid = to_regclass(:t) AND contype IN ('p', 'u') "
-                            "ORDER BY contype, conname"
-                        ),
-                        {"t": table},
-                    ).all():
-                        con.execute(sa.text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
-                        rebuild.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {ddl}')
-                if big:
-                    # Building the GiST and plain B-tree indexes once, sorted, after the
-                    # load is much cheaper than updating them row by row. DDL is
-                    # transactional, so a failure or a kill brings the indexes and
-                    # constraints back with the old rows.
-                    for name, ddl in con.execute(
-                        sa.text(
-                            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-                            "JOIN pg_class c ON c.oid = i.indexrelid "
-                            "WHERE i.indrelid = to_regclass(:t) AND NOT i.indisunique"
-                        ),
-                        {"t": table},
-                    ).all():
-                        con.execute(sa.text(f'DROP INDEX "{ws.schema}"."{name}"'))
-                        rebuild.append(str(ddl))
-            _copy_stream(ws, con, lyr, frames, mode=mode, bar=bar)
-            if rebuild:
-                # The server's default (64 MB) makes a 10^6-row index sort spill to disk;
-                # SET LOCAL ends with this transaction, as pg_restore's advice has it.
-                con.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
-            for ddl in rebuild:
-                con.execute(sa.text(ddl))
-            stmt = (
-                f'INSERT INTO "{ws.schema}".landquota_meta (key, value) VALUES (:k, :v) '
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-            )
-            con.execute(sa.text(stmt), {"k": key, "v": meta()})
-            con.execute(sa.text(stmt), {"k": "validation.state", "v": "stale"})
+                ).all():
+                    con.execute(sa.text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
+                    rebuild.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {ddl}')
+            if big:
+                # Building the GiST and plain B-tree indexes once, sorted, after the
+                # load is much cheaper than updating them row by row. DDL is
+                # transactional, so a failure or a kill brings the indexes and
+                # constraints back with the old rows.
+                for name, ddl in con.execute(
+                    sa.text(
+                        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                        "JOIN pg_class c ON c.oid = i.indexrelid "
+                        "WHERE i.indrelid = to_regclass(:t) AND NOT i.indisunique"
+                    ),
+                    {"t": table},
+                ).all():
+                    con.execute(sa.text(f'DROP INDEX "{ws.schema}"."{name}"'))
+                    rebuild.append(str(ddl))
+        _copy_stream(ws, con, lyr, frames, mode=mode, bar=bar)
+        if rebuild:
+            # The server's default (64 MB) makes a 10^6-row index sort spill to disk;
+            # SET LOCAL ends with this transaction, as pg_restore's advice has it.
+            con.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
+        for ddl in rebuild:
+            con.execute(sa.text(ddl))
+        stmt = (
+            f'INSERT INTO "{ws.schema}".landquota_meta (key, value) VALUES (:k, :v) '
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        )
+        con.execute(sa.text(stmt), {"k": key, "v": meta()})
         return
     from landquota._gpkg import GEOM, META_UPSERT, GpkgWorkspace
 
     if not isinstance(ws, GpkgWorkspace):  # pragma: no cover - only two backends
         raise TypeError(f"{ws!r} is not a GeoPackage workspace")
-    with ws._tx() as con:
-        if mode == "replace":
-            con.execute(f'DELETE FROM "{lyr.name}"')
-            if lyr.geometry:
-                con.execute(f'DELETE FROM "rtree_{lyr.name}_{GEOM}"')
-        indexed: list[tuple[Any, Any]] = []
-        for df, _wkb in frames:
-            if mode == "append":
-                ws._check_new_ids({lyr.name: df})
-            part = ws._insert(con, lyr, df, bar, rtree=False)
-            if part is not None:
-                indexed.append(part)
+    if mode == "replace":
+        con.execute(f'DELETE FROM "{lyr.name}"')
         if lyr.geometry:
-            # one spatial index fill for all batches: bulk-loaded when the layer was emptied
-            ws._fill_rtree(con, lyr, indexed)
-        con.execute(META_UPSERT, (key, meta()))
+            con.execute(f'DELETE FROM "rtree_{lyr.name}_{GEOM}"')
+    indexed: list[tuple[Any, Any]] = []
+    for df, _wkb in frames:
+        if mode == "append":
+            ws._check_new_ids({lyr.name: df})
+        part = ws._insert(con, lyr, df, bar, rtree=False)
+        if part is not None:
+            indexed.append(part)
+    if lyr.geometry:
+        # one spatial index fill for all batches: bulk-loaded when the layer was emptied
+        ws._fill_rtree(con, lyr, indexed)
+    con.execute(META_UPSERT, (key, meta()))
+
+
+def _mark_stale(ws: Workspace, con: Any) -> None:
+    """Mark validation stale in the load's transaction: ``validate`` must run before allocation."""
+    from landquota._postgis import PostgisWorkspace
+
+    if isinstance(ws, PostgisWorkspace):
+        import sqlalchemy as sa
+
+        con.execute(
+            sa.text(
+                f'INSERT INTO "{ws.schema}".landquota_meta (key, value) VALUES (:k, :v) '
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            ),
+            {"k": "validation.state", "v": "stale"},
+        )
+    else:
+        from landquota._gpkg import META_UPSERT
+
         con.execute(META_UPSERT, ("validation.state", "stale"))
