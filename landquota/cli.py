@@ -175,6 +175,14 @@ def _import_args(p: argparse.ArgumentParser) -> None:
         help="add rows; refuse ids already present",
     )
     p.set_defaults(mode="replace")
+    p.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="let a replace leave the layer with fewer rows than it holds (refused otherwise)",
+    )
+    p.add_argument(
+        "--rejects", default=None, metavar="FILE.csv", help="write every rejected row (row, id, reason) here"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -196,6 +204,8 @@ def _import(ns: argparse.Namespace) -> int:
             swap_xy=ns.swap_xy,
             mode=ns.mode,
             progress=not ns.no_progress,
+            allow_shrink=ns.allow_shrink,
+            rejects=ns.rejects,
         )
     print(rep.summary())
     return 0

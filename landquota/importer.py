@@ -52,6 +52,7 @@ from pyproj.exceptions import CRSError as _PyprojCRSError
 from landquota._parallel import chunked
 from landquota.errors import CRSError, DataError, ImportDataError, ParameterError
 from landquota.intake.fieldnames import match_fields, normalize
+from landquota.intake.gdal_errors import GdalErrors, gdal_errors
 from landquota.schema import CRS_EPSG, Column, Layer, layer
 from landquota.workspace import Workspace, arrow_text, prepare_frame
 
@@ -147,6 +148,8 @@ class ImportReport:
         How the layer was written.
     rows_read, rows_imported : int
         Features read from the source and rows written to the workspace.
+    rows_before : int
+        Rows the layer held before a replace (0 for an append).
     encoding : str
         The text encoding used (``'utf-8'``, ``'gb18030'``, or the override).
     encoding_note : str
@@ -186,6 +189,7 @@ class ImportReport:
     mode: str = "replace"
     rows_read: int = 0
     rows_imported: int = 0
+    rows_before: int = 0
     encoding: str = "utf-8"
     encoding_note: str = ""
     source_crs: str = ""
@@ -205,7 +209,9 @@ class ImportReport:
         """Return a short Chinese/English summary for the command line."""
         lines = [
             f"已导入 imported {self.rows_imported:,} / {self.rows_read:,} 行 rows "
-            f"from {self.source!r} into layer {self.layer!r} ({self.mode}) in {self.seconds:.1f} s",
+            f"from {self.source!r} into layer {self.layer!r} ({self.mode}"
+            + (f", {self.rows_before:,} rows before" if self.mode == "replace" else "")
+            + f") in {self.seconds:.1f} s",
             f"编码 encoding: {self.encoding} ({self.encoding_note})",
             f"坐标系 CRS: {self.source_crs}"
             + (" → EPSG:4490" if self.transformed else "")
@@ -618,6 +624,8 @@ class _Source:
     #: the encoding GDAL decodes the DBF's names and text with (pyogrio's encoding=,
     #: i.e. SHAPE_ENCODING), once chosen; None for sources that are UTF-8 by spec
     gdal_encoding: str | None = None
+    #: the feature count the source declares (a shapefile's .shx), None when unknown
+    declared: int | None = None
 
 
 def _not_data(path: str, exc: BaseException | None) -> ImportDataError:
@@ -677,6 +685,7 @@ def _open_source(path: str, src_layer: str | None) -> _Source:
         bounds=b,  # type: ignore[arg-type]
         raw_text=_dbf_based(p),
         declared_encoding=declared,
+        declared=int(info["features"]) if info["features"] is not None and info["features"] >= 0 else None,
     )
 
 
@@ -794,6 +803,8 @@ def import_layer(
     swap_xy: bool = False,
     mode: Mode = "replace",
     progress: bool = False,
+    allow_shrink: bool = False,
+    rejects: str | Path | None = None,
 ) -> ImportReport:
     """Import one layer of a file into the workspace, atomically.
 
@@ -823,6 +834,14 @@ def import_layer(
         Replace the layer's content, or add rows (refusing ids already present).
     progress : bool, default False
         Show a progress bar on stderr.
+    allow_shrink : bool, default False
+        Let a replace leave the layer with fewer rows than it held. Without it, a
+        replace whose accepted rows are fewer than the rows it would remove is
+        refused, with both counts and the rejected rows.
+    rejects : path, optional
+        Write every rejected row (source row number, id, reason) to this CSV.
+        Without it, a refusal that has more than 10 rejected rows to list writes
+        them to ``landquota-rejected-<layer>-<time>.csv`` in the current folder.
 
     Returns
     -------
@@ -833,7 +852,10 @@ def import_layer(
     ImportDataError
         The file cannot be read, a field has values of the wrong type, ids are
         missing or duplicated, code values are unknown… The message names the
-        file, the row or field and the fix. The workspace is unchanged.
+        file, the row or field and the fix. The workspace is unchanged. Imports
+        never lose data: a source GDAL reports any read error for, one with no
+        features or no accepted row, and a replace that would shrink the layer
+        (without *allow_shrink*) are refused too.
     CRSError
         The CRS is missing (the message suggests one), wrong for the
         coordinates, or the axes are swapped.
@@ -841,7 +863,7 @@ def import_layer(
     from landquota._progress import progress_bar
 
     prep = prepare_import(src, ws, layer=layer, src_layer=src_layer, mapping=mapping, encoding=encoding,
-                          crs=crs, swap_xy=swap_xy, mode=mode)
+                          crs=crs, swap_xy=swap_xy, mode=mode, allow_shrink=allow_shrink, rejects=rejects)
     with progress_bar(prep.total or None, f"import {prep.lyr.name}", enabled=progress) as bar:
         load_layers(ws, [prep.load()], bar=bar)
     return prep.finish()
@@ -861,6 +883,9 @@ class Load:
     expected_rows: int = 0
     #: called when the workspace refused a row: may raise a clearer error (a duplicate id)
     on_refusal: Callable[[], None] = lambda: None
+    #: called with the rows a replace removed once every batch is written, before the
+    #: commit: raising refuses the whole load (imports never lose data, issue 12)
+    check: Callable[[int], None] | None = None
 
 
 def load_layers(ws: Workspace, loads: Sequence[Load], *, bar: Any = None) -> None:
@@ -889,7 +914,7 @@ def load_layers(ws: Workspace, loads: Sequence[Load], *, bar: Any = None) -> Non
             for ld in loads:
                 current = ld
                 _write_into(ws, con, ld.lyr, ld.frames, mode=ld.mode, bar=bar, meta=ld.meta,
-                            expected_rows=ld.expected_rows)
+                            expected_rows=ld.expected_rows, check=ld.check)
             _mark_stale(ws, con)
     except ImportDataError:
         raise
@@ -933,6 +958,9 @@ class PreparedImport:
     _ids: _IdGuard
     _state: _State
     _t0: float
+    _check: Callable[[int], None] | None = None
+    _gdal: GdalErrors | None = None
+    _rejects: str | Path | None = None
 
     def frames(self) -> Iterator[tuple[pd.DataFrame, Any]]:
         """Stream the prepared batches (once)."""
@@ -941,7 +969,7 @@ class PreparedImport:
     def load(self) -> Load:
         """Return this import as a :class:`Load` for :func:`load_layers`."""
         return Load(self.lyr, self.frames(), lambda: _meta_record(self.report), self.path, self.mode,
-                    self.total, self._ids.check)
+                    self.total, self._ids.check, self._check)
 
     def collect(self) -> pd.DataFrame:
         """Read every batch into one contract frame (for small layers that are aggregated first)."""
@@ -961,6 +989,10 @@ class PreparedImport:
         report.unknown_land_classes = dict(state.unknown)
         if report.rows_imported == 0 and report.rows_read > 0:
             report.warnings.append("no row was imported: every row was rejected")
+        if self._gdal is not None:
+            report.warnings += [f"GDAL: {w}" for w in self._gdal.warnings[:5]]
+        if self._rejects is not None and report.rejected:
+            _write_rejects(report, Path(self._rejects))
         report.seconds = time.perf_counter() - self._t0
         return report
 
@@ -976,6 +1008,8 @@ def prepare_import(
     crs: Any = None,
     swap_xy: bool = False,
     mode: Mode = "replace",
+    allow_shrink: bool = False,
+    rejects: str | Path | None = None,
 ) -> PreparedImport:
     """Open and check a source layer for *layer*; see :func:`import_layer` for the parameters.
 
@@ -993,19 +1027,29 @@ def prepare_import(
             "imported; ledger entries go through `landquota ledger`"
         )
     path = str(src)
-    source = _open_source(path, src_layer)
+    gdal = GdalErrors()  # GDAL's read errors, from this thread and the read-ahead thread
+    with gdal_errors(gdal):
+        source = _open_source(path, src_layer)
+    if source.declared == 0:
+        # before the CRS checks, whose "coordinates 0…0" would hide the plain cause
+        raise ImportDataError(
+            f"{_where(path, source)}: the layer has no features; nothing was imported and the workspace is unchanged"
+        )
     report = ImportReport(source=path, layer=lyr.name, src_layer=source.src_layer, driver=source.driver,
                           mode=mode, swapped_xy=swap_xy)
     m = load_mapping(mapping, layer_name=lyr.name) if mapping is not None else Mapping_()
 
     # --- encoding ------------------------------------------------------------------------
-    enc = _choose_encoding(source, encoding, report)
+    with gdal_errors(gdal):
+        enc = _choose_encoding(source, encoding, report)
 
     # --- CSV: read whole (spreadsheets are small), build geometries ---------------------------
     csv_frame: pd.DataFrame | None = None
     if source.kind == "csv":
         csv_frame = _csv_frame(source, enc, report)
         source.fields = [c for c in csv_frame.columns]
+        if csv_frame.empty:
+            raise ImportDataError(f"{path!r}: the table has no data rows; nothing was imported")
 
     # --- fields ----------------------------------------------------------------------------
     rules, names_field = _field_rules(lyr, source.fields, m, report)
@@ -1044,7 +1088,7 @@ def prepare_import(
         # travel beside the frame, not in .attrs, which pandas deep-copies on
         # every operation.
         row0 = 0
-        for batch, decoded in read_ahead(_batches(source, plan, csv_frame), lambda b: _decode(b, plan)):
+        for batch, decoded in read_ahead(_batches(source, plan, csv_frame, gdal), lambda b: _decode(b, plan)):
             report.rows_read += len(batch)
             out, rows, wkb, checked = _convert(batch, plan, row0, report, state, decoded)
             row0 += len(batch)
@@ -1066,7 +1110,10 @@ def prepare_import(
         ids.check()
 
     total = source.count if source.kind in ("ogr", "vct") else len(csv_frame) if csv_frame is not None else 0
-    return PreparedImport(lyr, path, report, total, mode, frames, ids, state, t0)
+    def check(removed: int) -> None:
+        _refuse_loss(report, source, gdal, removed, allow_shrink=allow_shrink, rejects=rejects)
+
+    return PreparedImport(lyr, path, report, total, mode, frames, ids, state, t0, check, gdal, rejects)
 
 
 def _layer(name: str) -> Layer:
@@ -1264,11 +1311,25 @@ class _State:
         self.dlmc_example = ""
 
 
-def _batches(source: _Source, plan: _Plan, csv_frame: pd.DataFrame | None) -> Iterator[pd.DataFrame]:
-    """Yield the source as DataFrames of raw values plus ``_lq_wkb`` (WKB or None)."""
+def _batches(
+    source: _Source, plan: _Plan, csv_frame: pd.DataFrame | None, gdal: GdalErrors | None = None
+) -> Iterator[pd.DataFrame]:
+    """Yield the source as DataFrames of raw values plus ``_lq_wkb`` (WKB or None).
+
+    GDAL's error reports are collected into *gdal* on the reading thread; the
+    first failure stops the read (see :func:`_refuse_loss`).
+    """
     if csv_frame is not None:
         yield csv_frame
         return
+    with gdal_errors(gdal):
+        for df in _ogr_batches(source, plan):
+            if gdal is not None and gdal.failures:
+                raise _damaged(source, gdal)
+            yield df
+
+
+def _ogr_batches(source: _Source, plan: _Plan) -> Iterator[pd.DataFrame]:
     cols = list(plan.rules) + ([plan.check_names] if plan.check_names else [])
     if source.kind == "vct":
         yield from _vct_batches(source, plan, cols)
@@ -1933,6 +1994,120 @@ class _IdGuard:
         )
 
 
+# --------------------------------------------------------------------------------------
+# imports never lose data (issue 12)
+# --------------------------------------------------------------------------------------
+#: Rejected rows listed in a refusal's message; more go to a CSV file.
+_REJECTS_IN_MESSAGE = 10
+
+
+def _where(path: str, source: _Source) -> str:
+    # a shapefile's layer is the file itself; other containers may hold several
+    named = source.src_layer and source.kind == "ogr" and not source.raw_text
+    return f"{path!r}" + (f" (layer {source.src_layer!r})" if named else "")
+
+
+def _damaged(source: _Source, gdal: GdalErrors) -> ImportDataError:
+    return ImportDataError(
+        f"{_where(source.path, source)}: GDAL reported read errors ({gdal.first()}), so the file is damaged "
+        "(cut short, or its parts do not match); nothing was imported and the workspace is unchanged. "
+        "Get an intact copy of the source, or repair it (e.g. re-export it from the program that made it)."
+    )
+
+
+def _dbf_deleted(source: _Source) -> int:
+    """Count the records marked deleted in a shapefile's DBF (GDAL counts them, then skips them)."""
+    p = Path(source.path)
+    dbf = p.with_suffix(".dbf") if p.is_file() else next(iter(sorted(p.glob(f"{source.src_layer}.dbf"))), None)
+    if dbf is None or not dbf.is_file():
+        return 0
+    with open(dbf, "rb") as f:
+        head = f.read(32)
+        if len(head) < 32:
+            return 0
+        n = int.from_bytes(head[4:8], "little")
+        header, size = int.from_bytes(head[8:10], "little"), int.from_bytes(head[10:12], "little")
+        deleted = 0
+        for i in range(n):  # only on a count mismatch: one byte per record
+            f.seek(header + i * size)
+            deleted += f.read(1) == b"*"
+    return deleted
+
+
+def _refuse_loss(
+    report: ImportReport,
+    source: _Source,
+    gdal: GdalErrors,
+    removed: int,
+    *,
+    allow_shrink: bool,
+    rejects: str | Path | None,
+) -> None:
+    """Refuse an import that would lose data; runs inside the import's transaction.
+
+    Called after the last batch was written and before the commit, with the number
+    of rows the replace removed (0 for an append), so a refusal rolls everything
+    back. Refused: any read error GDAL reported; a source with no features, or
+    fewer than it declares; no accepted row at all; and, unless *allow_shrink*,
+    a replace that leaves fewer rows than it removed.
+    """
+    where = _where(report.source, source)
+    report.rows_before = removed
+    if gdal.failures:
+        raise _damaged(source, gdal)
+    if report.rows_read == 0:
+        raise ImportDataError(
+            f"{where}: the layer has no features; nothing was imported and the workspace is unchanged"
+        )
+    if source.declared is not None and report.rows_read < source.declared:
+        skipped = _dbf_deleted(source) if source.raw_text else 0
+        if report.rows_read + skipped != source.declared:
+            raise ImportDataError(
+                f"{where}: GDAL read {report.rows_read:,} of the {source.declared:,} features the file "
+                "declares, so it is damaged; nothing was imported and the workspace is unchanged. Get an "
+                "intact copy of the source."
+            )
+        report.warnings.append(f"{skipped:,} record(s) marked deleted in the DBF were skipped")
+    if report.rows_imported == 0:
+        raise ImportDataError(
+            f"{where}: every one of the {report.rows_read:,} rows was rejected, so nothing was imported "
+            f"and the workspace is unchanged. {_rejects_listing(report, rejects)}"
+        )
+    if report.rows_imported < removed and not allow_shrink:
+        raise ImportDataError(
+            f"{where}: this replace would leave layer {report.layer!r} with {report.rows_imported:,} rows "
+            f"instead of the {removed:,} it holds ({report.rows_read:,} read, {len(report.rejected):,} "
+            f"rejected); nothing was imported. {_rejects_listing(report, rejects)} If the smaller layer is "
+            "right, import again with --allow-shrink (allow_shrink=True)."
+        )
+
+
+def _rejects_listing(report: ImportReport, rejects: str | Path | None) -> str:
+    """List the rejected rows for a refusal: in the message, or in a CSV file when many."""
+    rows = report.rejected
+    if not rows:
+        return ""
+    if rejects is None and len(rows) <= _REJECTS_IN_MESSAGE:
+        return "Rejected rows: " + "; ".join(f"row {r['row']} ({r['id']!r}): {r['reason']}" for r in rows) + "."
+    if rejects is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        rejects = Path.cwd() / f"landquota-rejected-{report.layer}-{stamp}.csv"
+    try:
+        written = _write_rejects(report, Path(rejects))
+    except OSError as exc:
+        first = "; ".join(f"row {r['row']}: {r['reason']}" for r in rows[:_REJECTS_IN_MESSAGE])
+        return f"{len(rows):,} rows were rejected (first: {first}); the full list could not be written ({exc})."
+    return f"The {len(rows):,} rejected rows (row number, id, reason) are listed in {str(written)!r}."
+
+
+def _write_rejects(report: ImportReport, path: Path) -> Path:
+    """Write every rejected row to *path* (CSV, UTF-8 with BOM for Excel)."""
+    frame = pd.DataFrame(report.rejected, columns=["row", "id", "reason"])
+    frame.insert(0, "source", report.source)
+    frame.to_csv(path, index=False, encoding="utf-8-sig")
+    return path
+
+
 def _meta_record(report: ImportReport) -> str:
     return json.dumps(
         {
@@ -1992,13 +2167,16 @@ def _write_into(
     bar: Any,
     meta: Any,
     expected_rows: int = 0,
+    check: Callable[[int], None] | None = None,
 ) -> None:
     """Stream prepared batches into *lyr* inside the open transaction *con* (see :func:`load_layers`).
 
     Replaces (or appends to) the layer batch by batch, so memory stays bounded,
     and records the import in the metadata (``import.<layer>``) in the same
     transaction. A failure or a killed process leaves the workspace exactly as
-    it was, because the caller's one transaction rolls back.
+    it was, because the caller's one transaction rolls back. *check* gets the
+    number of rows a replace removed once every batch is written; raising
+    refuses the load.
     """
     key = f"import.{lyr.name}"
     if ws.kind == "postgis":
@@ -2010,6 +2188,7 @@ def _write_into(
             raise TypeError(f"{ws!r} is not a PostGIS workspace")
         table = f'"{ws.schema}"."{lyr.name}"'
         rebuild: list[str] = []
+        removed = 0
         if mode == "replace":
             referenced = con.execute(
                 sa.text("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass(:t)"),
@@ -2018,7 +2197,13 @@ def _write_into(
             big = expected_rows >= BULK_ROWS
             # TRUNCATE (transactional in PostgreSQL) leaves no dead rows behind for
             # COPY to skip; it is not allowed on a table that others reference.
-            con.execute(sa.text(f"TRUNCATE {table}") if big and not referenced else ws.table(lyr.name).delete())
+            if big and not referenced:
+                # TRUNCATE tells no count: count under the lock it would take anyway
+                con.execute(sa.text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+                removed = int(con.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+                con.execute(sa.text(f"TRUNCATE {table}"))
+            else:
+                removed = con.execute(ws.table(lyr.name).delete()).rowcount
             if big and not referenced:
                 # The primary key and unique id constraints go too: their B-trees cost the
                 # COPY about half its server time (10^6 rows: 3.4 s against 1.5 s bare),
@@ -2051,6 +2236,8 @@ def _write_into(
                     con.execute(sa.text(f'DROP INDEX "{ws.schema}"."{name}"'))
                     rebuild.append(str(ddl))
         _copy_stream(ws, con, lyr, frames, mode=mode, bar=bar)
+        if check is not None:
+            check(removed)
         if rebuild:
             # The server's default (64 MB) makes a 10^6-row index sort spill to disk;
             # SET LOCAL ends with this transaction, as pg_restore's advice has it.
@@ -2067,8 +2254,9 @@ def _write_into(
 
     if not isinstance(ws, GpkgWorkspace):  # pragma: no cover - only two backends
         raise TypeError(f"{ws!r} is not a GeoPackage workspace")
+    removed = 0
     if mode == "replace":
-        con.execute(f'DELETE FROM "{lyr.name}"')
+        removed = con.execute(f'DELETE FROM "{lyr.name}"').rowcount
         if lyr.geometry:
             con.execute(f'DELETE FROM "rtree_{lyr.name}_{GEOM}"')
     indexed: list[tuple[Any, Any]] = []
@@ -2078,6 +2266,8 @@ def _write_into(
         part = ws._insert(con, lyr, df, bar, rtree=False)
         if part is not None:
             indexed.append(part)
+    if check is not None:
+        check(removed)
     if lyr.geometry:
         # one spatial index fill for all batches: bulk-loaded when the layer was emptied
         ws._fill_rtree(con, lyr, indexed)
