@@ -21,6 +21,13 @@ with the contract's parcel columns. Run::
     python benchmarks/bench_import.py --floor         # 1,000,000 parcels
     python benchmarks/bench_import.py --n 100000 --skip-geopandas
     python benchmarks/bench_import.py --target gpkg   # into a GeoPackage workspace
+    python benchmarks/bench_import.py --source vct --target gpkg   # a survey VCT file (GB/T 17798)
+
+``--source vct`` generates the parcels as a 三调-style VCT file instead (see
+:func:`generate_vct`: polygons made of shared boundary lines, GB18030 attributes)
+and measures only landquota's import of it, which streams it: GDAL, geopandas
+and ogr2ogr cannot read VCT, so there is no baseline; the figure that matters is
+the peak memory (the goal: under 1.5 GB for 10^6 patches).
 """
 
 from __future__ import annotations
@@ -82,6 +89,120 @@ def generate(path: Path, n: int, seed: int = 2014) -> Path:
     )
     pyogrio.write_dataframe(gdf, path, layer="parcels", use_arrow=True)
     return path
+
+
+def generate_vct(path: Path, n: int, seed: int = 2014) -> Path:
+    """Write *n* parcels as a VCT file the way survey databases deliver them, streaming.
+
+    A grid of ~70 m cells in EPSG:4547 (CGCS2000 3° Gauss-Krüger CM 114E) over
+    Yangshan. Every cell edge is one line object of 4 points (two jittered inner
+    points, shared by the two cells it separates), every parcel a polygon of four
+    line references (type 100, make-up 21; bottom and right forwards, top and left
+    backwards), attributes in the survey's DLTB table, GB18030. Written row by
+    row: memory stays small whatever *n*.
+    """
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / side))
+    cell = 70.0
+    x0, y0 = 340_000.0, 2_680_000.0
+    classes = [("0101", "水田"), ("0102", "水浇地"), ("0103", "旱地"), ("0201", "果园"), ("0301", "乔木林地"),
+               ("0404", "其他草地"), ("0702", "农村宅基地"), ("1001", "铁路用地"), ("1101", "河流水面"),
+               ("1206", "裸土地")]
+    towns = ["阳城镇", "黎埠镇", "七拱镇", "太平镇", "杜步镇", "江英镇", "杨梅镇", "大崀镇"]
+    nh = side * (rows + 1)  # horizontal edges: column i, boundary row j (0..rows)
+    nv = (side + 1) * rows  # vertical edges: boundary column i (0..side), row j
+
+    def hid(i: int, j: int) -> int:
+        return 1 + j * side + i
+
+    def vid(i: int, j: int) -> int:
+        return 1 + nh + j * (side + 1) + i
+
+    first_poly = 1 + nh + nv
+
+    def edge(xa: float, ya: float, xb: float, yb: float, jit: np.ndarray) -> str:
+        # inner points at 1/3 and 2/3 along, pushed sideways by up to 5 m
+        dx, dy = (xb - xa) / 3, (yb - ya) / 3
+        nx, ny = -dy / np.hypot(dx, dy), dx / np.hypot(dx, dy)
+        pts = [(xa, ya), (xa + dx + nx * jit[0], ya + dy + ny * jit[0]),
+               (xa + 2 * dx + nx * jit[1], ya + 2 * dy + ny * jit[1]), (xb, yb)]
+        return "4\n" + "".join(f"{x:.3f},{y:.3f}\n" for x, y in pts)
+
+    with open(path, "w", encoding="gb18030", newline="\r\n") as f:
+        w = f.write
+        w("HeadBegin\nDataMark:CNSDTF-VCT\nVersion:2.0\nCoordinateSystemType:P\nDim:2\nXAxisDirection:E\n"
+          "YAxisDirection:N\nXYUnit:M\nSpheroid:CGCS2000,6378137,298.257222101\nPrimeMeridian:Greenwich\n"
+          "Projection:高斯-克吕格\nParameters:114,0,,,,1,500000,0,3\n"
+          f"ExtentMin:{x0},{y0}\nExtentMax:{x0 + side * cell},{y0 + rows * cell}\nMapScale:10000\nOffset:0,0\n"
+          "Date:20191231\nSeparator:,\nHeadEnd\n")
+        w("FeatureCodeBegin\n2001010000,地类图斑,Polygon,DLTB\n2001010300,地类界线,Line,DLJX\nFeatureCodeEnd\n")
+        w("TableStructureBegin\nDLTB,11\nBSM,Int,10\nYSDM,Char,10\nTBBH,Char,8\nDLBM,Char,5\nDLMC,Char,60\n"
+          "QSXZ,Char,2\nZLDWMC,Char,60\nTBMJ,Float,15,2\nKCXS,Float,6,4\nKCMJ,Float,15,2\nTBDLMJ,Float,15,2\n0\n"
+          "DLJX,1\nBSM,Int,10\n0\nTableStructureEnd\n")
+        w("PointBegin\nPointEnd\nLineBegin\n")
+        for j in range(rows + 1):
+            jit = rng.uniform(-5, 5, (side, 2)) if 0 < j < rows else np.zeros((side, 2))
+            w("".join(f"{hid(i, j)}\n2001010300\n0\n1\n1\n11\n"
+                      + edge(x0 + i * cell, y0 + j * cell, x0 + (i + 1) * cell, y0 + j * cell, jit[i]) + "0\n"
+                      for i in range(side)))
+        for j in range(rows):
+            jit = rng.uniform(-5, 5, (side + 1, 2))
+            jit[0] = jit[side] = 0
+            w("".join(f"{vid(i, j)}\n2001010300\n0\n1\n1\n11\n"
+                      + edge(x0 + i * cell, y0 + j * cell, x0 + i * cell, y0 + (j + 1) * cell, jit[i]) + "0\n"
+                      for i in range(side + 1)))
+        w("LineEnd\nPolygonBegin\n")
+        for k in range(n):
+            i, j = k % side, k // side
+            refs = f"{hid(i, j)},{vid(i + 1, j)},{-hid(i, j + 1)},{-vid(i, j)}"
+            w(f"{first_poly + k}\n2001010000\n0\n100\n{x0 + (i + 0.5) * cell:.3f},{y0 + (j + 0.5) * cell:.3f}\n"
+              f"21\n4\n{refs}\n0\n")
+        w("PolygonEnd\nAttributeBegin\nDLTB\n")
+        cls = rng.integers(0, len(classes), n)
+        town = rng.integers(0, len(towns), n)
+        gross = np.round(rng.uniform(4_000, 5_500, n), 2)
+        kcxs = np.where(rng.random(n) < 0.3, 0.1, 0.0)
+        for k0 in range(0, n, 100_000):
+            w("".join(
+                f"{first_poly + k},2001010000,{k + 1},{classes[cls[k]][0]},{classes[cls[k]][1]},20,"
+                f"{towns[town[k]]},{gross[k]:.2f},{kcxs[k]:.4f},{gross[k] * kcxs[k]:.2f},"
+                f"{gross[k] - round(gross[k] * kcxs[k], 2):.2f}\n"
+                for k in range(k0, min(n, k0 + 100_000))))
+        w("TableEnd\nAttributeEnd\n")
+    return path
+
+
+def vct_main(src: Path, ns: argparse.Namespace) -> None:
+    """Import the generated VCT's DLTB layer as parcels; report the peak memory."""
+    if ns.target == "gpkg":
+        out = ns.dir / "out"
+        out.mkdir(exist_ok=True)
+        target = str(out / "landquota_vct.gpkg")
+        if Path(target).exists():
+            Path(target).unlink()
+    else:
+        target = f"{PG.split('?')[0]}?schema=bench_vct_{uuid.uuid4().hex[:8]}"
+    subprocess.run([sys.executable, "-c", f"from landquota.workspace import open_workspace; "
+                    f"open_workspace({target!r}, create=True).close()"], check=True, cwd=ROOT)
+    try:
+        wall, mb = timed(
+            "landquota import_layer (VCT)",
+            [sys.executable, "-c", "from landquota.workspace import open_workspace; from landquota.importer "
+             f"import import_layer; ws = open_workspace({target!r}); r = import_layer({str(src)!r}, ws, "
+             "layer='parcels', src_layer='DLTB'); print(r.rows_imported)"],
+        )
+    finally:
+        if ns.target == "postgis":
+            import sqlalchemy as sa
+
+            e = sa.create_engine(PG.split("?")[0].replace("postgresql://", "postgresql+psycopg://"))
+            with e.begin() as c:
+                c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{target.split("schema=")[1]}" CASCADE'))
+            e.dispose()
+    print(f"\n{ns.n:,} parcels, VCT ({src.stat().st_size / 1e6:.0f} MB) → {ns.target}")
+    print(f"{'method':<28} {'wall s':>8} {'peak MB':>9}")
+    print(f"{'landquota import_layer':<28} {wall:8.1f} {mb:9.0f}")
 
 
 FLOOR_SCRIPT = r"""
@@ -224,8 +345,18 @@ def main() -> None:
     ap.add_argument("--floor", action="store_true", help="also time the server floor (see 4. above)")
     ap.add_argument("--target", choices=["postgis", "gpkg"], default="postgis",
                     help="gpkg: load into a GeoPackage workspace instead (see gpkg_main)")
+    ap.add_argument("--source", choices=["gpkg", "vct"], default="gpkg",
+                    help="vct: the parcels as a survey VCT file (see generate_vct, vct_main)")
     ns = ap.parse_args()
     ns.dir.mkdir(parents=True, exist_ok=True)
+    if ns.source == "vct":
+        src = ns.dir / f"parcels_{ns.n}.vct"
+        if not src.exists():
+            t = time.perf_counter()
+            generate_vct(src, ns.n)
+            print(f"generated {ns.n:,} parcels in {time.perf_counter() - t:.1f} s: {src}")
+        vct_main(src, ns)
+        return
     src = ns.dir / f"parcels_{ns.n}.gpkg"
     if not src.exists():
         t = time.perf_counter()

@@ -758,18 +758,50 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out",
         required=True,
-        metavar="BACKUP.gpkg",
-        help="the backup file to write (appears only when complete)",
+        metavar="PATH",
+        help="the file or folder to write (appears only when complete): BACKUP.gpkg, a shapefile "
+        "folder, LAYERS.gpkg, NAME.gdb or NAME.vct",
     )
     p.add_argument("--force", action="store_true", help="replace an existing file of that name")
+    p.add_argument(
+        "--format",
+        choices=["shp", "gpkg", "filegdb", "vct"],
+        help="export layers for other systems 导出格式 (without it, and for gpkg without --layer: "
+        "the whole-workspace backup)",
+    )
+    p.add_argument("--layer", action="append", metavar="NAME",
+                   help="a layer to export (repeatable); default: every layer holding rows")
+    p.add_argument("--crs", metavar="EPSG:CODE",
+                   help="write in this CRS, e.g. EPSG:4547 (a Gauss-Krüger zone); default EPSG:4490")
+    p.add_argument("--encoding", default="utf-8", choices=["utf-8", "gbk", "gb18030"],
+                   help="shapefile text encoding, named in the .cpg (gbk for older desktop GIS)")
 
 
-@command("export", "back up a whole workspace to one GeoPackage 备份工作空间")
+@command("export", "back up a workspace, or export layers as shp/gpkg/FileGDB/VCT 备份或导出")
 @args(_export_args)
 def _export(ns: argparse.Namespace) -> int:
     from landquota.backup import export_workspace
     from landquota.workspace import open_workspace
 
+    if ns.format is not None and not (ns.format == "gpkg" and not ns.layer):
+        from landquota.outputs.export import export_layers
+
+        with open_workspace(_target(ns)) as ws:
+            res = export_layers(ws, ns.out, fmt=ns.format, layers=ns.layer, crs=ns.crs,
+                                encoding=ns.encoding, force=ns.force)
+            src = mask_url(ws.target)
+        print(f"已导出 exported {src} → {res.out} ({res.format}, {res.crs}"
+              + (f", {res.encoding}" if res.encoding else "") + f"): {sum(res.rows.values()):,} rows")
+        print("  " + ", ".join(f"{k} {v:,}" for k, v in res.rows.items()))
+        for name, cols in res.renamed.items():
+            print(f"  {name}: DBF field names shortened ({', '.join(f'{a}→{b}' for a, b in cols.items())}); "
+                  "see fieldnames.csv")
+        for name, why in res.skipped.items():
+            print(f"  未导出 not exported: {name} ({why})")
+        return 0
+    if ns.layer or ns.crs or ns.encoding != "utf-8":
+        raise ParameterError("--layer, --crs and --encoding need --format (shp, gpkg, filegdb or vct); "
+                             "plain export writes the whole-workspace backup")
     with open_workspace(_target(ns)) as ws:
         out = export_workspace(ws, ns.out, force=ns.force)
         src = mask_url(ws.target)
