@@ -470,42 +470,64 @@ class GpkgWorkspace(Workspace):
             f"({_lit(META.name)}, 'attributes', {_lit(META.name)}, {_lit(META.doc)})",
         ]
         for lyr in LAYERS.values():
-            cols = ["fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL"]
-            if lyr.geometry:
-                cols.append(f"{GEOM} MULTIPOLYGON" + (" NOT NULL" if lyr.geometry_required else ""))
-            cols += [_column_ddl(lyr, c) for c in lyr.columns]
-            s.append(f"CREATE TABLE {_q(lyr.name)} ({', '.join(cols)})")
-            for c in lyr.indexes:
-                s.append(f"CREATE INDEX {_q(f'idx_{lyr.name}_{c}')} ON {_q(lyr.name)}({_q(c)})")
-            desc = _lit(lyr.doc)
-            if lyr.geometry:
-                s.append(
-                    "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
-                    f"srs_id) VALUES ({_lit(lyr.name)}, 'features', {_lit(lyr.name)}, {desc}, {CRS_EPSG})"
-                )
-                s.append(
-                    f"INSERT INTO gpkg_geometry_columns VALUES ({_lit(lyr.name)}, '{GEOM}', "
-                    f"'MULTIPOLYGON', {CRS_EPSG}, 0, 0)"
-                )
-                s.append(
-                    f'CREATE VIRTUAL TABLE "rtree_{lyr.name}_{GEOM}" USING rtree(id, minx, maxx, miny, maxy)'
-                )
-                s.append(
-                    f"INSERT INTO gpkg_extensions VALUES ({_lit(lyr.name)}, '{GEOM}', 'gpkg_rtree_index', "
-                    "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')"
-                )
-                s += _rtree_triggers(lyr.name)
-            else:
-                s.append(
-                    "INSERT INTO gpkg_contents (table_name, data_type, identifier, description) "
-                    f"VALUES ({_lit(lyr.name)}, 'attributes', {_lit(lyr.name)}, {desc})"
-                )
+            s += GpkgWorkspace._layer_ddl(lyr)
         s += _LEDGER_TRIGGERS
         meta = "INSERT INTO landquota_meta (key, value) VALUES"
         s.append(f"{meta} ('schema_version', '{SCHEMA_VERSION}')")
         s.append(f"{meta} ('created_by_version', {_lit(__version__)})")
         s.append(f"{meta} ('created_at', strftime('%Y-%m-%dT%H:%M:%fZ','now'))")
         return s
+
+    @staticmethod
+    def _layer_ddl(lyr: Layer) -> list[str]:
+        """The statements creating one contract table (by ``init`` and by migrations)."""
+        s: list[str] = []
+        cols = ["fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL"]
+        if lyr.geometry:
+            cols.append(f"{GEOM} MULTIPOLYGON" + (" NOT NULL" if lyr.geometry_required else ""))
+        cols += [_column_ddl(lyr, c) for c in lyr.columns]
+        s.append(f"CREATE TABLE {_q(lyr.name)} ({', '.join(cols)})")
+        for c in lyr.indexes:
+            s.append(f"CREATE INDEX {_q(f'idx_{lyr.name}_{c}')} ON {_q(lyr.name)}({_q(c)})")
+        desc = _lit(lyr.doc)
+        if lyr.geometry:
+            s.append(
+                "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
+                f"srs_id) VALUES ({_lit(lyr.name)}, 'features', {_lit(lyr.name)}, {desc}, {CRS_EPSG})"
+            )
+            s.append(
+                f"INSERT INTO gpkg_geometry_columns VALUES ({_lit(lyr.name)}, '{GEOM}', "
+                f"'MULTIPOLYGON', {CRS_EPSG}, 0, 0)"
+            )
+            s.append(
+                f'CREATE VIRTUAL TABLE "rtree_{lyr.name}_{GEOM}" USING rtree(id, minx, maxx, miny, maxy)'
+            )
+            s.append(
+                f"INSERT INTO gpkg_extensions VALUES ({_lit(lyr.name)}, '{GEOM}', 'gpkg_rtree_index', "
+                "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')"
+            )
+            s += _rtree_triggers(lyr.name)
+        else:
+            s.append(
+                "INSERT INTO gpkg_contents (table_name, data_type, identifier, description) "
+                f"VALUES ({_lit(lyr.name)}, 'attributes', {_lit(lyr.name)}, {desc})"
+            )
+        return s
+
+    def _add_layers(self, names: Sequence[str]) -> None:
+        with self._tx() as con:
+            for name in names:
+                for stmt in self._layer_ddl(LAYERS[name]):
+                    con.execute(stmt)
+
+    def _recode(self, name: str, column: str, mapping: Mapping[str, str]) -> None:
+        lyr = LAYERS[name]
+        lyr.column(column)  # a contract column: never SQL from input
+        with self._tx() as con:
+            con.executemany(
+                f"UPDATE {_q(name)} SET {_q(column)} = ? WHERE {_q(column)} = ?",
+                [(new, old) for old, new in mapping.items()],
+            )
 
     def _check_is_workspace(self) -> None:
         try:

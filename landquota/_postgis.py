@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -264,6 +264,20 @@ class PostgisWorkspace(Workspace):
                     {"key": "created_at", "value": pd.Timestamp.now(tz="UTC").isoformat()},
                 ],
             )
+
+    def _add_layers(self, names: Sequence[str]) -> None:
+        with self._tx() as con:
+            for name in names:
+                self.table(name).create(con)
+            # the roles made by `landquota db grant` see the new tables once it is run again
+            # (it is idempotent); new tables get no grants of their own here.
+
+    def _recode(self, name: str, column: str, mapping: Mapping[str, str]) -> None:
+        t = self.table(name)
+        col = t.c[LAYERS[name].column(column).name]
+        with self._tx() as con:
+            for old, new in mapping.items():
+                con.execute(sa.update(t).where(col == old).values({col.name: new}))
 
     def drop(self) -> None:
         """Drop the whole workspace schema (administrators; `landquota init --force`)."""

@@ -631,6 +631,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 def _report(ns: argparse.Namespace) -> int:
     from landquota.bulletin import investment_bulletin
     from landquota.reports import REPORT_LAYERS, write_report
+    from landquota.rules.staff import with_staff_names
     from landquota.workspace import open_workspace
 
     with open_workspace(_target(ns)) as ws:
@@ -638,6 +639,8 @@ def _report(ns: argparse.Namespace) -> int:
         recorded = ws.meta().get("as_of") if ns.as_of is None else ns.as_of
         as_of = _date(recorded, "--as-of") or _today()
         layers = {name: ws.read_layer(name) for name in REPORT_LAYERS if name != "parcels"}
+        # the bulletin shows the service staff's names, not their staff ids (issue 14)
+        layers["projects"] = with_staff_names(layers["projects"], ws.read_layer("staff"))
         plots = layers["linkage_plots"]
         layers["parcels"] = (
             ws.read_layer("parcels", bbox=tuple(plots.total_bounds))

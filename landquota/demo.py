@@ -587,6 +587,11 @@ def build_demo(
         out["linkage_areas"], out["linkage_plots"] = sites.linkage_frames(county)
         out["projects"] = projects.frame(county)
         out["quota_ledger"] = _ledger(county, out["parcels"], projects, out["linkage_plots"], sites)
+        # issue 14: service staff (the projects' staff columns become staff ids), approval
+        # stages, joint meetings, January-April returns (April = the published figures), visits
+        from landquota._demo_pipeline import pipeline_frames
+
+        out.update(pipeline_frames(seed, out["projects"]))
         step("ledger")
     return {name: out[name] for name in DEMO_LAYERS}
 

@@ -1397,7 +1397,11 @@ def map_workspace(
     from landquota.reports import select_run
     from landquota.stock import idle_review
 
+    from landquota.rules.staff import with_staff_names
+
     layers = {name: ws.read_layer(name) for name in MAP_LAYERS}
+    # the popups show the service staff's names, not their staff ids (issue 14)
+    layers["projects"] = with_staff_names(layers["projects"], ws.read_layer("staff"))
     runs = ws.read_layer("allocation_runs")
     chosen = select_run(runs, None, run_id)
     allocations = ws.read_layer("allocations", where={"run_id": chosen}) if chosen else None

@@ -9,20 +9,30 @@ be run again.
 - 1 → 2: ``landquota_meta`` gets the INTEGER ``fid`` primary key of
   :data:`landquota.schema.META` (GeoPackage requirement 119; its text ``key``
   stays unique).
+- 2 → 3 (issue 14, the key-project pipeline): adds the tables ``staff``,
+  ``meetings``, ``project_stages``, ``project_progress`` and ``visits``, and
+  turns the projects' three service-staff columns (``county_leader``,
+  ``town_cadre``, ``dept_cadre``) from names into ``staff_id`` references:
+  every distinct name becomes one ``staff`` row (see :func:`staff_from_names`).
+  Back the workspace up first (``landquota export``).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
+import pandas as pd
+import sqlalchemy as sa
+
 from landquota.errors import SchemaVersionError
-from landquota.schema import META, SCHEMA_VERSION
+from landquota.schema import LAYERS, META, SCHEMA_VERSION, STAFF_ROLES
 
 if TYPE_CHECKING:
     from landquota.workspace import Workspace
 
-__all__ = ["MIGRATIONS", "upgrade"]
+__all__ = ["MIGRATIONS", "staff_from_names", "upgrade"]
 
 
 def _meta_integer_key(ws: Workspace) -> None:
@@ -80,7 +90,73 @@ def _meta_integer_key(ws: Workspace) -> None:
         )
 
 
-MIGRATIONS: dict[int, Callable[[Workspace], None]] = {1: _meta_integer_key}
+#: Tables that version 3 added.
+V3_LAYERS = ("staff", "meetings", "project_stages", "project_progress", "visits")
+
+
+def staff_from_names(projects: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Make one ``staff`` row per distinct name in the projects' three staff columns.
+
+    A person is keyed by name: a name found in more than one column keeps the
+    role of the first column it appears in (county leader, town cadre,
+    department cadre), because the plan names each person once. Ids are
+    ``S001``, ``S002``, … in role order, then name order, so the same projects
+    always give the same ids.
+
+    Returns
+    -------
+    (staff, mapping)
+        The ``staff`` frame and ``{name: staff_id}``.
+    """
+    rows: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for role in STAFF_ROLES:
+        if role not in projects.columns:
+            continue
+        names = sorted({str(v) for v in projects[role].dropna() if str(v).strip()})
+        for name in names:
+            if name not in seen:
+                seen.add(name)
+                rows.append((name, role))
+    ids = [f"S{i + 1:03d}" for i in range(len(rows))]
+    staff = pd.DataFrame(
+        {
+            "staff_id": ids,
+            "name": [n for n, _ in rows],
+            "role": [r for _, r in rows],
+            "duties": None,
+            "town": None,
+            "department": None,
+        }
+    )
+    return staff, dict(zip([n for n, _ in rows], ids, strict=True))
+
+
+def _v2_to_v3(ws: Workspace) -> None:
+    have = {name for name in V3_LAYERS if _exists(ws, name)}
+    missing = [name for name in V3_LAYERS if name not in have]
+    if missing:
+        ws._add_layers([n for n in LAYERS if n in missing])  # dependency order
+    if ws.layer_counts()["staff"]:
+        return  # a rerun after the names were already turned into ids
+    projects = ws.read_layer("projects", columns=list(STAFF_ROLES))
+    staff, mapping = staff_from_names(projects)
+    if not len(staff):
+        return
+    ws.write_layer("staff", staff, mode="append")
+    for role in STAFF_ROLES:
+        ws._recode("projects", role, mapping)
+
+
+def _exists(ws: Workspace, name: str) -> bool:
+    try:
+        ws._count(LAYERS[name])
+    except (sqlite3.OperationalError, sa.exc.ProgrammingError):  # "no such table" / undefined
+        return False
+    return True
+
+
+MIGRATIONS: dict[int, Callable[[Workspace], None]] = {1: _meta_integer_key, 2: _v2_to_v3}
 
 
 def upgrade(ws: Workspace, found: int) -> int:

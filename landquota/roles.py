@@ -78,6 +78,12 @@ DATA_LAYERS: tuple[str, ...] = (
     "linkage_plots",
     "projects",
     "validation_errors",
+    # the key-project pipeline (issue 14): recorded by the bureau's editors
+    "staff",
+    "meetings",
+    "project_stages",
+    "project_progress",
+    "visits",
 )
 
 #: Stamp triggers by table (a restore by the owner disables them inside its transaction).

@@ -29,7 +29,11 @@ __all__ = [
     "RUN_MODES",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
+    "STAFF_DUTIES",
+    "STAFF_ROLES",
+    "STAGES",
     "STOCK_KINDS",
+    "SUPPLY_METHODS",
     "ZONE_TYPES",
     "Column",
     "Layer",
@@ -38,7 +42,9 @@ __all__ = [
 
 #: Bumped whenever a table or column changes; see ``landquota.migrations``.
 #: 2: ``landquota_meta`` got an INTEGER ``fid`` primary key (GeoPackage requirement 119).
-SCHEMA_VERSION = 2
+#: 3: the key-project pipeline (issue 14): staff, meetings, project_stages,
+#:    project_progress, visits; the projects' staff columns hold staff ids.
+SCHEMA_VERSION = 3
 
 #: CGCS2000 geographic: the CRS of every stored geometry.
 CRS_EPSG = 4490
@@ -82,6 +88,18 @@ DISPOSAL_METHODS = (
     "construction_started",
 )
 VALIDATION_SEVERITIES = ("blocking", "warning")
+#: Land-approval stages of a key project, in the order its land passes them (issue 14).
+STAGES = (
+    "pre_review",  # 用地预审
+    "conversion",  # 农用地转用及征收报批, at the level R14 gives
+    "acquisition",  # 征地拆迁
+    "supply",  # 供地 (划拨 or 出让)
+    "construction",  # 开工
+)
+SUPPLY_METHODS = ("allocation", "sale")  # 划拨, 出让
+STAFF_ROLES = ("county_leader", "town_cadre", "dept_cadre")  # 县领导, 镇干部, 部门干部
+#: The four duties of the three-level service staff (代办员/信息员/联络员/监督员).
+STAFF_DUTIES = ("agent", "informant", "liaison", "supervisor")
 
 
 @dataclass(frozen=True)
@@ -326,9 +344,21 @@ _LAYERS: tuple[Layer, ...] = (
             ),
             Column("start_date", "date", "start date"),
             Column("status", "text", "project status", nullable=False, codes=PROJECT_STATUSES),
-            Column("county_leader", "text", "responsible county leader (县领导)"),
-            Column("town_cadre", "text", "responsible town cadre (镇干部)"),
-            Column("dept_cadre", "text", "responsible department cadre (部门干部)"),
+            Column(
+                "county_leader",
+                "text",
+                "staff_id of the responsible county leader (县领导; → `staff`, a name before v2)",
+            ),
+            Column(
+                "town_cadre",
+                "text",
+                "staff_id of the responsible town cadre (镇干部; → `staff`, a name before v2)",
+            ),
+            Column(
+                "dept_cadre",
+                "text",
+                "staff_id of the responsible department cadre (部门干部; → `staff`, a name before v2)",
+            ),
             Column("site_fixed", "boolean", "the site red line is fixed", nullable=False),
             _m2("demand_m2", "land demand when the site is not fixed"),
             Column("phaseable", "boolean", "may be funded in part", nullable=False),
@@ -440,6 +470,134 @@ _LAYERS: tuple[Layer, ...] = (
             Column("checked_at", "datetime", "when the check ran (UTC)", nullable=False),
         ),
         geometry_required=False,
+    ),
+    Layer(
+        "staff",
+        "staff_id",
+        "the three-level service staff (三级服务员): people, with role and duties",
+        (
+            _id("staff_id"),
+            Column("name", "text", "name, Chinese", nullable=False),
+            Column("role", "text", "role in the service system", nullable=False, codes=STAFF_ROLES),
+            Column(
+                "duties",
+                "text",
+                "comma-separated duties: agent 代办员, informant 信息员, liaison 联络员, "
+                "supervisor 监督员",
+            ),
+            Column("town", "text", "town (town cadres)"),
+            Column("department", "text", "department or office (部门)"),
+        ),
+        geometry=False,
+        indexes=("role",),
+    ),
+    Layer(
+        "meetings",
+        "decision_id",
+        "decisions of the joint approval meetings (联审会议), one row per matter decided",
+        (
+            _id("decision_id", "meeting_id:n"),
+            Column(
+                "meeting_id", "text", "the meeting (several decisions share it)", nullable=False
+            ),
+            Column("meeting_date", "date", "date of the meeting", nullable=False),
+            Column("departments", "text", "comma-separated departments present", nullable=False),
+            Column(
+                "project_id",
+                "text",
+                "project decided",
+                nullable=False,
+                references="projects.project_id",
+            ),
+            Column("stage", "text", "approval stage decided, if any", codes=STAGES),
+            Column("matter", "text", "matter decided (审批事项)", nullable=False),
+            Column("deadline", "date", "deadline set by the decision"),
+        ),
+        geometry=False,
+        indexes=("meeting_id", "project_id"),
+    ),
+    Layer(
+        "project_stages",
+        "stage_id",
+        "land-approval stages of key projects (项目用地报批进度); current stage computed, never stored",
+        (
+            _id("stage_id", "project_id:stage"),
+            Column(
+                "project_id", "text", "project", nullable=False, references="projects.project_id"
+            ),
+            Column("stage", "text", "approval stage", nullable=False, codes=STAGES),
+            Column("started", "date", "date the stage began (application filed)", nullable=False),
+            Column("finished", "date", "date it ended (approval, handover, start); empty = open"),
+            Column("decided_by", "text", "deciding body (审批机关)"),
+            Column("doc_no", "text", "document number (文号)"),
+            Column("cadre", "text", "staff_id of the responsible cadre (→ `staff`)"),
+            Column(
+                "approval_level", "text", "conversion: approval level (R14)", codes=APPROVAL_LEVELS
+            ),
+            _m2("quota_m2", "conversion: quota from the allocation run, the approval's input"),
+            Column("run_id", "text", "allocation run the quota came from"),
+            Column("households", "integer", "acquisition: households settled so far", minimum=0.0),
+            _m2("settled_m2", "acquisition: area settled so far (征地拆迁)"),
+            Column(
+                "supply_method",
+                "text",
+                "supply: 划拨 allocation or 出让 sale",
+                codes=SUPPLY_METHODS,
+            ),
+            Column(
+                "decision_id",
+                "text",
+                "joint-meeting decision that closed the stage",
+                references="meetings.decision_id",
+            ),
+        ),
+        geometry=False,
+        indexes=("project_id",),
+    ),
+    Layer(
+        "project_progress",
+        "progress_id",
+        "monthly returns of key projects (月报): cumulative investment of the year (R17)",
+        (
+            _id("progress_id", "project_id:YYYY-MM"),
+            Column(
+                "project_id", "text", "project", nullable=False, references="projects.project_id"
+            ),
+            Column("month", "text", "month of the return, YYYY-MM", nullable=False),
+            Column(
+                "completed_yuan",
+                "real",
+                "investment completed from 1 January to the month's end (R17)",
+                nullable=False,
+                minimum=0.0,
+            ),
+            Column("land_status", "text", "land status in the month (用地情况)"),
+            Column("problems", "text", "problems (问题)"),
+            Column("measures", "text", "measures (措施)"),
+        ),
+        geometry=False,
+        indexes=("project_id", "month"),
+    ),
+    Layer(
+        "visits",
+        "visit_id",
+        "field visits of the service staff (每半月到项目现场)",
+        (
+            _id("visit_id"),
+            Column("visit_date", "date", "date of the visit", nullable=False),
+            Column("staff_id", "text", "who visited", nullable=False, references="staff.staff_id"),
+            Column(
+                "project_id",
+                "text",
+                "project visited",
+                nullable=False,
+                references="projects.project_id",
+            ),
+            Column("problems", "text", "problems found"),
+            Column("solved", "boolean", "the problems found are solved", nullable=False),
+        ),
+        geometry=False,
+        indexes=("staff_id", "project_id"),
     ),
 )
 

@@ -579,6 +579,15 @@ class Workspace(abc.ABC):
     @abc.abstractmethod
     def _set_meta(self, key: str, value: str) -> None: ...
 
+    # --- schema changes (migrations only) ------------------------------------
+    def _add_layers(self, names: Sequence[str]) -> None:
+        """Create the contract tables *names*, empty, in one transaction (a migration step)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot add layers")  # pragma: no cover
+
+    def _recode(self, name: str, column: str, mapping: Mapping[str, str]) -> None:
+        """Replace the values of one text column by *mapping* in one transaction (migrations)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot recode")  # pragma: no cover
+
     @abc.abstractmethod
     def user(self) -> str:
         """Return the login that writes: the database user, or the OS user for a GeoPackage."""

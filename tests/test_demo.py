@@ -335,8 +335,12 @@ def test_project_levels_statuses_and_staff(demo: dict[str, pd.DataFrame]) -> Non
     assert counts["national"] < counts["provincial"] < counts["county"]
     assert counts["city"] < counts["county"]
     assert set(pr["status"]) == {"preparatory", "new_start", "continuing", "completed"}
+    # the staff columns hold staff ids since schema v2 (issue 14); the people are in `staff`
+    staff = demo["staff"].set_index("staff_id")
     for col in ("county_leader", "town_cadre", "dept_cadre"):
-        assert pr[col].notna().all() and pr[col].str.len().between(2, 3).all()
+        assert pr[col].notna().all() and pr[col].isin(staff.index).all()
+        assert (staff.loc[pr[col], "role"] == col).all()
+        assert staff.loc[pr[col], "name"].str.len().between(2, 3).all()
     assert pr["name"].is_unique
     assert pr["start_date"].notna().all()
 

@@ -1,0 +1,445 @@
+"""The key-project land pipeline: approval stages and joint approval meetings (issue 14).
+
+A key project's land goes through five stages, in this order (:data:`STAGES`):
+
+===============  ===================  ==============================================
+code             Chinese              what ends it
+===============  ===================  ==============================================
+``pre_review``   用地预审              the pre-review opinion (预审意见)
+``conversion``   农用地转用及征收报批   the conversion and acquisition approval, by the
+                                      province or the State Council as R14 gives
+``acquisition``  征地拆迁              land acquired and households resettled
+``supply``       供地                  allocation (划拨) or sale (出让) of the land
+``construction`` 开工                  (its start is the start of construction)
+===============  ===================  ==============================================
+
+Each ``project_stages`` row holds the date a stage started and the date it
+finished; the *current* stage of a project and the days spent in it are always
+computed from those dates (:func:`current_stages`), never stored, so they cannot
+go stale.
+
+Rules enforced here (:func:`check_stages`): a stage cannot finish before it
+starts, and construction cannot start before the land is supplied (a supplied
+parcel is the legal precondition of 开工; the error names the project and both
+dates).
+
+Allocation feeds the pipeline: the quota a committed run gives a funded project
+is the input of that project's conversion approval (:func:`conversion_inputs`),
+at the approval level R14 gives.
+
+Joint approval meetings (联审会议) decide matters of several departments at
+once; a stage decided at a meeting is closed on the meeting's date with the
+decision as its source (:func:`record_meeting`). :func:`stage_durations`
+compares the days each stage took before and after the first meeting against
+the plan's target of cutting approval time by one third.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from landquota.errors import DataError, ParameterError
+from landquota.schema import APPROVAL_LEVELS, STAGES
+
+if TYPE_CHECKING:
+    from landquota.workspace import Workspace
+
+__all__ = [
+    "DURATION_COLUMNS",
+    "JOINT_MEETING",
+    "STAGE_LABELS",
+    "STAGES",
+    "Decision",
+    "check_stages",
+    "conversion_inputs",
+    "current_stages",
+    "record_meeting",
+    "stage_durations",
+    "stage_funnel",
+]
+
+#: Chinese and English names of the stages, in pipeline order.
+STAGE_LABELS: Mapping[str, tuple[str, str]] = {
+    "none": ("未报批", "not started"),
+    "pre_review": ("用地预审", "pre-review"),
+    "conversion": ("农用地转用及征收报批", "conversion approval"),
+    "acquisition": ("征地拆迁", "acquisition"),
+    "supply": ("供地", "supply"),
+    "construction": ("开工", "construction"),
+}
+
+#: ``decided_by`` of a stage closed by a joint approval meeting.
+JOINT_MEETING = "县重点项目联审会议 joint approval meeting"
+
+#: The plan's target: approval time cut by one third (审批时间原则上比原来减少三分之一).
+TARGET_RATIO = 2.0 / 3.0
+
+#: Columns of :func:`stage_durations`.
+DURATION_COLUMNS: tuple[str, ...] = (
+    "stage",
+    "n_before",
+    "median_before",
+    "p90_before",
+    "n_after",
+    "median_after",
+    "p90_after",
+    "target_days",
+    "cut",
+    "target_met",
+)
+
+_ORDER = {s: i for i, s in enumerate(STAGES)}
+
+
+def _day(value: Any, what: str) -> date:
+    if isinstance(value, bool) or value is None:
+        raise ParameterError(f"{what}={value!r} is not a date; give YYYY-MM-DD")
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"{what}={value!r} is not a date; give YYYY-MM-DD") from exc
+    if pd.isna(ts):
+        raise ParameterError(f"{what}={value!r} is not a date; give YYYY-MM-DD")
+    return date(ts.year, ts.month, ts.day)
+
+
+def _iso(v: Any) -> str:
+    return "—" if v is None or pd.isna(v) else pd.Timestamp(v).date().isoformat()
+
+
+def check_stages(stages: pd.DataFrame) -> None:
+    """Check the dates of ``project_stages`` rows; raise one clear error for the first fault.
+
+    Raises
+    ------
+    DataError
+        A stage finished before it started; a stage code outside :data:`STAGES`;
+        two rows for one project and stage; construction started before the
+        land was supplied, or with no supply finished at all (the message names
+        the project and both dates).
+    """
+    if not len(stages):
+        return
+    df = pd.DataFrame(stages).reset_index(drop=True)
+    bad = ~df["stage"].isin(STAGES)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"project_stages: project {df.at[i, 'project_id']!r} has stage "
+            f"{df.at[i, 'stage']!r}; allowed: {', '.join(STAGES)}"
+        )
+    dup = df.duplicated(["project_id", "stage"], keep=False)
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise DataError(
+            f"project_stages: project {df.at[i, 'project_id']!r} has stage "
+            f"{df.at[i, 'stage']!r} twice; keep one row per project and stage"
+        )
+    started = pd.to_datetime(df["started"])
+    finished = pd.to_datetime(df["finished"])
+    bad = finished.notna() & (finished < started)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"project_stages: stage {df.at[i, 'stage']!r} of project {df.at[i, 'project_id']!r} "
+            f"finished on {_iso(finished[i])}, before it started on {_iso(started[i])}; "
+            "correct one of the two dates"
+        )
+    supply = df[df["stage"] == "supply"].set_index("project_id")
+    for i in np.flatnonzero((df["stage"] == "construction").to_numpy()):
+        pid = df.at[i, "project_id"]
+        start = started[i]
+        done = pd.to_datetime(supply["finished"]).get(pid) if pid in supply.index else None
+        if done is None or pd.isna(done):
+            raise DataError(
+                f"project_stages: project {pid!r} started construction on {_iso(start)} but its "
+                "land has not been supplied (no 供地 stage with a finish date); record the "
+                "supply (划拨 or 出让) first"
+            )
+        if start < done:
+            raise DataError(
+                f"project_stages: project {pid!r} started construction on {_iso(start)}, before "
+                f"its land was supplied on {_iso(done)}; construction cannot start before supply "
+                "(correct one of the two dates)"
+            )
+
+
+def current_stages(
+    stages: pd.DataFrame, *, as_of: date, projects: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Each project's current stage on *as_of* and the days spent in it (computed, never stored).
+
+    The current stage is the furthest stage (in :data:`STAGES` order) that had
+    started by *as_of*. It is ``open`` while it has not finished by then;
+    ``days_in_stage`` counts from its start to *as_of* (open) or to its finish.
+    Projects of *projects* without any stage started get ``none``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``project_id``, ``current_stage``, ``stage_started``, ``stage_finished``
+        (NaT while open), ``open``, ``days_in_stage``, ``stages_done`` (how many
+        stages had finished by *as_of*).
+    """
+    day = pd.Timestamp(_day(as_of, "as_of"))
+    df = pd.DataFrame(stages).copy()
+    df["started"] = pd.to_datetime(df["started"])
+    df["finished"] = pd.to_datetime(df["finished"])
+    df = df[df["started"] <= day].copy()
+    df.loc[df["finished"] > day, "finished"] = pd.NaT  # not yet finished on as_of
+    df["_o"] = df["stage"].map(_ORDER)
+    df = df.sort_values(["project_id", "_o"], kind="stable")
+    done = df.groupby("project_id")["finished"].count()
+    last = df.groupby("project_id", sort=True).tail(1).set_index("project_id")
+    ids = (
+        sorted(set(map(str, projects["project_id"])) | set(last.index))
+        if projects is not None
+        else list(last.index)
+    )
+    out = pd.DataFrame({"project_id": pd.Series(ids, dtype="str")})
+    out["current_stage"] = out["project_id"].map(last["stage"]).fillna("none").astype("str")
+    out["stage_started"] = out["project_id"].map(last["started"]).astype("datetime64[ns]")
+    out["stage_finished"] = out["project_id"].map(last["finished"]).astype("datetime64[ns]")
+    has = out["current_stage"] != "none"
+    out["open"] = has & out["stage_finished"].isna()
+    end = out["stage_finished"].fillna(day)
+    out["days_in_stage"] = ((end - out["stage_started"]).dt.days).astype("Int64")
+    out["stages_done"] = out["project_id"].map(done).fillna(0).astype("int64")
+    return out
+
+
+def stage_funnel(current: pd.DataFrame) -> pd.DataFrame:
+    """How many projects stand at each stage (the funnel), ``none`` first, in pipeline order."""
+    order = ["none", *STAGES]
+    counts = current["current_stage"].value_counts()
+    return pd.DataFrame(
+        {
+            "stage": order,
+            "stage_zh": [STAGE_LABELS[s][0] for s in order],
+            "projects": [int(counts.get(s, 0)) for s in order],
+            "open": [
+                int(((current["current_stage"] == s) & current["open"]).sum()) for s in order
+            ],
+        }
+    )
+
+
+def conversion_inputs(
+    allocations: pd.DataFrame, *, started: date, cadres: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Open conversion stages for the funded projects of a run (allocation feeds the pipeline).
+
+    A funded or partly funded project's quota (plan quota plus linkage surplus,
+    R5) is the input of its conversion and acquisition approval, filed at the
+    level R14 gave it. Stock-matched projects need no conversion: their land is
+    already approved (批而未供), so they go straight to supply.
+
+    Parameters
+    ----------
+    allocations : pandas.DataFrame
+        ``allocations`` rows of one run.
+    started : date
+        The date the approvals are filed (usually the day the run was committed).
+    cadres : mapping, optional
+        ``{project_id: staff_id}`` of the responsible department cadre.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``project_stages`` rows (open: ``finished`` empty).
+    """
+    day = _day(started, "started")
+    a = pd.DataFrame(allocations)
+    a = a[a["outcome"].isin(("funded", "partial"))].sort_values("project_id", kind="stable")
+    bad = a["approval_level"].notna() & ~a["approval_level"].isin(APPROVAL_LEVELS)
+    if bad.any():  # pragma: no cover - the schema's code check comes first
+        raise DataError(f"allocations: unknown approval level {a['approval_level'][bad].iloc[0]!r}")
+    quota = a["new_quota_m2"].fillna(0.0) + a["linkage_quota_m2"].fillna(0.0)
+    cad = cadres or {}
+    return pd.DataFrame(
+        {
+            "stage_id": [f"{p}:conversion" for p in a["project_id"]],
+            "project_id": a["project_id"].astype("str").tolist(),
+            "stage": "conversion",
+            "started": pd.Timestamp(day),
+            "finished": pd.NaT,
+            "decided_by": [
+                "国务院 State Council" if lv == "state_council" else "省人民政府 province"
+                for lv in a["approval_level"]
+            ],  # R14: who decides the conversion
+            "doc_no": None,
+            "cadre": [cad.get(str(p)) for p in a["project_id"]],
+            "approval_level": a["approval_level"].tolist(),
+            "quota_m2": quota.astype("float64").tolist(),
+            "run_id": a["run_id"].astype("str").tolist(),
+            "households": pd.array([pd.NA] * len(a), dtype="Int64"),
+            "settled_m2": np.nan,
+            "supply_method": None,
+            "decision_id": None,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One matter decided at a joint approval meeting."""
+
+    project_id: str
+    matter: str
+    stage: str | None = None
+    deadline: date | None = None
+
+
+def record_meeting(
+    ws: Workspace,
+    *,
+    meeting_id: str,
+    meeting_date: date,
+    departments: Sequence[str],
+    decisions: Iterable[Decision],
+) -> pd.DataFrame:
+    """Record a joint approval meeting and close the stages it decided, in one transaction.
+
+    A decision with a ``stage`` closes that project's open stage on the
+    meeting's date, with the decision as its source (``decision_id``) and the
+    meeting as the deciding body unless one is already recorded.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``meetings`` rows written.
+
+    Raises
+    ------
+    DataError
+        The meeting id is taken; a decision names an unknown project, an
+        unknown stage, a stage the project has not started, one already closed,
+        or one that started after the meeting; a deadline before the meeting.
+    """
+    day = _day(meeting_date, "meeting_date")
+    deps = [d.strip() for d in departments if d and d.strip()]
+    if not deps:
+        raise ParameterError("departments: name at least one department present at the meeting")
+    items = list(decisions)
+    if not items:
+        raise ParameterError(
+            "decisions: a meeting record needs at least one decision (project and matter)"
+        )
+    meetings = ws.read_layer("meetings")
+    if (meetings["meeting_id"] == meeting_id).any():
+        raise DataError(f"meeting {meeting_id!r} is already recorded; give the meeting a new id")
+    projects = set(ws.read_layer("projects", columns=["project_id"])["project_id"])
+    stages = ws.read_layer("project_stages")
+    rows = []
+    for n, d in enumerate(items, start=1):
+        did = f"{meeting_id}:{n}"
+        if d.project_id not in projects:
+            raise DataError(f"decision {n}: project {d.project_id!r} is not in the workspace")
+        if d.stage is not None and d.stage not in STAGES:
+            raise DataError(f"decision {n}: stage {d.stage!r}; allowed: {', '.join(STAGES)}")
+        deadline = None if d.deadline is None else _day(d.deadline, f"decision {n} deadline")
+        if deadline is not None and deadline < day:
+            raise DataError(
+                f"decision {n} ({d.project_id}): deadline {deadline} is before the meeting "
+                f"({day}); give a date on or after it"
+            )
+        if d.stage is not None:
+            hit = (stages["project_id"] == d.project_id) & (stages["stage"] == d.stage)
+            if not hit.any():
+                raise DataError(
+                    f"decision {n}: project {d.project_id!r} has no {d.stage!r} stage "
+                    f"({STAGE_LABELS[d.stage][0]}) to close; record when it started first"
+                )
+            i = stages.index[hit][0]
+            if pd.notna(stages.at[i, "finished"]):
+                raise DataError(
+                    f"decision {n}: stage {d.stage!r} of project {d.project_id!r} already "
+                    f"finished on {_iso(stages.at[i, 'finished'])}"
+                )
+            if pd.Timestamp(stages.at[i, "started"]) > pd.Timestamp(day):
+                raise DataError(
+                    f"decision {n}: stage {d.stage!r} of project {d.project_id!r} started on "
+                    f"{_iso(stages.at[i, 'started'])}, after the meeting ({day})"
+                )
+            stages.at[i, "finished"] = pd.Timestamp(day)
+            stages.at[i, "decision_id"] = did
+            if pd.isna(stages.at[i, "decided_by"]):
+                stages.at[i, "decided_by"] = JOINT_MEETING
+        rows.append(
+            {
+                "decision_id": did,
+                "meeting_id": meeting_id,
+                "meeting_date": pd.Timestamp(day),
+                "departments": ",".join(deps),
+                "project_id": d.project_id,
+                "stage": d.stage,
+                "matter": d.matter,
+                "deadline": pd.NaT if deadline is None else pd.Timestamp(deadline),
+            }
+        )
+    new = pd.DataFrame(rows)
+    check_stages(stages)
+    both = pd.concat([meetings, new], ignore_index=True) if len(meetings) else new
+    # one transaction: the decisions and the stages they close land together or not at all
+    ws.write_layers({"meetings": both, "project_stages": stages}, mode="replace")
+    return new
+
+
+def stage_durations(stages: pd.DataFrame, meetings: pd.DataFrame) -> pd.DataFrame:
+    """Days per stage before and after the joint meetings began, against the one-third target.
+
+    *Before* counts the stages that finished before the first meeting's date;
+    *after* those that started on or after it. A stage that was open on the day
+    of the first meeting straddles the change and is counted in neither, so
+    that neither side is credited with the other's days. Durations are
+    ``finished − started`` in days; open stages are not counted.
+
+    The 90th percentile is numpy's default (linear interpolation between the
+    closest ranks). The target is two thirds of the median before
+    (``target_days``); ``cut`` is ``1 − median_after ÷ median_before``;
+    ``target_met`` holds when ``median_after ≤ target_days``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stage of :data:`STAGES` (columns :data:`DURATION_COLUMNS`);
+        NaN where a side has no finished stage.
+    """
+    if not len(meetings):
+        raise DataError("no joint approval meeting is recorded: nothing to compare against")
+    first = pd.Timestamp(pd.to_datetime(meetings["meeting_date"]).min())
+    df = pd.DataFrame(stages).copy()
+    df["started"] = pd.to_datetime(df["started"])
+    df["finished"] = pd.to_datetime(df["finished"])
+    df = df[df["finished"].notna()]
+    df["days"] = (df["finished"] - df["started"]).dt.days.astype("float64")
+    before = df[df["finished"] < first]
+    after = df[df["started"] >= first]
+    rows = []
+    for s in STAGES:
+        b = before.loc[before["stage"] == s, "days"].to_numpy()
+        a = after.loc[after["stage"] == s, "days"].to_numpy()
+        mb = float(np.median(b)) if len(b) else float("nan")
+        ma = float(np.median(a)) if len(a) else float("nan")
+        target = mb * TARGET_RATIO
+        rows.append(
+            {
+                "stage": s,
+                "n_before": len(b),
+                "median_before": mb,
+                "p90_before": float(np.percentile(b, 90)) if len(b) else float("nan"),
+                "n_after": len(a),
+                "median_after": ma,
+                "p90_after": float(np.percentile(a, 90)) if len(a) else float("nan"),
+                "target_days": target,
+                "cut": 1.0 - ma / mb if len(a) and len(b) and mb > 0 else float("nan"),
+                "target_met": bool(len(a) and len(b) and ma <= target),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(DURATION_COLUMNS))
