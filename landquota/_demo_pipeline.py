@@ -13,7 +13,9 @@ tables never shift the draws of the other demo layers.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
+from types import SimpleNamespace
 from typing import Any, Final
 
 import numpy as np
@@ -68,7 +70,12 @@ def _days(rng: np.random.Generator, lo: int, hi: int) -> timedelta:
     return timedelta(days=int(rng.integers(lo, hi + 1)))
 
 
-def _frame(name: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
+def _rows(df: pd.DataFrame) -> list[Any]:
+    """Rows with attribute access (``p.status``), typed loosely for the generator's loops."""
+    return [SimpleNamespace(**{str(k): v for k, v in r.items()}) for r in df.to_dict("records")]
+
+
+def _frame(name: str, rows: Sequence[Mapping[Any, Any]]) -> pd.DataFrame:
     lyr = layer(name)
     df = pd.DataFrame(rows, columns=list(lyr.column_names))
     return coerce_frame(lyr, df)
@@ -77,15 +84,18 @@ def _frame(name: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
 def _staff(seed: int, projects: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     staff, mapping = staff_from_names(projects)
     rng = _rng(seed, "pipeline-staff")
-    town_of = {}
+    town_of: dict[str, str] = {}
     for role in ("town_cadre",):
         for name, town in zip(projects[role], projects["town"], strict=True):
             town_of.setdefault(str(name), str(town))
     staff["duties"] = staff["role"].map(_DUTIES)
-    staff["town"] = [town_of.get(n) if r == "town_cadre" else None for n, r in
-                     zip(staff["name"], staff["role"], strict=True)]
+    staff["town"] = [
+        town_of.get(n) if r == "town_cadre" else None
+        for n, r in zip(staff["name"], staff["role"], strict=True)
+    ]
     staff["department"] = [
-        DEPARTMENTS[int(rng.integers(len(DEPARTMENTS)))] if r == "dept_cadre"
+        DEPARTMENTS[int(rng.integers(len(DEPARTMENTS)))]
+        if r == "dept_cadre"
         else ("县人民政府" if r == "county_leader" else None)
         for r in staff["role"]
     ]
@@ -95,9 +105,9 @@ def _staff(seed: int, projects: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, s
 def _progress(seed: int, projects: pd.DataFrame) -> pd.DataFrame:
     rng = _rng(seed, "pipeline-returns")
     rows = []
-    for p in projects.itertuples():
+    for p in _rows(projects):
         april = float(p.completed_yuan)
-        wan = int(round(april / 10_000))
+        wan = round(april / 10_000)
         if p.status == "completed":
             # finished early in the year: most of it done in January, all by February
             f = [float(rng.uniform(0.6, 0.9)), 1.0, 1.0]
@@ -130,8 +140,8 @@ def _progress(seed: int, projects: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     out = _frame("project_progress", rows)
-    april = out[out["month"] == "2014-04"]["completed_yuan"].to_numpy()
-    if not np.array_equal(april, projects["completed_yuan"].to_numpy()):  # pragma: no cover
+    april_returns = out[out["month"] == "2014-04"]["completed_yuan"].to_numpy()
+    if not np.array_equal(april_returns, projects["completed_yuan"].to_numpy()):  # pragma: no cover
         raise RuntimeError("demo: the April returns must be the projects' completed_yuan")
     return out
 
@@ -145,6 +155,35 @@ def _land_status(status: str) -> str:
     }[status]
 
 
+def _stage_row(
+    rng: np.random.Generator, p: Any, level: str, stage: str, s: date, f: date | None, **kw: Any
+) -> dict[str, Any]:
+    by = {
+        "pre_review": "县国土资源局",
+        "conversion": "国务院" if level == "state_council" else "广东省人民政府",  # R14
+        "acquisition": f"{p.town}人民政府",
+        "supply": "县人民政府",
+        "construction": None,
+    }[stage]
+    doc = None
+    if stage == "pre_review" and f is not None:
+        doc = f"阳国土预〔{s.year}〕{int(rng.integers(1, 90))}号"
+    elif stage == "conversion" and f is not None:
+        doc = f"粤府土审〔{f.year}〕{int(rng.integers(1, 400))}号"
+    return {
+        "stage_id": f"{p.project_id}:{stage}",
+        "project_id": p.project_id,
+        "stage": stage,
+        "started": s,
+        "finished": f,
+        "decided_by": by if f is not None else None,
+        "doc_no": doc,
+        "cadre": p.dept_cadre,
+        "approval_level": level if stage == "conversion" else None,
+        **kw,
+    }
+
+
 def _stages_and_meetings(
     seed: int, projects: pd.DataFrame, mapping: dict[str, str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -152,36 +191,14 @@ def _stages_and_meetings(
     first = MEETING_DATES[0]
     stages: list[dict[str, Any]] = []
     decisions: list[dict[str, Any]] = []
-    for p in projects.itertuples():
-        cadre = p.dept_cadre
+    for p in _rows(projects):
         level = "state_council" if p.national_exception else "province"  # R13/R14
         start = pd.Timestamp(p.start_date).date()
 
-        def row(stage: str, s: date, f: date | None, **kw: Any) -> dict[str, Any]:
-            by = {
-                "pre_review": "县国土资源局",
-                "conversion": "国务院" if level == "state_council" else "广东省人民政府",
-                "acquisition": f"{p.town}人民政府",
-                "supply": "县人民政府",
-                "construction": None,
-            }[stage]
-            return {
-                "stage_id": f"{p.project_id}:{stage}",
-                "project_id": p.project_id,
-                "stage": stage,
-                "started": s,
-                "finished": f,
-                "decided_by": by if f is not None else None,
-                "doc_no": (
-                    f"阳国土预〔{s.year}〕{int(rng.integers(1, 90))}号"
-                    if stage == "pre_review" and f is not None
-                    else (f"粤府土审〔{f.year}〕{int(rng.integers(1, 400))}号"
-                          if stage == "conversion" and f is not None else None)
-                ),
-                "cadre": cadre,
-                "approval_level": level if stage == "conversion" else None,
-                **kw,
-            }
+        def row(
+            stage: str, s: date, f: date | None, p: Any = p, level: str = level, **kw: Any
+        ) -> dict[str, Any]:
+            return _stage_row(rng, p, level, stage, s, f, **kw)
 
         if p.status == "preparatory":
             # filed in 2014 after the meetings began: shorter stages, closed by the meetings
@@ -234,9 +251,9 @@ def _stages_and_meetings(
                 "supply",
                 supply_start,
                 supply_end,
-                supply_method="allocation" if p.planned_use in (
-                    "transport", "water", "energy", "public"
-                ) else "sale",
+                supply_method="allocation"
+                if p.planned_use in ("transport", "water", "energy", "public")
+                else "sale",
             ),
             row("construction", start, date(2014, 2, 28) if p.status == "completed" else None),
         ]
@@ -251,7 +268,7 @@ def _visits(seed: int, projects: pd.DataFrame) -> pd.DataFrame:
     leaders = sorted(set(projects["county_leader"]))
     keen = {s: rng.random() < 0.75 for s in leaders}  # a quarter of the leaders fall behind
     n = 0
-    for p in projects.sort_values("project_id").itertuples():
+    for p in _rows(projects.sort_values("project_id")):
         if p.status == "completed":
             continue
         day = date(2014, 1, 2) + _days(rng, 0, 12)
@@ -277,7 +294,7 @@ def _visits(seed: int, projects: pd.DataFrame) -> pd.DataFrame:
 
 
 def pipeline_frames(seed: int, projects: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The demo's pipeline tables, and ``projects`` with staff ids in its staff columns."""
+    """Return the demo's pipeline tables, and ``projects`` with staff ids in its staff columns."""
     staff, mapping = _staff(seed, projects)
     out = projects.copy()
     for role in STAFF_ROLES:

@@ -480,7 +480,7 @@ class GpkgWorkspace(Workspace):
 
     @staticmethod
     def _layer_ddl(lyr: Layer) -> list[str]:
-        """The statements creating one contract table (by ``init`` and by migrations)."""
+        """Return the statements creating one contract table (by ``init`` and migrations)."""
         s: list[str] = []
         cols = ["fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL"]
         if lyr.geometry:

@@ -1395,9 +1395,8 @@ def map_workspace(
     """
     from landquota.demand import demand_from_workspace
     from landquota.reports import select_run
-    from landquota.stock import idle_review
-
     from landquota.rules.staff import with_staff_names
+    from landquota.stock import idle_review
 
     layers = {name: ws.read_layer(name) for name in MAP_LAYERS}
     # the popups show the service staff's names, not their staff ids (issue 14)

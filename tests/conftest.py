@@ -127,3 +127,11 @@ def ws(ws_target: str) -> Iterator[object]:
     w = open_workspace(ws_target, create=True)
     yield w
     w.close()
+
+
+@pytest.fixture(scope="session")
+def demo_small() -> dict[str, object]:
+    """The smallest demo county (2,000 patches), built once per session (~3 s)."""
+    from landquota.demo import build_demo
+
+    return dict(build_demo(seed=2014, n_parcels=2_000))

@@ -143,6 +143,9 @@ def test_demo_workspace_round_trips_through_postgis(tmp_path: Path, pg_url: str)
         ws.write_layers(demo.build_demo(seed=2014, n_parcels=2_000))  # the smallest demo
         counts = ws.layer_counts()
     assert counts["parcels"] > 0 and counts["projects"] > 0
+    # the key-project pipeline tables (issue 14) make the round trip too
+    for name in ("staff", "meetings", "project_stages", "project_progress", "visits"):
+        assert counts[name] > 0, name
     first = export_workspace(src, tmp_path / "first.gpkg")
     with restore_workspace(first, pg_url) as pg:
         assert pg.layer_counts() == counts

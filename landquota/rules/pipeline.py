@@ -51,10 +51,11 @@ if TYPE_CHECKING:
     from landquota.workspace import Workspace
 
 __all__ = [
+    "APPROVAL_STAGES",
     "DURATION_COLUMNS",
     "JOINT_MEETING",
-    "STAGE_LABELS",
     "STAGES",
+    "STAGE_LABELS",
     "Decision",
     "check_stages",
     "conversion_inputs",
@@ -73,6 +74,9 @@ STAGE_LABELS: Mapping[str, tuple[str, str]] = {
     "supply": ("供地", "supply"),
     "construction": ("开工", "construction"),
 }
+
+#: The approval stages (all but the start of construction, whose "finish" is completion).
+APPROVAL_STAGES: tuple[str, ...] = STAGES[:-1]
 
 #: ``decided_by`` of a stage closed by a joint approval meeting.
 JOINT_MEETING = "县重点项目联审会议 joint approval meeting"
@@ -152,7 +156,7 @@ def check_stages(stages: pd.DataFrame) -> None:
             "correct one of the two dates"
         )
     supply = df[df["stage"] == "supply"].set_index("project_id")
-    for i in np.flatnonzero((df["stage"] == "construction").to_numpy()):
+    for i in np.flatnonzero((df["stage"] == "construction").to_numpy()).tolist():
         pid = df.at[i, "project_id"]
         start = started[i]
         done = pd.to_datetime(supply["finished"]).get(pid) if pid in supply.index else None
@@ -223,9 +227,7 @@ def stage_funnel(current: pd.DataFrame) -> pd.DataFrame:
             "stage": order,
             "stage_zh": [STAGE_LABELS[s][0] for s in order],
             "projects": [int(counts.get(s, 0)) for s in order],
-            "open": [
-                int(((current["current_stage"] == s) & current["open"]).sum()) for s in order
-            ],
+            "open": [int(((current["current_stage"] == s) & current["open"]).sum()) for s in order],
         }
     )
 
@@ -357,19 +359,21 @@ def record_meeting(
                     f"({STAGE_LABELS[d.stage][0]}) to close; record when it started first"
                 )
             i = stages.index[hit][0]
-            if pd.notna(stages.at[i, "finished"]):
+            was_finished = pd.to_datetime(stages["finished"])[i]
+            was_started = pd.to_datetime(stages["started"])[i]
+            if pd.notna(was_finished):
                 raise DataError(
                     f"decision {n}: stage {d.stage!r} of project {d.project_id!r} already "
-                    f"finished on {_iso(stages.at[i, 'finished'])}"
+                    f"finished on {_iso(was_finished)}"
                 )
-            if pd.Timestamp(stages.at[i, "started"]) > pd.Timestamp(day):
+            if was_started > pd.Timestamp(day):
                 raise DataError(
                     f"decision {n}: stage {d.stage!r} of project {d.project_id!r} started on "
-                    f"{_iso(stages.at[i, 'started'])}, after the meeting ({day})"
+                    f"{_iso(was_started)}, after the meeting ({day})"
                 )
             stages.at[i, "finished"] = pd.Timestamp(day)
             stages.at[i, "decision_id"] = did
-            if pd.isna(stages.at[i, "decided_by"]):
+            if pd.isna(stages["decided_by"][i]):
                 stages.at[i, "decided_by"] = JOINT_MEETING
         rows.append(
             {
@@ -408,8 +412,9 @@ def stage_durations(stages: pd.DataFrame, meetings: pd.DataFrame) -> pd.DataFram
     Returns
     -------
     pandas.DataFrame
-        One row per stage of :data:`STAGES` (columns :data:`DURATION_COLUMNS`);
-        NaN where a side has no finished stage.
+        One row per approval stage (:data:`APPROVAL_STAGES`; construction is
+        not an approval) with the columns :data:`DURATION_COLUMNS`; NaN where a
+        side has no finished stage.
     """
     if not len(meetings):
         raise DataError("no joint approval meeting is recorded: nothing to compare against")
@@ -422,7 +427,7 @@ def stage_durations(stages: pd.DataFrame, meetings: pd.DataFrame) -> pd.DataFram
     before = df[df["finished"] < first]
     after = df[df["started"] >= first]
     rows = []
-    for s in STAGES:
+    for s in APPROVAL_STAGES:
         b = before.loc[before["stage"] == s, "days"].to_numpy()
         a = after.loc[after["stage"] == s, "days"].to_numpy()
         mb = float(np.median(b)) if len(b) else float("nan")

@@ -76,7 +76,7 @@ def parse_month(value: Any) -> tuple[int, int]:
 
 
 def month_end(value: str) -> date:
-    """The last day of a ``YYYY-MM`` month (the bulletin's "as of" date)."""
+    """Return the last day of a ``YYYY-MM`` month (the bulletin's "as of" date)."""
     y, m = parse_month(value)
     return date(y, m, monthrange(y, m)[1])
 
@@ -107,7 +107,7 @@ def check_progress(progress: pd.DataFrame) -> None:
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise DataError(
             f"project_progress: project {df.at[i, 'project_id']!r} has two returns for "
-            f"{df.at[i, 'month']}; keep one per project and month"
+            f"{df.at[i, 'month']!s}; keep one per project and month"
         )
     df["_year"] = df["month"].str.slice(0, 4)
     df = df.sort_values(["project_id", "month"], kind="stable")
@@ -116,17 +116,16 @@ def check_progress(progress: pd.DataFrame) -> None:
     bad = prev.notna() & (df["completed_yuan"] < prev)
     if bad.any():
         i = df.index[bad.to_numpy()][0]
+        now, before = float(df["completed_yuan"][i]), float(prev[i])
         raise DataError(
             f"project_progress: project {df.at[i, 'project_id']!r} reports "
-            f"{df.at[i, 'completed_yuan']:,.0f} yuan for {df.at[i, 'month']}, less than the "
-            f"{prev[i]:,.0f} yuan of {prev_month[i]}; the figure is cumulative from 1 January "
+            f"{now:,.0f} yuan for {df.at[i, 'month']!s}, less than the "
+            f"{before:,.0f} yuan of {prev_month[i]!s}; the figure is cumulative from 1 January "
             "and cannot fall (correct one of the two returns)"
         )
 
 
-def _figures(
-    projects: pd.DataFrame, progress: pd.DataFrame, year: int, month: int
-) -> pd.DataFrame:
+def _figures(projects: pd.DataFrame, progress: pd.DataFrame, year: int, month: int) -> pd.DataFrame:
     """Cumulative figure per project and month 1..month (carried forward), and reported flags."""
     ids = projects["project_id"].astype("str").tolist()
     p = progress[progress["month"].str.slice(0, 4) == f"{year:04d}"]
@@ -140,9 +139,7 @@ def _figures(
     return pd.concat({"value": filled, "reported": reported}, axis=1)
 
 
-def _group(
-    df: pd.DataFrame, key: str, month: int, *, rank: bool
-) -> pd.DataFrame:
+def _group(df: pd.DataFrame, key: str, month: int, *, rank: bool) -> pd.DataFrame:
     g = df.assign(_k=df[key].fillna("—")).groupby("_k", sort=True)
     out = pd.DataFrame(
         {
@@ -250,20 +247,26 @@ class MonthlyBulletin:
             f"未报 no return this month: {int((~self.projects['reported']).sum())}",
             "分级 by level:",
         ]
-        for r in self.levels.itertuples():
+        for r in self.levels.to_dict("records"):
             lines.append(
-                f"  {r.group:<10} {int(r.projects):>3} projects  {r.completed_yuan:>15,.0f} / "
-                f"{r.annual_plan_yuan:>15,.0f} yuan  {pct(float(r.completion)):>7}"
-                + ("  滞后 lagging" if r.lagging else "")
+                f"  {r['group']!s:<10} {int(r['projects']):>3} projects  "
+                f"{float(r['completed_yuan']):>15,.0f} / {float(r['annual_plan_yuan']):>15,.0f} "
+                f"yuan  {pct(float(r['completion'])):>7}"
+                + ("  滞后 lagging" if r["lagging"] else "")
             )
         run = self.lagging_running(3)
         lines.append(f"连续3个月及以上滞后 lagging 3+ months running: {len(run)}")
-        for r in run.head(10).itertuples():
-            lines.append(f"  {r.project_id} {r.name}: {int(r.lagging_months)} months running")
-        lines.append("乡镇排名 towns by completion: " + ", ".join(
-            f"{int(r.rank)}. {r.group} {pct(float(r.completion))}"
-            for r in self.towns.head(5).itertuples()
-        ))
+        for r in run.head(10).to_dict("records"):
+            lines.append(
+                f"  {r['project_id']!s} {r['name']!s}: {int(r['lagging_months'])} months running"
+            )
+        lines.append(
+            "乡镇排名 towns by completion: "
+            + ", ".join(
+                f"{int(r['rank'])}. {r['group']!s} {pct(float(r['completion']))}"
+                for r in self.towns.head(5).to_dict("records")
+            )
+        )
         return "\n".join(lines)
 
 
@@ -342,12 +345,18 @@ def monthly_bulletin(
     dept: pd.Series = pd.Series(dtype="str")
     if staff is not None and len(staff):
         dept = staff.set_index("staff_id")["department"]
-    raw_cadre = snap.set_index(snap["project_id"].astype("str"))["dept_cadre"] if (
-        "dept_cadre" in snap.columns
-    ) else pd.Series(dtype="str")
-    out["department"] = pid.map(raw_cadre).map(dept).astype("str").where(
-        pid.map(raw_cadre).map(dept).notna()
-    ).to_numpy()
+    raw_cadre = (
+        snap.set_index(snap["project_id"].astype("str"))["dept_cadre"]
+        if ("dept_cadre" in snap.columns)
+        else pd.Series(dtype="str")
+    )
+    out["department"] = (
+        pid.map(raw_cadre)
+        .map(dept)
+        .astype("str")
+        .where(pid.map(raw_cadre).map(dept).notna())
+        .to_numpy()
+    )
 
     levels = _group(out, "level", m, rank=False)
     levels = levels.assign(_o=levels["group"].map({lv: i for i, lv in enumerate(LEVELS)}))
@@ -356,8 +365,8 @@ def monthly_bulletin(
     hist = []
     for k in range(1, m + 1):
         for lv in [*LEVELS, "all"]:
-            sel = plan.index if lv == "all" else snap.loc[snap["level"] == lv, "project_id"]
-            sel = [str(x) for x in sel]
+            pick = plan.index if lv == "all" else snap.loc[snap["level"] == lv, "project_id"]
+            sel = [str(x) for x in pick]
             if not sel:
                 continue
             done, pl = float(value.loc[sel, k].sum()), float(plan.loc[sel].sum())

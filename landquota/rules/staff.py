@@ -88,9 +88,7 @@ def with_staff_names(projects: pd.DataFrame, staff: pd.DataFrame | None) -> pd.D
     return out
 
 
-def overdue_visits(
-    projects: pd.DataFrame, visits: pd.DataFrame, *, as_of: date
-) -> pd.DataFrame:
+def overdue_visits(projects: pd.DataFrame, visits: pd.DataFrame, *, as_of: date) -> pd.DataFrame:
     """Each (county leader, project) pair with its last visit and whether it is overdue.
 
     Completed projects are left out: the half-month rule serves projects under
@@ -172,9 +170,12 @@ def staff_review(
         if not ids:
             continue
         lag = [p for p in ids if lagging is not None and bool(lagging.get(p, False))]
+        mine_v = unsolved[unsolved["project_id"].isin(ids)]
         open_p = [
-            f"{r.project_id} {r.visit_date.date().isoformat()}: {r.problems}"
-            for r in unsolved[unsolved["project_id"].isin(ids)].itertuples()
+            f"{pid} {pd.Timestamp(when).date().isoformat()}: {what}"
+            for pid, when, what in zip(
+                mine_v["project_id"], mine_v["visit_date"], mine_v["problems"], strict=True
+            )
         ]
         if problems is not None:
             open_p += [
