@@ -198,3 +198,12 @@ def test_a_line_layer_is_refused_in_plain_words(fixture_vct: Path, ws: object) -
 
     with pytest.raises(ImportDataError, match="lines"):
         import_layer(fixture_vct, ws, layer="parcels", src_layer="DLJX")  # type: ignore[arg-type]
+
+
+def test_text_that_is_not_gb18030_is_refused_with_its_line(tmp_path: Path) -> None:
+    p = tmp_path / "latin.vct"
+    data = TEXT.replace("\n", "\r\n").encode("gb18030")
+    p.write_bytes(data.replace("阳山县".encode("gb18030"), b"\x81\x20\xff"))  # not a GB18030 sequence
+    want = TEXT.splitlines().index("1,441823,阳山县") + 1
+    with pytest.raises(vct.VctError, match=rf"line {want}: not gb18030 text"):
+        vct.read_layer(p, "XZQ")

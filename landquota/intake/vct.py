@@ -146,13 +146,17 @@ class _Lines:
 
     def __init__(self, path: str, encoding: str | None) -> None:
         self.path = path
-        self.f: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by close()
-        head = self.f.read(3)
+        raw = open(path, "rb")  # noqa: SIM115 - closed by close(), through the wrapper
+        head = raw.read(3)
         if head == b"\xef\xbb\xbf":
             self.encoding = encoding or "utf-8"
         else:
-            self.f.seek(0)
+            raw.seek(0)
             self.encoding = encoding or "gb18030"
+        # decoded in large chunks by the text layer (one decode call per line costs more than
+        # the parsing); GB18030's multi-byte characters never contain a line-feed byte, so
+        # splitting lines after decoding is the same as before
+        self.f: IO[str] = io.TextIOWrapper(raw, encoding=self.encoding, errors="strict", newline=None)
         self.no = 0
         self._peeked: tuple[int, str] | None = None
 
@@ -162,26 +166,44 @@ class _Lines:
     def error(self, msg: str, no: int | None = None) -> VctError:
         return VctError(f"{self.path!r} line {no if no is not None else self.no}: {msg}")
 
+    def _decode_error(self) -> VctError:
+        """Find the first line that does not decode (the text layer only knows the chunk)."""
+        bad = self.no + 1
+        with open(self.path, "rb") as f:
+            for no, raw in enumerate(f, start=1):
+                try:
+                    raw.decode(self.encoding)
+                except UnicodeDecodeError:
+                    bad = no
+                    break
+        return self.error(f"not {self.encoding} text (VCT files are GB18030 by GB/T 17798); give the "
+                          "file's encoding with --encoding", bad)
+
+    def _line(self) -> str:
+        try:
+            return self.f.readline()
+        except UnicodeDecodeError:
+            raise self._decode_error() from None
+
     def _raw(self) -> tuple[int, str] | None:
-        for raw in self.f:
+        while True:
+            line = self._line()
+            if not line:
+                return None
             self.no += 1
-            try:
-                text = raw.decode(self.encoding).strip()
-            except UnicodeDecodeError:
-                raise self.error(
-                    f"not {self.encoding} text (VCT files are GB18030 by GB/T 17798); give the "
-                    "file's encoding with --encoding"
-                ) from None
+            text = line.strip()
             if not text:
                 continue
             if text == "CommentBegin":
-                for raw2 in self.f:
+                while True:
+                    line = self._line()
+                    if not line:
+                        return None
                     self.no += 1
-                    if raw2.strip().startswith(b"CommentEnd"):
+                    if line.strip().startswith("CommentEnd"):
                         break
                 continue
             return self.no, text
-        return None
 
     def next(self, what: str = "more lines") -> tuple[int, str]:
         if self._peeked is not None:
@@ -761,12 +783,17 @@ class _Geo:
             raise self.lines.error(f"object {oid} should end here with a line '0'; found {text[:60]!r}", no)
 
 
+def _same(a: NDArray[np.float64], b: NDArray[np.float64]) -> bool:
+    """Whether two points are the same (exactly: both come from the same text)."""
+    return bool(a[0] == b[0] and a[1] == b[1])
+
+
 def _join(parts: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
     if len(parts) == 1:
         return parts[0]
     out = [parts[0]]
     for p in parts[1:]:
-        out.append(p[1:] if len(p) and np.array_equal(out[-1][-1], p[0]) else p)
+        out.append(p[1:] if len(p) and _same(out[-1][-1], p[0]) else p)
     return np.concatenate(out)
 
 
@@ -774,12 +801,14 @@ def _chain_rings(lines: _Lines, oid: int, refs: Sequence[int], store: _CoordStor
     """Chain line references into closed rings (negative = reversed, 0 = ring break)."""
     rings: list[NDArray[np.float64]] = []
     cur: list[NDArray[np.float64]] = []
+    start: tuple[float, float] = (0.0, 0.0)
+    end: tuple[float, float] = (0.0, 0.0)
 
     def close() -> None:
         if not cur:
             return
         ring = _join(cur)
-        if len(ring) < 4 or not np.array_equal(ring[0], ring[-1]):
+        if len(ring) < 4 or not _same(ring[0], ring[-1]):
             raise lines.error(f"polygon {oid}: its lines {list(refs)} do not close a ring "
                               f"(the chain ends at {tuple(ring[-1])}, not at its start {tuple(ring[0])})")
         rings.append(ring)
@@ -795,22 +824,24 @@ def _chain_rings(lines: _Lines, oid: int, refs: Sequence[int], store: _CoordStor
                               "before it")
         if r < 0:
             c = c[::-1]
-        if cur:
-            end = cur[-1][-1]
-            if not np.array_equal(end, c[0]):
-                if np.array_equal(end, c[-1]):  # a line whose sign does not say it runs backwards
-                    c = c[::-1]
-                elif len(cur) == 1 and np.array_equal(cur[0][0], c[0]):
-                    cur[0] = cur[0][::-1]
-                elif len(cur) == 1 and np.array_equal(cur[0][0], c[-1]):
-                    cur[0] = cur[0][::-1]
-                    c = c[::-1]
-                else:
-                    raise lines.error(f"polygon {oid}: line {r} does not continue the ring (it starts at "
-                                      f"{tuple(c[0])}, the ring is at {tuple(end)})")
+        a = (float(c[0, 0]), float(c[0, 1]))
+        b = (float(c[-1, 0]), float(c[-1, 1]))
+        if cur and end != a:
+            if end == b:  # a line whose sign does not say it runs backwards
+                c, a, b = c[::-1], b, a
+            elif len(cur) == 1 and start in (a, b):  # the first line was the one backwards
+                cur[0] = cur[0][::-1]
+                start, end = end, start
+                if end != a:
+                    c, a, b = c[::-1], b, a
+            else:
+                raise lines.error(f"polygon {oid}: line {r} does not continue the ring (it runs from "
+                                  f"{a} to {b}, the ring is at {end})")
+        if not cur:
+            start = a
         cur.append(c)
-        ring = _join(cur) if len(cur) > 1 else cur[0]
-        if len(ring) >= 4 and np.array_equal(ring[0], ring[-1]):
+        end = b
+        if start == end and sum(len(x) for x in cur) >= 4:
             close()
     close()
     return rings
@@ -937,7 +968,7 @@ def _read_objects(lines: _Lines, geo: _Geo, kind: str, want: set[str], coords: _
             if ftype != 100:
                 coords.add(oid, joined)
             if code in want:
-                if all(np.array_equal(a[-1], b[0]) for a, b in itertools.pairwise(parts)):
+                if all(_same(a[-1], b[0]) for a, b in itertools.pairwise(parts)):
                     geoms.add(oid, shapely.LineString(joined))
                 else:
                     geoms.add(oid, shapely.MultiLineString(parts))
@@ -995,7 +1026,7 @@ def _polygon_body(lines: _Lines, geo: _Geo, oid: int, ftype: int, tno: int, coor
                 raise lines.error(f"polygon {oid}: ring type {t} (circle, ellipse) is not supported; only "
                                   "rings of straight segments (11) are read", rno)
             ring = geo.points(geo.count(f"the point count of a ring of polygon {oid}"), f"polygon {oid}")
-            if not np.array_equal(ring[0], ring[-1]):
+            if not _same(ring[0], ring[-1]):
                 ring = np.vstack([ring, ring[:1]])
             rings.append(ring)
         return _polygon(rings) if wanted else None
