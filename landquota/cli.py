@@ -211,6 +211,48 @@ def _import(ns: argparse.Namespace) -> int:
     return 0
 
 
+# --- import-survey --------------------------------------------------------------------------------------
+def _import_survey_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "package",
+        nargs="+",
+        help="the delivery: a FileGDB (.gdb), GeoPackage, VCT file or folder of shapefiles "
+        "(several are loaded together, in one transaction)",
+    )
+    _db(p)
+    p.add_argument(
+        "--plan-version",
+        default=None,
+        help="plan_version of the control lines and plan zones (e.g. 2021-2035); needed when "
+        "their layers carry no 规划版本 field",
+    )
+    p.add_argument("--county-name", default=None, help="county name, e.g. 阳山县 (XZQ names the townships only)")
+    p.add_argument("--encoding", default=None, help="text encoding of every layer (default: detect)")
+    p.add_argument("--crs", default=None, help="CRS of every layer that has none, e.g. EPSG:4547")
+    p.add_argument("--allow-shrink", action="store_true",
+                   help="let a layer end with fewer rows than it holds (refused otherwise)")
+
+
+@command("import-survey", "import a whole survey delivery in one transaction 导入调查成果")
+@args(_import_survey_args)
+def _import_survey(ns: argparse.Namespace) -> int:
+    from landquota.intake.survey import import_survey
+    from landquota.workspace import open_workspace
+
+    with open_workspace(_target(ns)) as ws:
+        rep = import_survey(
+            ns.package,
+            ws,
+            plan_version=ns.plan_version,
+            county_name=ns.county_name,
+            encoding=ns.encoding,
+            crs=ns.crs,
+            allow_shrink=ns.allow_shrink,
+        )
+    print(rep.summary())
+    return 0
+
+
 # --- validate ------------------------------------------------------------------------------------------
 def _validate_args(p: argparse.ArgumentParser) -> None:
     _db(p)

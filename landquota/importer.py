@@ -95,7 +95,12 @@ SURVEY_FIELDS: Mapping[str, Mapping[str, str]] = {
 
 #: Chinese names of code values, accepted on import besides the English tokens.
 _CODE_ALIASES: Mapping[str, Mapping[str, str]] = {
-    "zone_type": {"允许建设区": "allowed", "有条件建设区": "conditional", "限制建设区": "restricted", "禁止建设区": "prohibited"},
+    "zone_type": {
+        "允许建设区": "allowed", "有条件建设区": "conditional", "限制建设区": "restricted", "禁止建设区": "prohibited",
+        # 土地利用总体规划数据库标准 (TD/T 1026): 管制区类型代码 and its formal names
+        "010": "allowed", "020": "conditional", "030": "restricted", "040": "prohibited",
+        "允许建设用地区": "allowed", "有条件建设用地区": "conditional",
+    },
     "kind": {
         "永久基本农田": "basic_farmland", "基本农田": "basic_farmland", "生态保护红线": "eco_redline",
         "城镇开发边界": "urban_boundary", "批而未供": "approved_unsupplied", "已供": "supplied", "供地": "supplied",
@@ -789,6 +794,8 @@ class _Plan:
     swap_xy: bool
     check_names: str | None  # DLMC field to check against the land class names
     ogr_types: dict[str, str]
+    #: number the rows as ids (a layer aggregated before loading, e.g. XZQ's parts)
+    row_ids: bool = False
 
 
 def import_layer(
@@ -1010,10 +1017,13 @@ def prepare_import(
     mode: Mode = "replace",
     allow_shrink: bool = False,
     rejects: str | Path | None = None,
+    row_ids: bool = False,
 ) -> PreparedImport:
     """Open and check a source layer for *layer*; see :func:`import_layer` for the parameters.
 
-    Nothing is written. The result streams the source's rows through the
+    ``row_ids=True`` gives each row its source row number as id when no field
+    gives one (for a layer that is aggregated before it is loaded). Nothing is
+    written. The result streams the source's rows through the
     contract's checks; :func:`load_layers` writes one or several of them in one
     transaction.
     """
@@ -1075,6 +1085,7 @@ def prepare_import(
         transformer=transformer,
         swap_xy=swap_xy,
         check_names=names_field,
+        row_ids=row_ids,
         ogr_types=source.ogr_types,
     )
     for col, table in m.values.items():
@@ -1587,6 +1598,8 @@ def _convert(
         else:
             frame[col_name] = frame[col_name].where(frame[col_name].notna(), value)
     _check_mojibake(frame, lyr, plan, rows)
+    if lyr.id_column not in frame.columns and plan.row_ids:
+        frame[lyr.id_column] = pd.Series(rows.astype(str), dtype=object)
     if lyr.id_column not in frame.columns:
         raise ImportDataError(
             f"{plan.source!r}: no field gives the id column {lyr.id_column!r} of layer {lyr.name!r}; "

@@ -141,3 +141,23 @@ def test_point_layer_gets_a_plain_message(ws: Any, tmp_path: Path) -> None:
     msg = str(info.value)
     assert "points 点 (Point), not polygons" in msg and "DLTB" in msg
     assert "np.int" not in msg and "-type" not in msg
+
+
+def test_readme_mapping_example_works(ws: Any, tmp_path: Path) -> None:
+    import re
+
+    import geopandas as gpd
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", readme, re.S)
+    assert block is not None
+    mapping = tmp_path / "zones.toml"
+    mapping.write_text(block.group(1), encoding="utf-8")
+    src = tmp_path / "zones.gpkg"
+    gpd.GeoDataFrame({"分区编号": ["Z1", "Z2"], "分区类型": ["1", "3"]}, geometry=fx.squares(n=2),
+                     crs=4547).to_file(src)
+    rep = import_layer(src, ws, layer="plan_zones", mapping=mapping)
+    assert rep.field_map == {"分区编号": "zone_id", "分区类型": "zone_type"}
+    zones = ws.read_layer("plan_zones").sort_values("zone_id")
+    assert zones.zone_type.tolist() == ["allowed", "restricted"]
+    assert set(zones.plan_version) == {"2006-2020"}
