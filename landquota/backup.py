@@ -293,6 +293,13 @@ def export_workspace(ws: Workspace | str | Path, out: str | Path, *, force: bool
                 _write_all(dst, frames, {k: v for k, v in meta.items() if k not in _OWN_META})
             _quick_check(tmp)
             _replace_durably(tmp, out)
+    # The backup opens in QGIS styled, with a project that names the backup's own file.
+    from landquota.outputs.qgis_project import write_qgis_project
+    from landquota.outputs.styles import write_layer_styles
+
+    with open_workspace(out) as done:
+        write_layer_styles(done)
+        write_qgis_project(done)
     return out
 
 

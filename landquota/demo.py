@@ -644,6 +644,12 @@ def demo_workspace(
         ws.write_layers(frames, progress=progress)
         # the date the demo's figures are "as of" (end of April 2014, R17): reports default to it
         ws.set_meta("as_of", DEMO_AS_OF.isoformat())
+        # QGIS opens the workspace styled as the HTML map (layer_styles, qgis_projects)
+        from landquota.outputs.qgis_project import write_qgis_project
+        from landquota.outputs.styles import write_layer_styles
+
+        write_layer_styles(ws)
+        write_qgis_project(ws)
         yield ws
     finally:
         ws.close()

@@ -35,7 +35,7 @@ from landquota import labels as lbl
 from landquota._mapjs import external_references, inline_leaflet, json_for_html
 from landquota._progress import progress_bar
 from landquota.errors import CRSError, DataError, LayerError, ParameterError
-from landquota.landclasses import LAND_CLASSES, category_of, is_cultivated
+from landquota.outputs import symbology as sym
 from landquota.schema import (
     ALLOCATION_OUTCOMES,
     CONTROL_KINDS,
@@ -104,78 +104,20 @@ _OVERLAY_NAMES = {
     "projects": "重点项目 Key projects",
 }
 
-#: Display classes of survey patches: the three cultivated classes, then the broad
-#: categories of domain.md (三大类); colours follow the survey's yellow-for-farmland habit.
+# Classes, colours and legend labels: one definition (landquota.outputs.symbology) for the
+# map, the QGIS styles and project stored in the workspace, and the report charts.
 _PATCH_CLASSES: dict[str, tuple[str, str]] = {
-    "0101": ("水田 Paddy (0101)", "#d9b80f"),
-    "0102": ("水浇地 Irrigated (0102)", "#f0dc5a"),
-    "0103": ("旱地 Dry land (0103)", "#f8efa6"),
-    "agricultural": ("其他农用地 Other agricultural", "#7fbf7b"),
-    "construction": ("建设用地 Construction", "#e07b7b"),
-    "unused": ("未利用地 Unused (incl. water)", "#b9c9d6"),
-    "unknown": ("未识别地类 Unrecognised code", "#bdbdbd"),
+    key: (d.label, d.colour) for key, d in sym.LAND_DISPLAY.items()
 }
-
-
-def _legend(
-    table: Mapping[str, tuple[str, ...]], colours: Mapping[str, str]
-) -> dict[str, tuple[str, str]]:
-    """``{code: (label, colour)}`` in the order of *colours*; labels from landquota.labels."""
-    return {code: (lbl.label(table, code, capitalize=True), c) for code, c in colours.items()}
-
-
-# Labels come from landquota.labels (one table for reports and maps); colours are the map's.
-_ZONES = _legend(
-    lbl.ZONE_TYPE_LABELS,
-    {
-        "allowed": "#a6d96a",
-        "conditional": "#fee08b",
-        "restricted": "#fdae61",
-        "prohibited": "#d73027",
-    },
-)
-
+_ZONES = {code: (s.label, str(s.fill)) for code, s in sym.ZONES.items()}
 _LINES: dict[str, tuple[str, str, str | None, float]] = {
     # kind: (label, colour, fill colour, fill opacity)
-    "basic_farmland": (_OVERLAY_NAMES["basic_farmland"], "#238b45", "#74c476", 0.35),
-    "eco_redline": (_OVERLAY_NAMES["eco_redline"], "#e31a1c", "#fb9a99", 0.25),
-    "urban_boundary": (_OVERLAY_NAMES["urban_boundary"], "#6a3d9a", None, 0.0),
+    kind: (s.label, str(s.stroke), s.fill, s.fill_opacity if s.fill else 0.0)
+    for kind, s in sym.CONTROL_LINES.items()
 }
-
-_STOCK_STATUS = {
-    **_legend(
-        lbl.STOCK_STATUS_LABELS,
-        {
-            "idle": "#d7301f",
-            "not_idle": "#969696",
-            "approved_unsupplied": "#3182bd",
-            "lapsed": "#8c510a",
-            "reclaimed": "#31a354",
-            "swapped": "#74c476",
-            "closed": "#bdbdbd",
-            "not_yet_supplied": "#c6dbef",
-            "not_yet_approved": "#deebf7",
-        },
-    ),
-    # A supplied parcel when the map is drawn without an idle-land review.
-    "unreviewed": ("已供地（未审查）Supplied, not reviewed", "#bdbdbd"),
-}
-_COHORT_COLOURS = ("#08519c", "#3182bd", "#6baed6", "#9ecae1", "#2171b5", "#4292c6", "#c6dbef")
-
-_OUTCOMES = {
-    **_legend(
-        lbl.OUTCOME_LABELS,
-        {
-            "funded": "#1a9850",
-            "partial": "#a6d96a",
-            "stock_matched": "#2c7bb6",
-            "blocked": "#d7191c",
-            "unfunded": "#fdae61",
-        },
-    ),
-    # A project the shown run (if any) does not cover.
-    "not_allocated": ("尚未分配 Not yet allocated", "#878787"),
-}
+_STOCK_STATUS = {code: (s.label, str(s.fill)) for code, s in sym.STOCK_STATUSES.items()}
+_COHORT_COLOURS = sym.STOCK_COHORT_COLOURS
+_OUTCOMES = {code: (s.label, str(s.fill)) for code, s in sym.OUTCOMES.items()}
 
 _LEVELS = lbl.label_map(lbl.LEVEL_LABELS)
 _APPROVAL = lbl.label_map(lbl.APPROVAL_LABELS, capitalize=True)
@@ -267,8 +209,11 @@ def _reasons(v: Any) -> list[str]:
 def land_display_class(code: Any) -> str:
     """Return the map display class of a GB/T 21010 / survey land-class code.
 
-    The three cultivated classes keep their code; the rest fall into the broad
-    categories of :mod:`landquota.landclasses` (agricultural, construction, unused).
+    The three cultivated classes keep their code; other agricultural land is drawn
+    by GB/T 21010 first-level class (garden, forest, grassland, and the agricultural
+    water classes 1103, 1104, 1107 with their survey sub-codes), then construction
+    land, unused natural waters and other unused land
+    (:data:`landquota.outputs.symbology.LAND_DISPLAY`, shared with the QGIS styles).
     A code that is not in :data:`landquota.landclasses.LAND_CLASSES` (validation
     rule LQ-002 reports it) is drawn as ``'unknown'`` rather than guessed.
 
@@ -280,13 +225,15 @@ def land_display_class(code: Any) -> str:
     Returns
     -------
     str
-        ``'0101'``, ``'0102'``, ``'0103'``, ``'agricultural'``, ``'construction'``,
+        A key of :data:`landquota.outputs.symbology.LAND_DISPLAY`: ``'0101'``,
+        ``'0102'``, ``'0103'``, ``'garden'``, ``'forest'``, ``'grassland'``,
+        ``'agri_water'``, ``'agricultural'``, ``'construction'``, ``'water'``,
         ``'unused'`` or ``'unknown'``.
 
     Examples
     --------
     >>> [land_display_class(c) for c in ("0101", "0301", "08H2", "1104A", "1101", "XX")]
-    ['0101', 'agricultural', 'construction', 'agricultural', 'unused', 'unknown']
+    ['0101', 'forest', 'construction', 'agri_water', 'water', 'unknown']
     """
     return str(_display_classes([code])[0])
 
@@ -296,12 +243,9 @@ def _display_classes(codes: Iterable[Any]) -> NDArray[np.object_]:
     raw = codes if isinstance(codes, pd.Series) else pd.Series(np.asarray(codes, dtype=object))
     text = raw.astype(object).where(raw.notna())
     text = text.map(lambda c: str(c).strip().upper(), na_action="ignore")
-    known = text.isin(list(LAND_CLASSES)).to_numpy(dtype=bool)
-    out = np.full(len(text), "unknown", dtype=object)
-    if known.any():
-        found = text[known].to_numpy(dtype=object)
-        out[known] = np.where(is_cultivated(found), found, category_of(found))
-    return out
+    index, uniques = pd.factorize(text, use_na_sentinel=True)
+    table = np.array([sym.land_display_class(u) for u in uniques] + ["unknown"], dtype=object)
+    return np.asarray(table[index], dtype=object)  # index -1 (missing) takes the last: unknown
 
 
 # --- geometry -----------------------------------------------------------------------
@@ -685,9 +629,9 @@ def _outline_layers(frames: Mapping[str, pd.DataFrame]) -> list[_Overlay]:
         ov = _Overlay("towns")
         st = ov.style(
             "town",
-            "乡镇界 Town boundary",
-            color="#525252",
-            weight=1.2,
+            sym.TOWNS.label,
+            color=sym.TOWNS.stroke,
+            weight=sym.TOWNS.stroke_width,
             dashArray="6 4",
             fill=False,
             interactive=False,
@@ -704,9 +648,9 @@ def _outline_layers(frames: Mapping[str, pd.DataFrame]) -> list[_Overlay]:
         ov = _Overlay("county")
         st = ov.style(
             "county",
-            "县界 County boundary",
-            color="#000000",
-            weight=2.5,
+            sym.COUNTY.label,
+            color=sym.COUNTY.stroke,
+            weight=sym.COUNTY.stroke_width,
             fill=False,
             interactive=False,
         )
@@ -949,7 +893,7 @@ def _linkage_layer(plots: gpd.GeoDataFrame, areas: pd.DataFrame | None) -> _Over
     area_info = (
         {} if areas is None else {str(r.linkage_id): r for r in areas.itertuples(index=False)}
     )
-    colours = {"demolition": "#e08214", "construction": "#8073ac"}
+    colours = {role: str(s.fill) for role, s in sym.LINKAGE_ROLES.items()}
     for role in PLOT_ROLES:
         ov.style(
             role,

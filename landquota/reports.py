@@ -57,6 +57,7 @@ from landquota.labels import (
     reason_label,
 )
 from landquota.ledger import AREA_POOLS, statement
+from landquota.outputs.symbology import CHART_COLOURS
 from landquota.schema import CRS_EPSG, LEVELS, POOLS, layer
 
 __all__ = [
@@ -1202,7 +1203,7 @@ def _png_charts(rep: _Report, paths: tuple[Path, Path]) -> None:
         cats = [
             f"{a}\n{b}" if zh else b for a, b in zip(pools["pool"], pools["pool_en"], strict=True)
         ]
-        ax.bar(range(len(pools)), pools["closing_ha"], color="#2c7bb6")
+        ax.bar(range(len(pools)), pools["closing_ha"], color=CHART_COLOURS["pool"])
         ax.set_xticks(range(len(pools)), cats, fontsize=8)
         for x, v in enumerate(pools["closing_ha"]):
             ax.annotate(f"{v:,.2f}", (x, v), ha="center", va="bottom", fontsize=8)
@@ -1218,11 +1219,11 @@ def _png_charts(rep: _Report, paths: tuple[Path, Path]) -> None:
         comp = prog["completion"].astype("float64").fillna(0.0).to_numpy()
         tp = float(prog["time_progress"].iloc[0]) if len(prog) else 0.0
         # R17: red where completion < time progress (lagging), green otherwise
-        colours = ["#d7191c" if v < tp else "#1a9641" for v in comp]
+        colours = [CHART_COLOURS["behind"] if v < tp else CHART_COLOURS["on_track"] for v in comp]
         ax.bar(xs, comp, width=0.6, color=colours, label=label("完成率", "completion"))
         ax.axhline(
             tp,
-            color="#404040",
+            color=CHART_COLOURS["time_progress"],
             linestyle="--",
             linewidth=1.5,
             label=label("时间进度", "time progress") + f" {100 * tp:.1f}%",

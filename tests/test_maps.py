@@ -67,12 +67,19 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> str:
     ("code", "expected"),
     [
         ("0101", "0101"), ("0102", "0102"), ("0103", "0103"),
-        ("0201", "agricultural"), ("0301", "agricultural"), ("0401", "agricultural"),
-        ("1006", "agricultural"), ("1104A", "agricultural"), ("1203", "agricultural"),
+        ("0201", "garden"), ("0204K", "garden"), ("0301", "forest"), ("0303", "forest"),
+        ("0401", "grassland"), ("0402", "grassland"),
+        # GB/T 21010-2017's three-category table: reservoirs, ponds and ditches are
+        # agricultural land, rivers, lakes, flats, swamps and glaciers are unused land
+        ("1103", "agri_water"), ("1104", "agri_water"), ("1104A", "agri_water"),
+        ("1104K", "agri_water"), ("1107", "agri_water"), ("1107A", "agri_water"),
+        ("1101", "water"), ("1102", "water"), ("1105", "water"), ("1106", "water"),
+        ("1108", "water"), ("1110", "water"),
+        ("1006", "agricultural"), ("1202", "agricultural"), ("1203", "agricultural"),
         ("0501", "construction"), ("05H1", "construction"), ("0702", "construction"),
         ("08H2", "construction"), ("1001", "construction"), ("1109", "construction"),
         ("1201", "construction"),
-        ("0404", "unused"), ("1101", "unused"), ("1110", "unused"), ("1207", "unused"),
+        ("0404", "unused"), ("1207", "unused"),
         (" 0101 ", "0101"), ("ZZ99", "unknown"), (None, "unknown"), (float("nan"), "unknown"),
     ],
 )
@@ -81,11 +88,23 @@ def test_land_display_class(code: Any, expected: str) -> None:
 
 
 def test_land_display_class_follows_landclasses() -> None:
-    # Every known code: its own code if cultivated (0101-0103), else its category
-    # from landquota.landclasses; an unknown code is not guessed from its prefix.
+    # Every known code: its own code if cultivated (0101-0103), else a display class of
+    # its own category from landquota.landclasses (R3: a legend never puts a class in
+    # another category); an unknown code is not guessed from its prefix.
+    from landquota.outputs.symbology import LAND_DISPLAY
+
     codes = list(LAND_CLASSES)
-    expected = np.where(is_cultivated(codes), codes, category_of(codes)).tolist()
-    assert [land_display_class(c) for c in codes] == expected
+    category = dict(zip(codes, category_of(codes), strict=True))
+    per_class = {
+        "agricultural": {"garden", "forest", "grassland", "agri_water", "agricultural"},
+        "construction": {"construction"},
+        "unused": {"water", "unused"},
+    }
+    for code, cultivated in zip(codes, is_cultivated(codes), strict=True):
+        shown = land_display_class(code)
+        assert shown == code if cultivated else shown in per_class[category[code]], code
+        assert code in LAND_DISPLAY[shown].codes
+    assert sorted(c for d in LAND_DISPLAY.values() for c in d.codes) == sorted(codes)
     assert land_display_class("0199") == "unknown"  # 01 prefix, but no such class
 
 
@@ -206,20 +225,19 @@ def test_patches_are_dissolved_by_class(page: str) -> None:
     by_class: dict[str, list[Any]] = {}
     for f in patches["features"]:
         by_class.setdefault(f["s"], []).extend(_decode(f))
-    # 7 display classes in the grid: 0101, 0102, 0103, agricultural, construction,
-    # unused (1101) and unknown (ZZ99).
-    assert set(by_class) == {"0101", "0102", "0103", "agricultural", "construction",
-                             "unused", "unknown"}
+    # 8 display classes in the grid: 0101, 0102, 0103, forest (0301), agri_water (1104A),
+    # construction, water (1101) and unknown (ZZ99).
+    assert set(by_class) == {"0101", "0102", "0103", "forest", "agri_water", "construction",
+                             "water", "unknown"}
     # 0101 patches: (0,0)+(0,1) touch, (3,2) is alone -> 2 polygons after the dissolve.
     assert len(by_class["0101"]) == 2
-    # agricultural (0301 ×6 + 1104A): (0,3)…; the cells (1,1),(1,2),(2,2) and (0,3),(1,2)…
-    # form one connected block plus (3,0),(3,1) and (2,3)+(3,…): count components by hand:
-    # cells (row,col): (0,3),(1,1),(1,2),(2,2),(2,3),(3,0),(3,1) -> {(0,3)}, {(1,1),(1,2),
-    # (2,2),(2,3)}, {(3,0),(3,1)}; (0,3) touches (1,3)=0702 only, so 3 polygons.
-    assert len(by_class["agricultural"]) == 3
-    # painted as shells without holes, largest first (the agricultural block of 4 cells
+    # forest (0301 ×6), cells (row,col): (0,3),(1,1),(1,2),(2,2),(3,0),(3,1) -> {(0,3)},
+    # {(1,1),(1,2),(2,2)}, {(3,0),(3,1)} (diagonal neighbours do not join): 3 polygons.
+    assert len(by_class["forest"]) == 3
+    assert len(by_class["agri_water"]) == 1  # the 1104A pond (2,3)
+    # painted as shells without holes, largest first (the forest block of 3 cells
     # comes first); every edge lies on the 0.05° grid: coordinates are multiples of 5000
-    assert patches["features"][0]["s"] == "agricultural"
+    assert patches["features"][0]["s"] == "forest"
     for polys in by_class.values():
         assert all(len(poly) == 1 for poly in polys)
         for poly in polys:
