@@ -1010,5 +1010,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+# The key-project pipeline's commands (issue 14) live in a module of their own; importing it
+# registers them. Last, so that the helpers it imports from here exist by then.
+from landquota import _cli_pipeline  # noqa: E402, F401
+
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""The pipeline's commands (issue 14): bulletin, progress, meeting, stages, staff."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pipelineworld import stage, write_world
+
+from landquota.cli import main
+from landquota.workspace import open_workspace
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from landquota.demo import demo_workspace
+
+    db = tmp_path_factory.mktemp("demo") / "demo.gpkg"
+    with demo_workspace(db, n_parcels=2_000, force=True):
+        pass
+    return db
+
+
+def test_bulletin_of_april_is_the_published_figure(
+    demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    xlsx, pdf = tmp_path / "b.xlsx", tmp_path / "b.pdf"
+    args = ["bulletin", "--db", str(demo_db), "--month", "2014-04"]
+    assert main([*args, "--out", str(xlsx), "--out", str(pdf)]) == 0
+    out = capsys.readouterr().out
+    assert "317,000,000 / 计划 plan 2,935,000,000 yuan = 10.8 %" in out
+    assert "time progress 4/12 = 33.3 %" in out
+
+    from openpyxl import load_workbook
+
+    wb = load_workbook(xlsx, read_only=True)
+    summary = {r[0]: r[1] for r in wb["通报 summary"].iter_rows(min_row=2, values_only=True)}
+    assert summary["完成率 Completion"] == "10.8 %"
+    assert summary["累计完成投资 Completed (yuan)"] == "317,000,000"
+    levels = list(wb["分级 levels"].iter_rows(values_only=True))
+    head = levels[0]
+    done = sum(r[head.index("completed_yuan")] for r in levels[1:])
+    plan = sum(r[head.index("annual_plan_yuan")] for r in levels[1:])
+    assert (done, plan) == (317_000_000, 2_935_000_000)  # the levels sum to the total
+    wb.close()
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (Debian's poppler-utils) is not installed")
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    )
+    assert text.stderr == ""
+    assert "阳山县重点项目建设月度通报（2014年4月）" in text.stdout
+    assert "10.8 %" in text.stdout and "33.3 %" in text.stdout
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True)
+    fields = dict(line.split(":", 1) for line in info.stdout.splitlines() if ":" in line)
+    assert fields["Pages"].strip() == "3" and fields["Page size"].strip().endswith("(A4)")
+
+
+def test_bulletin_of_march_comes_from_the_march_returns(
+    demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with open_workspace(demo_db) as ws:
+        ret = ws.read_layer("project_progress", where={"month": "2014-03"})
+    assert main(["bulletin", "--db", str(demo_db), "--month", "2014-03"]) == 0
+    out = capsys.readouterr().out
+    assert f"完成 completed {ret['completed_yuan'].sum():,.0f} / 计划 plan 2,935,000,000" in out
+    assert "3/12 = 25.0 %" in out
+
+
+@pytest.mark.parametrize("bad", [["--month", "2014-13"], ["--month", "2014-04", "--out", "b.txt"]])
+def test_bulletin_refuses_bad_arguments(
+    demo_db: Path, bad: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bulletin", "--db", str(demo_db), *bad]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def _form(path: Path, rows: list[tuple[str, float]], *, encoding: str = "utf-8-sig") -> Path:
+    df = pd.DataFrame(
+        {
+            "项目编号": [r[0] for r in rows],
+            "累计完成投资（万元）": [r[1] for r in rows],
+            "存在问题": ["征地拆迁慢", None, None][: len(rows)],
+        }
+    )
+    df.to_csv(path, index=False, encoding=encoding)
+    return path
+
+
+def test_progress_imports_a_return_form_on_both_backends(
+    ws_target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with open_workspace(ws_target, create=True) as ws:
+        write_world(ws)
+    feb = _form(tmp_path / "feb.csv", [("A", 0.02), ("B", 0.01)], encoding="gb18030")
+    assert main(["progress", str(feb), "--db", ws_target, "--month", "2014-02"]) == 0
+    mar = _form(tmp_path / "mar.csv", [("A", 0.03), ("B", 0.04), ("C", 0.05)])
+    assert main(["progress", str(mar), "--db", ws_target, "--month", "2014-03"]) == 0
+    assert "imported 3 returns (2014-03)" in capsys.readouterr().out
+    with open_workspace(ws_target) as ws:
+        got = ws.read_layer("project_progress").set_index("progress_id")
+    assert got.loc["A:2014-02", "completed_yuan"] == 200.0  # 万元 × 10,000
+    assert got.loc["A:2014-02", "problems"] == "征地拆迁慢"
+    assert got.loc["C:2014-03", "completed_yuan"] == 500.0 and len(got) == 5
+    # a corrected form replaces that month's returns; a falling figure is refused whole
+    fall = _form(tmp_path / "fall.csv", [("A", 0.01), ("B", 0.05)])
+    assert main(["progress", str(fall), "--db", ws_target, "--month", "2014-03"]) == 2
+    assert "project 'A' reports 100 yuan for 2014-03, less than the 200 yuan of 2014-02" in (
+        capsys.readouterr().err
+    )
+    unknown = _form(tmp_path / "u.csv", [("Z9", 1.0)])
+    assert main(["progress", str(unknown), "--db", ws_target, "--month", "2014-03"]) == 2
+    assert "['Z9'] are not in the workspace" in capsys.readouterr().err
+    with open_workspace(ws_target) as ws:
+        again = ws.read_layer("project_progress").set_index("progress_id")
+    assert again["completed_yuan"].to_dict() == got["completed_yuan"].to_dict()  # untouched
+
+
+def test_meeting_and_stages_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "w.gpkg")
+    with open_workspace(db, create=True) as ws:
+        write_world(ws)
+        ws.write_layer(
+            "project_stages",
+            pd.DataFrame(
+                [stage("A", "pre_review", "2014-02-01"), stage("B", "pre_review", "2014-03-01")]
+            ),
+        )
+    args = [
+        "meeting",
+        "--db",
+        db,
+        "--id",
+        "LS1",
+        "--date",
+        "2014-03-18",
+        "--departments",
+        "县发改局，县国土资源局",
+    ]
+    assert (
+        main([*args, "--decision", "A|用地预审|pre_review|2014-04-30", "--decision", "C|选址"]) == 0
+    )
+    assert "2 decisions, 1 stage(s) closed" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                *args[:-4],
+                "--id",
+                "LS2",
+                "--date",
+                "2014-03-20",
+                "--departments",
+                "x",
+                "--decision",
+                "A",
+            ]
+        )
+        == 2
+    )
+    assert "PROJECT|MATTER" in capsys.readouterr().err
+    assert (
+        main(["stages", "--db", db, "--as-of", "2014-04-30", "--out", str(tmp_path / "s.csv")]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "pre_review" in out and "before/after the first joint meeting" in out
+    s = pd.read_csv(tmp_path / "s.csv", encoding="utf-8-sig").set_index("project_id")
+    assert s.loc["A", "days_in_stage"] == 45 and s.loc["B", "days_in_stage"] == 60
+
+
+@pytest.mark.parametrize(("as_of", "overdue"), [("2014-04-15", 0), ("2014-04-20", 1)])
+def test_staff_lists_overdue_visits(
+    tmp_path: Path, as_of: str, overdue: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "w.gpkg")
+    with open_workspace(db, create=True) as ws:
+        write_world(ws)
+        ws.write_layer(
+            "visits",
+            pd.DataFrame(
+                {
+                    "visit_id": ["V1", "V2"],
+                    "visit_date": pd.to_datetime(["2014-04-01", "2014-04-12"]),
+                    "staff_id": ["L1", "L1"],
+                    "project_id": ["A", "B"],
+                    "problems": [None, None],
+                    "solved": [True, True],
+                }
+            ),
+        )
+        # C (leader L2) is a new start never visited: always overdue; A is the case at hand
+    out_csv = tmp_path / "staff.csv"
+    assert main(["staff", "--db", db, "--as-of", as_of, "--out", str(out_csv)]) == 0
+    got = pd.read_csv(out_csv, encoding="utf-8-sig").set_index("staff_id")
+    assert got.loc["L1", "n_overdue"] == overdue
+    assert got.loc["L2", "n_overdue"] == 1
