@@ -185,7 +185,7 @@ def _stages(ns: argparse.Namespace) -> int:
             new = conversion_inputs(
                 alloc,
                 started=pd.Timestamp(when).date(),
-                cadres=cadres["dept_cadre"].dropna().to_dict(),
+                cadres={str(k): str(v) for k, v in cadres["dept_cadre"].dropna().items()},
             )
             old = ws.read_layer("project_stages")
             new = new[~new["stage_id"].isin(old["stage_id"])]
