@@ -57,7 +57,7 @@ from landquota.labels import (
     reason_label,
 )
 from landquota.ledger import AREA_POOLS, statement
-from landquota.outputs.symbology import CHART_COLOURS
+from landquota.outputs.symbology import CHART_COLOURS, CJK_FONT
 from landquota.schema import CRS_EPSG, LEVELS, POOLS, layer
 
 __all__ = [
@@ -955,15 +955,50 @@ def _excel_widths(sheet: ReportSheet) -> list[float]:
     return widths
 
 
+def _font(*, bold: bool = False, italic: bool = False) -> Any:
+    """Every cell in the CJK sans-serif font: LibreOffice/Excel fall back to a serif otherwise."""
+    from openpyxl.styles import Font
+
+    return Font(name=CJK_FONT, bold=bold, italic=italic)
+
+
+def _print_setup(ws: Any, title: str, *, one_page: bool = False) -> None:
+    """A4 landscape, every column on the page, header row on every page, page numbers.
+
+    Fit to width (any number of pages tall) keeps a table from splitting into column
+    strips; the header row repeats on each page (print titles); the page header names the
+    sheet, the footer numbers the pages. *one_page* fits the whole sheet on one page (the
+    charts sheet: a chart is never cut at a page edge).
+    """
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 1 if one_page else 0
+    ws.print_options.horizontalCentered = True
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.page_margins.top = ws.page_margins.bottom = 0.6
+    ws.page_margins.header = ws.page_margins.footer = 0.25
+    if not one_page:
+        ws.print_title_rows = "1:1"
+    font = f"{CJK_FONT},Regular"
+    ws.oddHeader.center.text = title
+    ws.oddHeader.center.font = font
+    ws.oddHeader.center.size = 10
+    ws.oddFooter.center.text = "第 &[Page] 页 / 共 &[Pages] 页  Page &[Page] of &[Pages]"
+    ws.oddFooter.center.font = font
+    ws.oddFooter.center.size = 9
+
+
 def _write_sheet(wb: Any, sheet: ReportSheet) -> None:
-    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.styles import Alignment, PatternFill
     from openpyxl.utils import get_column_letter
 
     ws = wb.create_sheet(sheet.title)
     header_fill = PatternFill("solid", fgColor=_HEADER_FILL)
     hl_fill = PatternFill("solid", fgColor=HIGHLIGHT_FILL)
     total_fill = PatternFill("solid", fgColor=_TOTAL_FILL)
-    bold = Font(bold=True)
+    bold, plain = _font(bold=True), _font()
     ncol = len(sheet.frame.columns)
     for j, col in enumerate(sheet.frame.columns, start=1):
         c = ws.cell(row=1, column=j, value=str(col))
@@ -981,6 +1016,7 @@ def _write_sheet(wb: Any, sheet: ReportSheet) -> None:
             fmt = _NUMBER_FORMATS.get(kind)
             if fmt is not None and cell.value is not None and not isinstance(cell.value, str):
                 cell.number_format = fmt
+            cell.font = plain
             if sheet.totals[i]:
                 cell.font = bold
                 cell.fill = total_fill
@@ -993,7 +1029,8 @@ def _write_sheet(wb: Any, sheet: ReportSheet) -> None:
     if len(values) and sheet.key != "summary":
         ws.auto_filter.ref = f"A1:{get_column_letter(ncol)}{len(values) + 1}"
     if sheet.note:
-        ws.cell(row=len(values) + 3, column=1, value=sheet.note).font = Font(italic=True)
+        ws.cell(row=len(values) + 3, column=1, value=sheet.note).font = _font(italic=True)
+    _print_setup(ws, sheet.title)
 
 
 def _chart_data(rep: _Report) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -1025,16 +1062,17 @@ def _chart_data(rep: _Report) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _write_charts(wb: Any, rep: _Report) -> None:
     from openpyxl.chart import BarChart, Reference
-    from openpyxl.styles import Font
 
     pools, prog = _chart_data(rep)
     ws = wb.create_sheet("图表 Charts")
     ws["A1"] = "指标池 Pool"
     ws["B1"] = "期末余额 Closing (公顷 ha)"
     for i, (name, ha) in enumerate(zip(pools["pool"], pools["closing_ha"], strict=True), start=2):
-        ws.cell(row=i, column=1, value=str(name))
-        ws.cell(row=i, column=2, value=float(ha)).number_format = _NUMBER_FORMATS["ha"]
-    ws["A1"].font = ws["B1"].font = Font(bold=True)
+        ws.cell(row=i, column=1, value=str(name)).font = _font()
+        c = ws.cell(row=i, column=2, value=float(ha))
+        c.number_format = _NUMBER_FORMATS["ha"]
+        c.font = _font()
+    ws["A1"].font = ws["B1"].font = _font(bold=True)
     ch = BarChart()
     ch.type = "col"
     ch.title = "指标池期末余额 Pool balances (公顷 ha)"
@@ -1045,17 +1083,20 @@ def _write_charts(wb: Any, rep: _Report) -> None:
     ch.add_data(Reference(ws, min_col=2, min_row=1, max_row=1 + len(pools)), titles_from_data=True)
     ch.set_categories(Reference(ws, min_col=1, min_row=2, max_row=1 + len(pools)))
     ch.width, ch.height = 18, 9
-    ws.add_chart(ch, "D1")
+    ch.txPr = _chart_text()
+    ch.series[0].graphicalProperties.solidFill = CHART_COLOURS["pool"].lstrip("#")
+    ws.add_chart(ch, "E1")
 
     top = 21
-    ws.cell(row=top, column=1, value="项目级别 Level").font = Font(bold=True)
-    ws.cell(row=top, column=2, value="完成率 Completion").font = Font(bold=True)
-    ws.cell(row=top, column=3, value="时间进度 Time progress").font = Font(bold=True)
+    ws.cell(row=top, column=1, value="项目级别 Level").font = _font(bold=True)
+    ws.cell(row=top, column=2, value="完成率 Completion").font = _font(bold=True)
+    ws.cell(row=top, column=3, value="时间进度 Time progress").font = _font(bold=True)
     for i, r in enumerate(prog.to_dict("records"), start=top + 1):
-        ws.cell(row=i, column=1, value=f"{r['level']} {r['level_en']}")
+        ws.cell(row=i, column=1, value=f"{r['level']} {r['level_en']}").font = _font()
         for j, col in ((2, "completion"), (3, "time_progress")):
             c = ws.cell(row=i, column=j, value=_cell_value(r[col], "pct"))
             c.number_format = _NUMBER_FORMATS["pct"]
+            c.font = _font()
     if len(prog):
         pc = BarChart()
         pc.type = "col"
@@ -1069,10 +1110,24 @@ def _write_charts(wb: Any, rep: _Report) -> None:
         pc.add_data(data, titles_from_data=True)
         pc.set_categories(Reference(ws, min_col=1, min_row=top + 1, max_row=top + len(prog)))
         pc.width, pc.height = 18, 9
+        pc.txPr = _chart_text()
+        for series, key in zip(pc.series, ("on_track", "time_progress"), strict=True):
+            series.graphicalProperties.solidFill = CHART_COLOURS[key].lstrip("#")
         ws.add_chart(pc, f"E{top}")
     ws.column_dimensions["A"].width = 26
     ws.column_dimensions["B"].width = 22
     ws.column_dimensions["C"].width = 22
+    _print_setup(ws, "图表 Charts", one_page=True)
+
+
+def _chart_text() -> Any:
+    """Chart text (titles, axes, legend) in the CJK sans-serif font, 9 pt."""
+    from openpyxl.chart.text import RichText
+    from openpyxl.drawing.text import CharacterProperties, Font, Paragraph, ParagraphProperties
+
+    face = Font(typeface=CJK_FONT)
+    props = CharacterProperties(latin=face, ea=face, cs=face, sz=900)
+    return RichText(p=[Paragraph(pPr=ParagraphProperties(defRPr=props), endParaRPr=props)])
 
 
 def _stamp(as_of: date) -> datetime:

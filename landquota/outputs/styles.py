@@ -68,7 +68,7 @@ LAYER_TITLES: Final[Mapping[str, str]] = {
 }
 
 #: The CJK sans-serif font of labels (Debian: fonts-noto-cjk).
-LABEL_FONT: Final = "Noto Sans CJK SC"
+LABEL_FONT: Final = sym.CJK_FONT
 
 # QGIS measures outlines in millimetres; the map's widths are CSS pixels (0.26 mm each).
 _MM_PER_PX: Final = 0.26

@@ -36,6 +36,7 @@ from landquota.landclasses import LAND_CLASSES, LandClass
 
 __all__ = [
     "CHART_COLOURS",
+    "CJK_FONT",
     "CONTROL_LINES",
     "COUNTY",
     "LAND_DISPLAY",
@@ -285,6 +286,10 @@ LINKAGE_ROLES: Final[Mapping[str, Symbol]] = _symbols(
 #: Outlines.
 TOWNS: Final = Symbol("乡镇界 Town boundary", None, 0.0, "#525252", 1.2, dash=True)
 COUNTY: Final = Symbol("县界 County boundary", None, 0.0, "#000000", 2.5)
+
+#: The CJK sans-serif font of every printed or drawn text (reports, QGIS labels, charts);
+#: Debian's fonts-noto-cjk. A reader without it sees the system's CJK fallback.
+CJK_FONT: Final = "Noto Sans CJK SC"
 
 #: Report charts: pool balances, and completion behind / on the time progress (R17).
 CHART_COLOURS: Final[Mapping[str, str]] = MappingProxyType(
