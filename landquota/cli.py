@@ -253,6 +253,46 @@ def _import_survey(ns: argparse.Namespace) -> int:
     return 0
 
 
+# --- import-supply --------------------------------------------------------------------------------------
+def _import_supply_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", help="supply records of the land-market monitoring system (.xlsx or .csv)")
+    _db(p)
+    p.add_argument(
+        "--geometry",
+        required=True,
+        help="polygon layer of the supplied land (supply boundaries, any format import reads), or "
+        "'parcels' for the workspace's survey patches",
+    )
+    p.add_argument("--key", default=None, help="spreadsheet column joining to the geometry (default 电子监管号)")
+    p.add_argument("--geometry-key", default=None, help="the geometry's field holding --key (default: same name)")
+    p.add_argument("--geometry-layer", default=None, help="layer of a multi-layer geometry source")
+    p.add_argument("--sheet", default=None, help="workbook sheet (default: the first)")
+    p.add_argument("--encoding", default=None, help="text encoding of a CSV or shapefile (default: detect)")
+    p.add_argument("--crs", default=None, help="CRS of a geometry source that has none, e.g. EPSG:4547")
+
+
+@command("import-supply", "import supply records (土地市场动态监测与监管系统) into stock_land 导入供地记录")
+@args(_import_supply_args)
+def _import_supply(ns: argparse.Namespace) -> int:
+    from landquota.intake.supply import import_supply
+    from landquota.workspace import open_workspace
+
+    with open_workspace(_target(ns)) as ws:
+        rep = import_supply(
+            ns.src,
+            ws,
+            geometry=ns.geometry,
+            key=ns.key,
+            geometry_key=ns.geometry_key,
+            geometry_layer=ns.geometry_layer,
+            sheet=ns.sheet,
+            encoding=ns.encoding,
+            crs=ns.crs,
+        )
+    print(rep.summary())
+    return 0
+
+
 # --- validate ------------------------------------------------------------------------------------------
 def _validate_args(p: argparse.ArgumentParser) -> None:
     _db(p)

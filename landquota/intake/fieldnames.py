@@ -78,7 +78,9 @@ ALIASES: Mapping[str, Mapping[str, tuple[str | tuple[str, float], ...]]] = {
         "agreed_start_date": ("合同约定开工时间", "约定开工时间", "约定开工日期", "合同约定开工日期"),
         "actual_start_date": ("实际开工时间", "实际开工日期"),
         "suspended_since": ("停工时间", "停工日期"),
-        "land_price_yuan": (("成交价款", 10_000.0), ("成交价格", 10_000.0), ("出让价款", 10_000.0)),
+        # the monitoring system states prices in 万元 (10,000 yuan)
+        "land_price_yuan": (("成交价款", 10_000.0), ("成交价格", 10_000.0), ("出让价款", 10_000.0),
+                            ("成交价款(万元)", 10_000.0), ("成交价格(万元)", 10_000.0), ("成交价款(元)", 1.0)),
         "planned_use": ("土地用途", "规划用途", "用途"),
         "cause": ("闲置原因", "闲置原因类型"),
         "developed_ratio": ("开发比例",),
