@@ -36,6 +36,8 @@ from landquota._mapjs import external_references, inline_leaflet, json_for_html
 from landquota._progress import progress_bar
 from landquota.errors import CRSError, DataError, LayerError, ParameterError
 from landquota.outputs import symbology as sym
+from landquota.outputs.stage_map import STAGE_COLOURS, StageInfo
+from landquota.rules.pipeline import STAGE_LABELS
 from landquota.schema import (
     ALLOCATION_OUTCOMES,
     CONTROL_KINDS,
@@ -102,6 +104,7 @@ _OVERLAY_NAMES = {
     "stock_land": "存量土地 Stock land",
     "linkage": "增减挂钩 Linkage plots",
     "projects": "重点项目 Key projects",
+    "project_stages": "重点项目报批阶段 Key projects by approval stage",
 }
 
 # Classes, colours and legend labels: one definition (landquota.outputs.symbology) for the
@@ -959,6 +962,7 @@ def _project_layer(
     stock: gpd.GeoDataFrame | None,
     allocations: pd.DataFrame | None,
     demand: pd.DataFrame | None,
+    stages: StageInfo | None = None,
 ) -> tuple[_Overlay, list[str]]:
     ov = _Overlay("projects")
     alloc = (
@@ -1013,7 +1017,7 @@ def _project_layer(
         ov.add(
             geom,
             style,
-            p=_project_popup(row, outcome, a, d),
+            p=_project_popup(row, outcome, a, d, stages),
             t=_text(row["name"]),
             n=_text(row["name"]),
             id=pid,
@@ -1026,8 +1030,41 @@ def _project_layer(
     return ov, notes
 
 
+def _stage_layer(projects: gpd.GeoDataFrame, stages: StageInfo) -> _Overlay:
+    """Sites coloured by current approval stage (issue 14); off until switched on."""
+    ov = _Overlay("project_stages", show=False)
+    pids = projects["project_id"].astype(str).tolist()
+    current = [stages.current.get(p, "none") for p in pids]
+    counts = pd.Series(current).value_counts()
+    for code, colour in STAGE_COLOURS.items():
+        if code in counts.index:
+            zh, en = STAGE_LABELS[code]
+            ov.style(code, f"{zh} {en} ({counts[code]})", color="#555555", weight=1,
+                     fillColor=colour, fillOpacity=0.75)
+    for row, code in zip(projects.to_dict("records"), current, strict=True):
+        geom = row.get("geometry")
+        if not _present(geom) or geom.is_empty:
+            continue
+        pid = str(row["project_id"])
+        rows = [["编号 ID", pid], *_stage_rows(pid, stages), ["三级服务 Service staff"]]
+        rows += [[label, _text(row.get(column))] for column, label in _STAFF]
+        ov.add(geom, code, p={"title": _text(row["name"]), "rows": rows}, t=_text(row["name"]))
+    return ov
+
+
+def _stage_rows(pid: str, stages: StageInfo) -> list[list[str]]:
+    code = stages.current.get(pid, "none")
+    days = stages.days.get(pid)
+    now = STAGE_LABELS[code][0] + (f"（{days} 天 days）" if days is not None else "")
+    return [["当前阶段 Current stage", now], ["报批历程 Stage history"], *stages.history.get(pid, [])]
+
+
 def _project_popup(
-    row: Mapping[Any, Any], outcome: str, a: Mapping[Any, Any] | None, d: Mapping[Any, Any] | None
+    row: Mapping[Any, Any],
+    outcome: str,
+    a: Mapping[Any, Any] | None,
+    d: Mapping[Any, Any] | None,
+    stages: StageInfo | None = None,
 ) -> dict[str, Any]:
     rows: list[list[str]] = [
         ["编号 ID", _text(row["project_id"])],
@@ -1075,6 +1112,8 @@ def _project_popup(
     if reasons:
         rows.append(["原因 Reasons"])
         rows.extend([["•", r] for r in reasons])
+    if stages is not None:
+        rows.extend(_stage_rows(str(row["project_id"]), stages))
     rows.append(["三级服务 Service staff"])
     for column, label in _STAFF:
         rows.append([label, _text(row.get(column))])
@@ -1112,6 +1151,7 @@ def build_map(
     allocations: pd.DataFrame | None = None,
     demand: pd.DataFrame | None = None,
     idle: pd.DataFrame | None = None,
+    stages: StageInfo | None = None,
     tiles: str | None = None,
     attribution: str | None = None,
     progress: bool = False,
@@ -1143,6 +1183,11 @@ def build_map(
         ``fee_due_yuan``, ``cohort`` (else the approval year) and ``area_m2``.
         Without it, approved-unsupplied land is shown by cohort and supplied land
         as not reviewed.
+    stages : StageInfo, optional
+        Current approval stage and stage history per project
+        (:func:`landquota.outputs.stage_map.stage_info`): each project popup
+        lists its stages, and an overlay (off at first) colours the sites by
+        current stage.
     tiles, attribution : str, optional
         The bureau's tile server as a URL template (``…/{z}/{x}/{y}.png``) and its
         credit line, required together. By default the map has no basemap and
@@ -1220,10 +1265,12 @@ def build_map(
             overlays.append(_linkage_layer(frames["linkage_plots"], frames.get("linkage_areas")))
         if "projects" in frames:
             ov, more = _project_layer(
-                frames["projects"], frames.get("stock_land"), allocations, demand
+                frames["projects"], frames.get("stock_land"), allocations, demand, stages
             )
             overlays.append(ov)
             notes.extend(more)
+            if stages is not None:
+                overlays.append(_stage_layer(frames["projects"], stages))
         overlays.extend(_outline_layers(frames))
         bar.update()
         bar.set_postfix_str("writing layers")
@@ -1338,6 +1385,7 @@ def map_workspace(
         fetches nothing.
     """
     from landquota.demand import demand_from_workspace
+    from landquota.outputs.stage_map import stage_info
     from landquota.reports import select_run
     from landquota.rules.staff import with_staff_names
     from landquota.stock import idle_review
@@ -1359,11 +1407,13 @@ def map_workspace(
             as_of = date.today()
     demand = demand_from_workspace(ws, progress=progress).table
     idle = idle_review(layers["stock_land"], as_of=as_of)
+    stages = stage_info(ws.read_layer("project_stages"), as_of=as_of)
     return build_map(
         layers,
         allocations=allocations,
         demand=demand,
         idle=idle,
+        stages=stages,
         tiles=tiles,
         attribution=attribution,
         progress=progress,
