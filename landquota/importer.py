@@ -1018,12 +1018,15 @@ def prepare_import(
     allow_shrink: bool = False,
     rejects: str | Path | None = None,
     row_ids: bool = False,
+    adjust: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> PreparedImport:
     """Open and check a source layer for *layer*; see :func:`import_layer` for the parameters.
 
     ``row_ids=True`` gives each row its source row number as id when no field
-    gives one (for a layer that is aggregated before it is loaded). Nothing is
-    written. The result streams the source's rows through the
+    gives one (for a layer that is aggregated before it is loaded). *adjust*
+    rewrites the attribute columns of each converted batch before the contract's
+    checks (``import-survey`` turns 坐落单位代码 into township names with it).
+    Nothing is written. The result streams the source's rows through the
     contract's checks; :func:`load_layers` writes one or several of them in one
     transaction.
     """
@@ -1102,6 +1105,8 @@ def prepare_import(
         for batch, decoded in read_ahead(_batches(source, plan, csv_frame, gdal), lambda b: _decode(b, plan)):
             report.rows_read += len(batch)
             out, rows, wkb, checked = _convert(batch, plan, row0, report, state, decoded)
+            if adjust is not None:
+                out = adjust(out)
             row0 += len(batch)
             ids.add(out[lyr.id_column], rows)
             try:

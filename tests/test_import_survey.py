@@ -131,7 +131,8 @@ def test_cli_import_survey(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["import-survey", str(pkg), "--db", str(db), "--plan-version", "2021-2035",
                  "--county-name", "阳山县"]) == 0
     out = capsys.readouterr().out
-    assert "地类图斑.shp = DLTB 地类图斑 → parcels" in out and "坐落单位名→town" in out
+    assert "地类图斑.shp = DLTB 地类图斑 → parcels" in out and "地类编码→land_class" in out
+    assert "ZLDWDM→town" in out and "坐落单位代码" in out  # the township, by code
     # without a plan version the refusal is a usage-level error, exit code 2, nothing written
     db2 = tmp_path / "ws2.gpkg"
     init_workspace(str(db2)).close()
@@ -164,3 +165,17 @@ def test_import_survey_from_a_vct_file(ws: Any, tmp_path: Path) -> None:
     rep = import_survey(path, ws, plan_version="2021-2035", county_name="阳山县")
     assert rep.rows == {"parcels": 4, "county": 1, "towns": 2, "control_lines": 4, "plan_zones": 2}
     _check_filled(ws)
+
+
+def test_town_comes_from_the_township_code_not_the_village_name(ws: Any, tmp_path: Path) -> None:
+    # in a real DLTB, 坐落单位名称 names the village (村); the township is XZQ's row whose
+    # 9-digit 行政区代码 begins the 19-digit 坐落单位代码
+    data = sd.layers()
+    dltb = data["DLTB"].copy()
+    dltb["ZLDWMC"] = ["城南村", "城南村", "黎埠村", "黎埠村"]
+    dltb.loc[3, "ZLDWDM"] = "4418239990010000000"  # a township XZQ does not have
+    data["DLTB"] = dltb
+    rep = import_survey(sd.filegdb(tmp_path, data), ws, plan_version="2021-2035", county_name="阳山县")
+    towns = ws.read_layer("parcels").sort_values("parcel_id").town.tolist()
+    assert towns == ["阳城镇", "阳城镇", "黎埠镇", "441823999"]
+    assert any("坐落单位代码" in w and "not in XZQ" in w and "'441823999'" in w for w in rep.warnings)

@@ -309,6 +309,7 @@ def import_survey(
         return frame
 
     loads: list[Load] = []
+    town_names: dict[str, str] = {}
     # --- small layers: read and checked whole before the transaction opens -------------
     xzq = by_std.get("XZQ")
     if xzq is not None:
@@ -325,6 +326,7 @@ def import_survey(
             )))
         prep = prepare(xzq, "county", {"fields": {code_f: "admin_code", name_f: "name"}}, row_ids=True)
         towns, county, notes = _towns_and_county(collect(xzq, prep), xzq, county_name, ws)
+        town_names = dict(zip(towns["town_id"].astype(str), towns["name"].astype(str), strict=True))
         rep.layer_reports[xzq.name] = prep.report
         rep.warnings += notes
         rep.found.append((xzq.name, xzq.std.label if xzq.std else "", "towns, county"))
@@ -377,6 +379,14 @@ def import_survey(
     try:
         prep = prepare_import(dltb.path, ws, layer="parcels", src_layer=dltb.src_layer,
                               allow_shrink=allow_shrink, **kw)
+        zl = _zldwdm_field(prep.report)
+        if zl is not None and town_names:
+            # 坐落单位名称 names the village-level unit; the township is the XZQ row whose
+            # 9-digit 行政区代码 begins 坐落单位代码 (19 digits), so parcels.town matches towns.name
+            unmatched: dict[str, int] = {}
+            prep = prepare_import(dltb.path, ws, layer="parcels", src_layer=dltb.src_layer,
+                                  allow_shrink=allow_shrink, mapping={"fields": {zl: "town"}},
+                                  adjust=lambda df: _township(df, town_names, unmatched), **kw)
     except LandquotaError as exc:
         raise ImportDataError(_refusal(dltb, exc)) from exc
     rep.found.insert(0, (dltb.name, "DLTB 地类图斑", "parcels"))
@@ -387,10 +397,39 @@ def import_survey(
         # the patches were the only layer still streaming when the transaction rolled back
         raise ImportDataError(_refusal(dltb, exc)) from exc
     parcels = prep.finish()
+    if zl is not None and town_names:
+        rep.warnings.append(
+            f"parcels.town: the township of each patch's 坐落单位代码 ({zl}, first 9 digits) in XZQ, "
+            "not 坐落单位名称 (a village-level name)"
+        )
+        if unmatched:
+            rep.warnings.append(
+                f"{sum(unmatched.values())} patch(es) have a 坐落单位代码 whose township is not in XZQ "
+                f"(e.g. {next(iter(unmatched))!r}); their town is that 9-digit code"
+            )
     rep.layer_reports = {dltb.name: parcels, **rep.layer_reports}
     rep.rows = {"parcels": parcels.rows_imported, **rep.rows}
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+_ZLDWDM = {normalize(n) for n in ("ZLDWDM", "坐落单位代码", "坐落单位代")}
+
+
+def _zldwdm_field(report: ImportReport) -> str | None:
+    """Return the DLTB field holding 坐落单位代码, if the layer has one."""
+    return next((f for f in report.ignored_fields if normalize(f) in _ZLDWDM), None)
+
+
+def _township(df: pd.DataFrame, names: dict[str, str], unmatched: dict[str, int]) -> pd.DataFrame:
+    code = df["town"].astype("str").str.strip().str[:9]
+    town = code.map(names)
+    miss = town.isna() & df["town"].notna()
+    for c in code[miss]:
+        unmatched[str(c)] = unmatched.get(str(c), 0) + 1
+    out = df.copy()
+    out["town"] = town.where(~miss, code).where(df["town"].notna(), None)
+    return out
 
 
 def _refusal(f: _Found, exc: BaseException) -> str:
