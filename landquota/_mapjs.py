@@ -194,6 +194,19 @@ RUNTIME_CSS = """
 .lq-popup h3 { margin: 0 0 4px; font-size: 14px; }
 .lq-town-label { font: bold 12px sans-serif; color: #333; white-space: nowrap;
   text-shadow: 0 0 3px #fff, 0 0 3px #fff; }
+.lq-legend .lq-legend-toggle { display: block; width: 100%; margin: 0 0 2px; padding: 2px 0;
+  border: 0; background: none; font: bold 12px/1.35 "Noto Sans CJK SC", sans-serif;
+  text-align: left; cursor: pointer; }
+.lq-legend.lq-collapsed { max-height: none; overflow: visible; }
+.lq-legend.lq-collapsed > :not(.lq-legend-toggle) { display: none; }
+.lq-legend.lq-collapsed .lq-legend-toggle { margin: 0; }
+/* Phones: the panels start closed (open on demand) and the search box stays visible. */
+@media (max-width: 640px) {
+  .lq-search input { width: 150px; }
+  .lq-search .lq-search-msg:empty { min-height: 0; }
+  .lq-legend { max-width: 75vw; max-height: 45vh; }
+  .leaflet-control-layers-expanded { max-height: 55vh; overflow-y: auto; }
+}
 """
 
 # The runtime decodes the compact geometry encoding written by landquota.maps and
@@ -319,7 +332,16 @@ RUNTIME_JS = r"""
       onAdd: function () {
         var box = L.DomUtil.create("div", "lq-legend leaflet-bar");
         box.setAttribute("data-testid", "legend");
-        el("h4", null, d.title, box);
+        // The title is a button: it closes and opens the legend (closed at first on a
+        // small screen, see LQ.responsive).
+        var toggle = el("button", "lq-legend-toggle", d.title, box);
+        toggle.type = "button";
+        toggle.setAttribute("aria-expanded", "true");
+        L.DomEvent.on(toggle, "click", function (e) {
+          L.DomEvent.preventDefault(e);
+          var closed = box.classList.toggle("lq-collapsed");
+          toggle.setAttribute("aria-expanded", closed ? "false" : "true");
+        });
         d.sections.forEach(function (s) {
           el("h4", null, s.title, box);
           s.items.forEach(function (it) {
@@ -382,6 +404,31 @@ RUNTIME_JS = r"""
       }
     });
     new Search().addTo(map);
+  };
+
+  // Small screens (phones): the layer list and the legend start closed, so the map and
+  // the search box are not covered; each opens on demand (the layers icon, the legend
+  // title) and closes again the same way.
+  LQ.SMALL_SCREEN = "(max-width: 640px)";
+  LQ.responsive = function (map) {
+    if (!window.matchMedia || !window.matchMedia(LQ.SMALL_SCREEN).matches) { return; }
+    var root = map.getContainer();
+    var layers = root.querySelector(".leaflet-control-layers");
+    if (layers) {
+      layers.classList.remove("leaflet-control-layers-expanded");
+      var link = layers.querySelector(".leaflet-control-layers-toggle");
+      if (link) { link.setAttribute("aria-label", "图层 Layers"); }
+      // Leaflet's own icon handler opens the list; a tap on the map closes it again.
+      map.on("click", function () {
+        layers.classList.remove("leaflet-control-layers-expanded");
+      });
+    }
+    var legend = root.querySelector(".lq-legend");
+    if (legend) {
+      legend.classList.add("lq-collapsed");
+      var t = legend.querySelector(".lq-legend-toggle");
+      if (t) { t.setAttribute("aria-expanded", "false"); }
+    }
   };
 
   LQ.fitCounty = function (map, bounds) {

@@ -37,6 +37,7 @@ __all__ = [
     "LEDGER_KIND_LABELS",
     "LEVEL_LABELS",
     "OUTCOME_LABELS",
+    "PLANNED_USE_LABELS",
     "PLOT_ROLE_LABELS",
     "POOL_LABELS",
     "PROJECT_STATUS_LABELS",
@@ -255,6 +256,23 @@ PROJECT_STATUS_LABELS: Final[Labels] = _table(
 )
 
 #: Roles of linkage plots (``linkage_plots.role``).
+#: Planned uses (``projects.planned_use``, ``stock_land.planned_use``). The column is free
+#: text: a use not listed here (or already written in Chinese) is shown as it is stored.
+PLANNED_USE_LABELS: Final[Labels] = _table(
+    {
+        "industrial": ("工业", "industrial"),
+        "commercial": ("商业服务业", "commercial"),
+        "residential": ("住宅", "residential"),
+        "public_service": ("公共管理与公共服务", "public service"),
+        "transport": ("交通运输", "transport"),
+        "water": ("水利设施", "water works"),
+        "energy": ("能源", "energy"),
+        "tourism": ("旅游", "tourism"),
+        "mining": ("采矿", "mining"),
+        "special": ("特殊用地", "special use"),
+    }
+)
+
 PLOT_ROLE_LABELS: Final[Labels] = _table(
     {"demolition": ("拆旧区", "demolition"), "construction": ("建新区", "new construction")}
 )

@@ -199,6 +199,11 @@ def _text(v: Any) -> str:
     return str(v)
 
 
+def _use(v: Any) -> str:
+    """Return a planned use in Chinese with English (``交通运输 transport``), or as stored."""
+    return lbl.label(lbl.PLANNED_USE_LABELS, _text(v)) if _present(v) else "—"
+
+
 def _reasons(v: Any) -> list[str]:
     if not _present(v):
         return []
@@ -864,7 +869,7 @@ def _stock_layer(stock: gpd.GeoDataFrame, idle: pd.DataFrame | None) -> _Overlay
             ("approval_date", "批准日期 Approved", _fmt_date),
             ("supply_date", "供地日期 Supplied", _fmt_date),
             ("agreed_start_date", "约定开工 Agreed start", _fmt_date),
-            ("planned_use", "规划用途 Planned use", _text),
+            ("planned_use", "规划用途 Planned use", _use),
         ):
             value = getattr(row, column, None)
             if _present(value):
@@ -1070,9 +1075,12 @@ def _project_popup(
         ["编号 ID", _text(row["project_id"])],
         ["级别 Level", _LEVELS.get(str(row["level"]), _text(row["level"]))],
     ]
-    for column, label in (("town", "乡镇 Town"), ("planned_use", "用途 Planned use")):
+    for column, label, fmt in (
+        ("town", "乡镇 Town", _text),
+        ("planned_use", "用途 Planned use", _use),
+    ):
         if _present(row.get(column)):
-            rows.append([label, _text(row[column])])
+            rows.append([label, fmt(row[column])])
     result = _OUTCOMES[outcome][0]
     if a is not None and _present(a.get("fraction")) and outcome in ("funded", "partial"):
         result += f" ({float(a['fraction']):.0%})"
@@ -1308,6 +1316,7 @@ def build_map(
                 )
             )
         folium.LayerControl(collapsed=False).add_to(m)
+        m.add_child(_Call("responsive"))  # phones: panels closed, opened on demand
         m.add_child(_Call("markReady"))
         bar.update()
     return m

@@ -48,6 +48,7 @@ from landquota.labels import (
     IDLE_RULE_LABELS,
     LEVEL_LABELS,
     OUTCOME_LABELS,
+    PLANNED_USE_LABELS,
     POOL_LABELS,
     PROJECT_STATUS_LABELS,
     REASON_LABELS,
@@ -98,6 +99,7 @@ _CAUSE = label_map(CAUSE_LABELS)
 _DISPOSAL = {**label_map(DISPOSAL_METHOD_LABELS), "none": ""}
 _CASE = {**label_map(DISPOSAL_STATUS_LABELS), "none": ""}
 _ACCEPTANCE = label_map(ACCEPTANCE_LABELS)
+_PLANNED_USE = label_map(PLANNED_USE_LABELS)
 _PROJECT_STATUS = label_map(PROJECT_STATUS_LABELS)
 
 
@@ -478,7 +480,7 @@ _IDLE_ORDER = {"idle": 0, "reclaimed": 1, "swapped": 2, "closed": 3, "not_idle":
 _IDLE_COLS = (
     _C("stock_id", "地块编号", "Stock id"),
     _C("town", "乡镇", "Town"),
-    _C("planned_use", "规划用途", "Planned use"),
+    _C("planned_use", "规划用途", "Planned use", labels=_PLANNED_USE),
     _C("area_m2", "面积", "Area", "area"),
     _C("status", "状态", "Status", labels=_STOCK_STATUS),
     _C("idle_rule", "闲置情形", "Idle rule (R10)", labels=_IDLE_RULE),

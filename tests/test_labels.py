@@ -163,3 +163,16 @@ def test_reports_and_maps_use_the_same_words(
     # Maps capitalise legend entries; the words are the same.
     for code in codes:
         assert report_table[code].casefold() == map_table[code].casefold(), code
+
+
+def test_every_planned_use_of_the_demo_has_a_chinese_and_an_english_label() -> None:
+    from landquota.demo import build_demo
+    from landquota.labels import PLANNED_USE_LABELS, label
+
+    layers = build_demo(seed=2014, n_parcels=2_000)
+    uses = set(layers["projects"]["planned_use"].dropna()) | set(
+        layers["stock_land"]["planned_use"].dropna()
+    )
+    assert uses and uses <= set(PLANNED_USE_LABELS), uses - set(PLANNED_USE_LABELS)
+    assert label(PLANNED_USE_LABELS, "transport") == "交通运输 transport"
+    assert label(PLANNED_USE_LABELS, "港口") == "港口"  # free text is shown as stored

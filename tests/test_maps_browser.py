@@ -172,3 +172,68 @@ def test_a_tile_server_is_the_only_fetch(browser: Any, tmp_path: Path) -> None:
         assert all(u.startswith("https://tiles.bureau.invalid/") for u in opened.blocked)
     finally:
         context.close()
+
+
+def _rect(page: Any, selector: str) -> dict[str, float] | None:
+    box = page.locator(selector).first.bounding_box()
+    return None if box is None else dict(box)
+
+
+def test_on_a_phone_the_map_fills_the_screen_and_panels_open_on_demand(
+    browser: Any, map_file: Path
+) -> None:
+    width, height = 390, 844
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  device_scale_factor=2, is_mobile=True, has_touch=True)
+    try:
+        opened = Opened(context.new_page(), map_file.as_uri()).open()
+        page = opened.page
+        assert opened.errors == [] and opened.blocked == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "map-phone.png"))
+        # the search box is visible, inside the screen
+        search = _rect(page, ".lq-search input")
+        assert search is not None and page.locator(".lq-search input").is_visible()
+        assert search["x"] >= 0 and search["y"] >= 0
+        assert search["x"] + search["width"] <= width and search["y"] + search["height"] <= height
+        # the panels are closed: no layer list, no legend entries
+        assert not page.locator(".leaflet-control-layers-list").is_visible()
+        assert not page.locator(".lq-legend .lq-item").first.is_visible()
+        # the map is at least 70 % of the screen once the controls' boxes are taken off
+        mapbox = _rect(page, ".leaflet-container")
+        assert mapbox is not None and mapbox["width"] * mapbox["height"] >= 0.99 * width * height
+        covered = page.evaluate(
+            """() => Array.from(document.querySelectorAll('.leaflet-control'))
+                 .map(e => e.getBoundingClientRect())
+                 .reduce((s, r) => s + r.width * r.height, 0)"""
+        )
+        assert 1 - covered / (width * height) >= 0.70, covered
+        # open on demand: the layers icon lists the layers, the legend title opens it
+        page.locator(".leaflet-control-layers-toggle").click()
+        assert page.locator(".leaflet-control-layers-list").is_visible()
+        labels = page.locator(".leaflet-control-layers-overlays label").all_inner_texts()
+        assert [t.strip() for t in labels] == LAYER_NAMES
+        opened.click_lat_lng(24.42, 112.78)  # a tap on the map closes the layer list
+        assert not page.locator(".leaflet-control-layers-list").is_visible()
+        page.locator(".lq-legend-toggle").click()
+        assert page.locator(".lq-legend .lq-item").first.is_visible()
+        assert "已安排 Funded (1)" in page.inner_text("[data-testid=legend]")
+        page.locator(".lq-legend-toggle").click()  # and closes again
+        assert not page.locator(".lq-legend .lq-item").first.is_visible()
+        # the search still works with the panels closed
+        page.locator(".lq-search input").fill("Evil & 'Co'")
+        page.locator(".lq-search input").press("Enter")
+        assert d.EVIL_NAME in opened.popup_text()
+    finally:
+        context.close()
+
+
+def test_on_a_desktop_the_panels_start_open(opened: Opened) -> None:
+    assert opened.page.locator(".leaflet-control-layers-list").is_visible()
+    assert opened.page.locator(".lq-legend .lq-item").first.is_visible()
+
+
+def test_planned_use_is_shown_in_chinese_and_english(opened: Opened) -> None:
+    site = d.SITES["K1"].centroid
+    opened.click_lat_lng(site.y, site.x)
+    assert "交通运输 transport" in opened.popup_text()
