@@ -64,7 +64,9 @@ def _bulletin(ns: argparse.Namespace) -> int:
 def _progress_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="the month's return form (.xlsx or .csv); see docs/pipeline.md")
     _db(p)
-    p.add_argument("--month", default=None, help="YYYY-MM of every row (when the form has no month)")
+    p.add_argument(
+        "--month", default=None, help="YYYY-MM of every row (when the form has no month)"
+    )
     p.add_argument("--sheet", default=None, help="sheet of the workbook (default: the first)")
 
 
@@ -163,9 +165,9 @@ def _stages(ns: argparse.Namespace) -> int:
     import pandas as pd
 
     from landquota.rules.pipeline import (
-        check_stages,
         conversion_inputs,
         current_stages,
+        merge_conversion_inputs,
         stage_durations,
         stage_funnel,
     )
@@ -187,11 +189,12 @@ def _stages(ns: argparse.Namespace) -> int:
                 started=pd.Timestamp(when).date(),
                 cadres={str(k): str(v) for k, v in cadres["dept_cadre"].dropna().items()},
             )
-            old = ws.read_layer("project_stages")
-            new = new[~new["stage_id"].isin(old["stage_id"])]
-            check_stages(pd.concat([old, new], ignore_index=True))
-            ws.write_layer("project_stages", new, mode="append")
-            print(f"已开启转用报批 opened {len(new)} conversion stage(s) from run {ns.from_run}")
+            merged, opened, fed = merge_conversion_inputs(ws.read_layer("project_stages"), new)
+            ws.write_layers({"project_stages": merged}, mode="replace")  # one transaction
+            print(
+                f"转用报批 conversion from run {ns.from_run}: {opened} stage(s) opened, "
+                f"{fed} open stage(s) given the run's quota"
+            )
         recorded = ws.meta().get("as_of") if ns.as_of is None else ns.as_of
         from datetime import date
 
@@ -235,9 +238,7 @@ def _staff(ns: argparse.Namespace) -> int:
         b = monthly_bulletin(projects, progress, month=month, staff=staff)
         lagging = b.projects.set_index("project_id")["lagging"]
         problems = b.projects.set_index("project_id")["problems"].dropna()
-    review = staff_review(
-        projects, staff, visits, as_of=day, lagging=lagging, problems=problems
-    )
+    review = staff_review(projects, staff, visits, as_of=day, lagging=lagging, problems=problems)
     print(
         f"三级服务员 service staff as of {day.isoformat()} (visits overdue after "
         f"{HALF_MONTH_DAYS} days, the half-month rule):"

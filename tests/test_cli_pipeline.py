@@ -197,3 +197,40 @@ def test_staff_lists_overdue_visits(
     got = pd.read_csv(out_csv, encoding="utf-8-sig").set_index("staff_id")
     assert got.loc["L1", "n_overdue"] == overdue
     assert got.loc["L2", "n_overdue"] == 1
+
+
+def test_stages_from_a_committed_run_open_conversion_with_its_quota(
+    demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "copy.gpkg"
+    shutil.copyfile(demo_db, db)
+    assert (
+        main(["allocate", "--db", str(db), "--mode", "greedy", "--as-of", "2014-04-30", "--commit"])
+        == 0
+    )
+    with open_workspace(db) as ws:
+        run_id = str(ws.read_layer("allocation_runs")["run_id"].iloc[0])
+        alloc = ws.read_layer("allocations", where={"run_id": run_id}).set_index("project_id")
+        before = ws.read_layer("project_stages")
+    capsys.readouterr()
+    assert main(["stages", "--db", str(db), "--from-run", run_id]) == 0
+    assert "conversion from run" in capsys.readouterr().out
+    with open_workspace(db) as ws:
+        after = ws.read_layer("project_stages").set_index("stage_id")
+    funded = alloc[alloc["outcome"].isin(["funded", "partial"])]
+    old = before.set_index("stage_id")
+    fed = [
+        pid
+        for pid in funded.index
+        if f"{pid}:conversion" not in old.index
+        or (pd.isna(old.loc[f"{pid}:conversion", "finished"]))
+    ]
+    assert fed, "the demo run funds some project whose conversion is still to come"
+    for pid in fed:  # the run's quota is the approval's input (R5), at the R14 level
+        row, a = after.loc[f"{pid}:conversion"], funded.loc[pid]
+        assert row["quota_m2"] == pytest.approx(a["new_quota_m2"] + a["linkage_quota_m2"])
+        assert row["approval_level"] == a["approval_level"] and row["run_id"] == run_id
+    done = [p for p in funded.index if p not in fed]
+    for pid in done:  # an approval already decided keeps its own inputs
+        assert pd.isna(after.loc[f"{pid}:conversion", "run_id"])
+    assert main(["stages", "--db", str(db), "--from-run", "nope"]) == 2

@@ -60,6 +60,7 @@ __all__ = [
     "check_stages",
     "conversion_inputs",
     "current_stages",
+    "merge_conversion_inputs",
     "record_meeting",
     "stage_durations",
     "stage_funnel",
@@ -286,6 +287,40 @@ def conversion_inputs(
             "decision_id": None,
         }
     )
+
+
+def merge_conversion_inputs(
+    stages: pd.DataFrame, inputs: pd.DataFrame
+) -> tuple[pd.DataFrame, int, int]:
+    """Feed a run's :func:`conversion_inputs` into the ``project_stages`` rows.
+
+    A project without a conversion stage gets the new (open) one; a project
+    whose conversion is open and has no quota yet takes the run's quota, level
+    and run id; a conversion already finished, or already fed by a run, is left
+    as it is (its approval was decided on other inputs).
+
+    Returns
+    -------
+    (stages, opened, fed)
+        All rows, and how many stages were opened and fed.
+    """
+    out = pd.DataFrame(stages).copy()
+    conv = out["stage"] == "conversion"
+    have = dict(zip(out.loc[conv, "project_id"], out.index[conv], strict=True))
+    add, fed = [], 0
+    for row in inputs.to_dict("records"):
+        i = have.get(row["project_id"])
+        if i is None:
+            add.append(row)
+            continue
+        if pd.isna(out["finished"][i]) and pd.isna(out["run_id"][i]):
+            for col in ("quota_m2", "approval_level", "run_id", "decided_by"):
+                out.at[i, col] = row[col]
+            fed += 1
+    if add:
+        out = pd.concat([out, pd.DataFrame(add)], ignore_index=True)
+    check_stages(out)
+    return out, len(add), fed
 
 
 @dataclass(frozen=True)
