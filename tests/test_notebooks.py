@@ -62,7 +62,12 @@ def _execute(name: str, env: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -
 def test_notebooks_are_stored_without_outputs() -> None:
     import nbformat
 
-    assert NAMES == ["01_quickstart.ipynb", "02_plan_adjustment.ipynb", "03_idle_land_review.ipynb"]
+    assert NAMES == [
+        "01_quickstart.ipynb",
+        "02_plan_adjustment.ipynb",
+        "03_idle_land_review.ipynb",
+        "04_monthly_bulletin.ipynb",
+    ]
     for name in NAMES:
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
         assert nb.metadata["kernelspec"]["name"] == "python3"
