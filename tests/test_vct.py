@@ -207,3 +207,31 @@ def test_text_that_is_not_gb18030_is_refused_with_its_line(tmp_path: Path) -> No
     want = TEXT.splitlines().index("1,441823,阳山县") + 1
     with pytest.raises(vct.VctError, match=rf"line {want}: not gb18030 text"):
         vct.read_layer(p, "XZQ")
+
+
+@pytest.mark.slow
+def test_memory_grows_by_an_index_not_by_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streaming: 4x the patches cost only the small id indexes (tracemalloc sees numpy too).
+
+    A reader that kept the rows or the geometries would grow by several hundred bytes to
+    kilobytes per patch; this one keeps ~24 bytes per line and per patch (plus sorting).
+    """
+    import importlib.util
+    import tracemalloc
+
+    spec = importlib.util.spec_from_file_location("bench_import", Path(__file__).parents[1] / "benchmarks"
+                                                  / "bench_import.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(vct, "_WKB_CHUNK", 500)  # the pending geometries, constant, kept small here
+    peaks = []
+    for n in (2_000, 8_000):
+        p = bench.generate_vct(tmp_path / f"g{n}.vct", n)
+        tracemalloc.start()
+        rows = sum(len(b) for b in vct.iter_batches(p, "DLTB", batch_size=500))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert rows == n
+    per_patch = (peaks[1] - peaks[0]) / 6_000
+    assert per_patch < 300, f"{per_patch:.0f} bytes per patch"

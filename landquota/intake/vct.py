@@ -622,6 +622,10 @@ class _CoordStore:
         self.f.close()
 
 
+#: geometries turned into WKB and written out together (bounds the pending shapely objects)
+_WKB_CHUNK = 5_000
+
+
 class _GeomStore:
     """The chosen layer's geometries as WKB on disk, keyed by object id."""
 
@@ -640,7 +644,7 @@ class _GeomStore:
     def add(self, oid: int, geom: Any) -> None:
         self._pending_ids.append(oid)
         self._pending.append(geom)
-        if len(self._pending) >= 20_000:
+        if len(self._pending) >= _WKB_CHUNK:
             self._flush()
 
     def _flush(self) -> None:
