@@ -725,6 +725,7 @@ def _open_vct(path: str, src_layer: str | None) -> _Source:
         geometry_type=chosen.geometry_type,
         count=chosen.feature_count or 0,
         bounds=header.extent,
+        declared_encoding=header.encoding,
     )
 
 
@@ -1158,7 +1159,9 @@ def _choose_encoding(source: _Source, encoding: str | None, report: ImportReport
     elif source.raw_text:
         enc, note = _dbf_encoding(source, None)
     elif source.kind == "vct":
-        enc, note = "gb18030", "VCT text is GB18030 (GB/T 17798; a UTF-8 byte-order mark means UTF-8)"
+        enc = source.declared_encoding or "gb18030"
+        note = ("VCT text is GB18030 (GB/T 17798)" if enc == "gb18030"
+                else f"VCT file in {enc} (a byte-order mark, or text valid only as UTF-8)")
     else:
         enc, note = "utf-8", f"{source.driver} stores text as UTF-8"
     report.encoding, report.encoding_note = enc, note
@@ -1386,7 +1389,7 @@ def _vct_batches(source: _Source, plan: _Plan, cols: list[str]) -> Iterator[pd.D
     from landquota.intake import vct
 
     assert source.src_layer is not None
-    enc = plan.encoding if plan.encoding != "gb18030" else None  # None: GB18030 unless a UTF-8 BOM
+    enc = plan.encoding  # as chosen: given with --encoding, or what the reader recognised
     for gdf in vct.iter_batches(source.path, source.src_layer, BATCH_ROWS, encoding=enc):
         df = pd.DataFrame({c: gdf[c].to_numpy() if gdf[c].dtype == object else gdf[c] for c in cols
                            if c in gdf.columns})

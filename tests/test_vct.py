@@ -209,6 +209,13 @@ def test_text_that_is_not_gb18030_is_refused_with_its_line(tmp_path: Path) -> No
         vct.read_layer(p, "XZQ")
 
 
+def test_utf8_without_a_byte_order_mark_is_recognised(tmp_path: Path) -> None:
+    p = tmp_path / "utf8.vct"
+    p.write_bytes(TEXT.encode("utf-8"))
+    assert vct.read_layer(p, "DLTB")["ZLDWMC"].tolist() == ["阳城镇", "𠮷田村"]
+    assert [x.alias for x in vct.list_layers(p)] == ["行政区", "地类图斑", "地类图斑界线"]
+
+
 @pytest.mark.slow
 def test_memory_grows_by_an_index_not_by_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Streaming: 4x the patches cost only the small id indexes (tracemalloc sees numpy too).

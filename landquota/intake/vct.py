@@ -124,6 +124,7 @@ class VctHeader:
     dim: int = 2
     extent: tuple[float, float, float, float] | None = None  # in the file's coordinates + offset
     version: str = ""
+    encoding: str = "gb18030"  # the text encoding the file was read with
 
 
 _GEOM_NAMES = {"point": "Point", "line": "LineString", "polygon": "Polygon", "annotation": "Annotation",
@@ -141,6 +142,24 @@ class _Meta:
 # ----------------------------------------------------------------------------------------
 # line reading
 # ----------------------------------------------------------------------------------------
+def _sniff(raw: IO[bytes]) -> str:
+    """GB18030 (the standard's), unless the first megabyte is non-ASCII text valid as UTF-8.
+
+    Chinese text in GB18030 is practically never valid UTF-8, while UTF-8 read as
+    GB18030 is mojibake, so a UTF-8 file without a byte-order mark is recognised here.
+    """
+    sample = raw.read(1 << 20)
+    raw.seek(0)
+    if sample.isascii():
+        return "gb18030"
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 3:  # not just a character cut by the sample's end
+            return "gb18030"
+    return "utf-8"
+
+
 class _Lines:
     """The file's non-blank lines, decoded, with their 1-based numbers; comments skipped."""
 
@@ -152,7 +171,7 @@ class _Lines:
             self.encoding = encoding or "utf-8"
         else:
             raw.seek(0)
-            self.encoding = encoding or "gb18030"
+            self.encoding = encoding or _sniff(raw)
         # decoded in large chunks by the text layer (one decode call per line costs more than
         # the parsing); GB18030's multi-byte characters never contain a line-feed byte, so
         # splitting lines after decoding is the same as before
@@ -471,7 +490,9 @@ def read_header(path: str | os.PathLike[str], *, encoding: str | None = None) ->
         first = lines.next("HeadBegin")
         if first[1] != "HeadBegin":
             raise lines.error(f"a VCT file starts with HeadBegin; found {first[1][:60]!r}", first[0])
-        return _parse_head(lines)
+        h = _parse_head(lines)
+        h.encoding = lines.encoding
+        return h
     finally:
         lines.close()
 
