@@ -148,7 +148,8 @@ def _import_args(p: argparse.ArgumentParser) -> None:
         choices=[n for n in LAYERS if n not in _SYSTEM_LAYERS],
         help="workspace layer to write",
     )
-    p.add_argument("--src-layer", default=None, help="layer of the source when it holds several")
+    p.add_argument("--src-layer", "--source-layer", dest="src_layer", default=None,
+                   help="layer of the source when it holds several (a VCT: DLTB, 地类图斑 or its feature code)")
     p.add_argument(
         "--mapping", default=None, help="field mapping file (.toml/.yaml), see docs/import.md"
     )

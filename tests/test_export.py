@@ -68,6 +68,8 @@ def test_shapefile_in_a_gauss_kruger_zone(filled: Workspace, tmp_path: Path) -> 
     export_layers(filled, out, fmt="shp", layers=["parcels"], crs="EPSG:4547")
     assert "CGCS2000_3_Degree_GK_CM_114E" in (out / "parcels.prj").read_text()  # the ESRI name desktop GIS knows
     assert CRS.from_user_input(pyogrio.read_info(out / "parcels.shp")["crs"]).to_epsg() == 4547
+    text = _ogrinfo("-so", str(out / "parcels.shp"), "parcels")
+    assert 'PROJCRS["CGCS2000 / 3-degree Gauss-Kruger CM 114E"' in text and 'ID["EPSG",4547]' in text
     got = pyogrio.read_dataframe(out / "parcels.shp")
     want = sample_layers()["parcels"].to_crs(4547)
     # the shapefile turns rings clockwise and reads single parts as Polygons: same shapes

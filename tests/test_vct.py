@@ -189,7 +189,7 @@ def test_cli_import_vct(fixture_vct: Path, tmp_path: Path) -> None:
     db = tmp_path / "w.gpkg"
     assert main(["init", "--db", str(db)]) == 0
     assert main(["import", str(fixture_vct), "--db", str(db), "--layer", "parcels"]) == 2  # three layers
-    assert main(["import", str(fixture_vct), "--db", str(db), "--layer", "parcels", "--src-layer", "DLTB"]) == 0
+    assert main(["import", str(fixture_vct), "--db", str(db), "--layer", "parcels", "--source-layer", "地类图斑"]) == 0
 
 
 def test_a_line_layer_is_refused_in_plain_words(fixture_vct: Path, ws: object) -> None:
