@@ -36,6 +36,7 @@ from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from landquota.errors import ConcurrencyError, DataError, LedgerError, WorkspaceError
+from landquota.rules.chain import POOL_OF_COLUMN, RUN_TOLERANCE, new_links
 from landquota.schema import CRS_EPSG, LAYERS, META, SCHEMA_VERSION, Column, Layer
 from landquota.workspace import (
     BBox,
@@ -44,7 +45,9 @@ from landquota.workspace import (
     Where,
     Workspace,
     WriteMode,
+    coerce_frame,
     os_user,
+    prepare_frame,
     where_to_sql,
 )
 
@@ -150,11 +153,82 @@ _LEDGER_TRIGGERS = [
     "CREATE TRIGGER quota_ledger_no_delete BEFORE DELETE ON quota_ledger BEGIN "
     "SELECT RAISE(ABORT, 'quota_ledger is append-only: write a reversal entry instead of "
     "deleting one'); END",
-    # R6 in the file itself: SQLite serialises writers, so a check after each row is
-    # enough to keep every (pool, vintage) balance non-negative.
-    "CREATE TRIGGER quota_ledger_r6 AFTER INSERT ON quota_ledger WHEN (SELECT total(amount) "
-    f"FROM quota_ledger WHERE pool = NEW.pool AND year = NEW.year) < -{NEG_TOL!r} BEGIN "
-    "SELECT RAISE(ABORT, 'R6: this entry would make a quota balance negative'); END",
+]
+
+# R6 in the file itself, on RUNNING balances by effective date: SQLite serialises
+# writers, so a check after each row is enough. A debit dated before the credit it
+# needs leaves the balance negative on the days between them and is refused, not
+# only an overdraft of the all-time total (one day's entries are summed first, as
+# in landquota.ledger.check_nonnegative).
+_R6_TRIGGER = (
+    "CREATE TRIGGER quota_ledger_r6 AFTER INSERT ON quota_ledger WHEN (SELECT min(running) "
+    "FROM (SELECT effective_date AS d, sum(total(amount)) OVER (ORDER BY effective_date) AS "
+    "running FROM quota_ledger WHERE pool = NEW.pool AND year = NEW.year GROUP BY "
+    f"effective_date) WHERE d >= NEW.effective_date) < -{NEG_TOL!r} BEGIN "
+    "SELECT RAISE(ABORT, 'R6: this entry would make a quota balance negative on some date "
+    "(running balance by effective date)'); END"
+)
+
+
+def _debits_mismatch(run: str) -> str:
+    """Return SQL that is true when the run's debits per pool differ from its allocations."""
+    parts = [
+        f"SELECT '{pool}' AS pool, total({col}) AS need FROM allocations WHERE run_id = {run}"
+        for col, pool in POOL_OF_COLUMN.items()
+    ]
+    return (
+        f"EXISTS (SELECT 1 FROM ({' UNION ALL '.join(parts)}) e WHERE abs(e.need + (SELECT "
+        f"total(amount) FROM quota_ledger l WHERE l.run_id = {run} AND l.kind = 'allocation' "
+        f"AND l.pool = e.pool)) > {RUN_TOLERANCE!r})"
+    )
+
+
+_RUN_FIXED = [c.name for c in LAYERS["allocation_runs"].columns if not c.name.startswith("status")]
+
+#: The chain, the run life cycle and the write stamps (schema version 2).
+_CHAIN_TRIGGERS = [
+    "CREATE TRIGGER ledger_chain_no_update BEFORE UPDATE ON ledger_chain BEGIN "
+    "SELECT RAISE(ABORT, 'ledger_chain is append-only: the chain is history'); END",
+    "CREATE TRIGGER ledger_chain_no_delete BEFORE DELETE ON ledger_chain BEGIN "
+    "SELECT RAISE(ABORT, 'ledger_chain is append-only: the chain is history'); END",
+    # The run life cycle (draft -> committed -> reverted) in the file: a status changes
+    # only with its ledger entries already written in the same transaction, and
+    # nothing else of a run ever changes.
+    "CREATE TRIGGER allocation_runs_lifecycle BEFORE UPDATE ON allocation_runs BEGIN "
+    "SELECT RAISE(ABORT, 'run life cycle: a run changes only draft -> committed -> reverted, "
+    "and only its status (landquota commit / revert)') WHERE "
+    + " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in _RUN_FIXED)
+    + " OR NOT (NEW.status = OLD.status OR (OLD.status = 'draft' AND NEW.status = 'committed') "
+    "OR (OLD.status = 'committed' AND NEW.status = 'reverted')); "
+    "SELECT RAISE(ABORT, 'run life cycle: a run is committed only together with exactly its "
+    "debits (landquota commit)') WHERE OLD.status = 'draft' AND NEW.status = 'committed' AND ("
+    + _debits_mismatch("NEW.run_id")
+    + " OR EXISTS (SELECT 1 FROM quota_ledger r WHERE r.run_id = NEW.run_id AND r.kind = "
+    "'reversal')); "
+    "SELECT RAISE(ABORT, 'run life cycle: a run is reverted only together with the reversal "
+    "of each of its debits (landquota revert)') WHERE OLD.status = 'committed' AND NEW.status "
+    "= 'reverted' AND EXISTS (SELECT 1 FROM quota_ledger d WHERE d.run_id = NEW.run_id AND "
+    "d.kind = 'allocation' AND NOT EXISTS (SELECT 1 FROM quota_ledger r WHERE r.kind = "
+    "'reversal' AND r.reverses = d.entry_id)); END",
+    "CREATE TRIGGER allocation_runs_no_delete BEFORE DELETE ON allocation_runs WHEN "
+    "OLD.status <> 'draft' BEGIN SELECT RAISE(ABORT, 'run life cycle: a committed or reverted "
+    "run is history and is never deleted'); END",
+    "CREATE TRIGGER allocations_no_update BEFORE UPDATE ON allocations WHEN (SELECT status "
+    "FROM allocation_runs WHERE run_id = OLD.run_id) <> 'draft' BEGIN SELECT RAISE(ABORT, "
+    "'the allocations of a committed or reverted run never change'); END",
+    "CREATE TRIGGER allocations_no_delete BEFORE DELETE ON allocations WHEN (SELECT status "
+    "FROM allocation_runs WHERE run_id = OLD.run_id) <> 'draft' BEGIN SELECT RAISE(ABORT, "
+    "'the allocations of a committed or reverted run never change'); END",
+    # What a file can stamp about a write made by any client: the time it happened.
+    # (SQLite has no users; `landquota verify` names it for rows outside the chain.)
+    "CREATE TABLE landquota_writes (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, entry_id "
+    "TEXT NOT NULL, written_at TEXT NOT NULL)",
+    "INSERT INTO gpkg_contents (table_name, data_type, identifier, description) VALUES "
+    "('landquota_writes', 'attributes', 'landquota_writes', 'when each ledger entry was "
+    "written (stamped by a trigger)')",
+    "CREATE TRIGGER quota_ledger_write_stamp AFTER INSERT ON quota_ledger BEGIN INSERT INTO "
+    "landquota_writes (entry_id, written_at) VALUES (NEW.entry_id, "
+    "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')); END",
 ]
 
 
@@ -471,7 +545,7 @@ class GpkgWorkspace(Workspace):
         ]
         for lyr in LAYERS.values():
             s += GpkgWorkspace._layer_ddl(lyr)
-        s += _LEDGER_TRIGGERS
+        s += [*_LEDGER_TRIGGERS, _R6_TRIGGER, *_CHAIN_TRIGGERS]
         meta = "INSERT INTO landquota_meta (key, value) VALUES"
         s.append(f"{meta} ('schema_version', '{SCHEMA_VERSION}')")
         s.append(f"{meta} ('created_by_version', {_lit(__version__)})")
@@ -614,6 +688,7 @@ class GpkgWorkspace(Workspace):
         from landquota._progress import progress_bar
 
         with self._tx() as con:
+            ledger_start = _max_fid(con, "quota_ledger") if "quota_ledger" in frames else None
             if mode == "replace":
                 # children before parents, so that foreign keys hold at every step
                 for name in reversed(list(frames)):
@@ -631,6 +706,9 @@ class GpkgWorkspace(Workspace):
                 lyr = LAYERS[name]
                 with progress_bar(len(df), f"write {name}", enabled=progress) as bar:
                     self._insert(con, lyr, df, bar)
+            if ledger_start is not None:
+                # ledger rows written as a layer (the demo's opening balances) are chained too
+                self._chain(con, after_fid=ledger_start, run_id=None)
 
     def _insert(
         self, con: sqlite3.Connection, lyr: Layer, df: Frame, bar: Any, *, rtree: bool = True
@@ -729,39 +807,112 @@ class GpkgWorkspace(Workspace):
 
     # --- ledger ------------------------------------------------------------------
     def _append_ledger(self, entries: Frame, transition: RunTransition | None) -> None:
-        from landquota._progress import progress_bar
-
         lyr = LAYERS["quota_ledger"]
         with self._tx() as con:
+            # BEGIN IMMEDIATE holds the file's write lock: what we read now stays true
             if transition is not None:
-                self._transition(con, transition)
+                self._check_transition(con, transition)
             check_ledger(
                 pd.read_sql_query(
                     f"SELECT {', '.join(_LEDGER_CHECK_COLUMNS)} FROM quota_ledger", con
                 ),
                 entries,
             )
+            start = _max_fid(con, "quota_ledger")
             try:
-                with progress_bar(len(entries), "ledger", enabled=False) as bar:
-                    self._insert(con, lyr, entries, bar)
+                self._insert(con, lyr, entries, _NoBar())
             except DataError as exc:
                 raise LedgerError(str(exc)) from exc
+            # after the entries: the file's life-cycle trigger wants them present
+            if transition is not None:
+                self._set_status(con, transition)
+            self._chain(con, after_fid=start, run_id=transition.run_id if transition else None)
 
-    def _transition(self, con: sqlite3.Connection, t: RunTransition) -> None:
+    def _check_transition(self, con: sqlite3.Connection, t: RunTransition) -> None:
         row = con.execute(
             "SELECT status FROM allocation_runs WHERE run_id = ?", (t.run_id,)
         ).fetchone()
         t.check(None if row is None else row[0], repr(self.target))
-        con.execute(
-            "UPDATE allocation_runs SET status=?, status_changed_at=strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
-            "status_changed_by=? WHERE run_id=?",
-            (t.to_status, self.user(), t.run_id),
-        )
+
+    def _set_status(self, con: sqlite3.Connection, t: RunTransition) -> None:
+        try:
+            con.execute(
+                "UPDATE allocation_runs SET status=?, "
+                "status_changed_at=strftime('%Y-%m-%dT%H:%M:%fZ','now'), status_changed_by=? "
+                "WHERE run_id=?",
+                (t.to_status, self.user(), t.run_id),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise LedgerError(f"run {t.run_id!r}: the workspace refused the change: {exc}") from exc
+
+    def _chain(self, con: sqlite3.Connection, *, after_fid: int | None, run_id: str | None) -> None:
+        """Append the chain links of the entries after *after_fid* and of *run_id*'s status.
+
+        The rows are read back as stored, so the links hash exactly what a later
+        ``verify`` reads.
+        """
+        from landquota.rules.chain import chain_items
+
+        def read(name: str, where: str, params: tuple[Any, ...]) -> pd.DataFrame:
+            lyr = LAYERS[name]
+            cols = ", ".join(_q(c) for c in lyr.column_names)
+            q = f"SELECT {cols} FROM {_q(name)} WHERE {where} ORDER BY fid"
+            return coerce_frame(lyr, pd.read_sql_query(q, con, params=params))
+
+        entries = read("quota_ledger", "fid > ?", (after_fid,)) if after_fid is not None else None
+        run = allocs = None
+        if run_id is not None:
+            run = read("allocation_runs", "run_id = ?", (run_id,))
+            allocs = read("allocations", "run_id = ?", (run_id,))
+        items = chain_items(entries, run, allocs)
+        if not items:
+            return
+        last = con.execute("SELECT seq, hash FROM ledger_chain ORDER BY seq DESC LIMIT 1").fetchone()
+        links = new_links(0 if last is None else int(last[0]), None if last is None else last[1], items)
+        chain = LAYERS["ledger_chain"]
+        self._insert(con, chain, prepare_frame(chain, links, source="ledger chain"), _NoBar())
+
+    def _install_chain(self) -> None:
+        """Install schema version 2: the chain table, new triggers, the chain over existing rows.
+
+        One transaction: the existing entries are chained in the order they were
+        written, then every committed or reverted run in its current state.
+        """
+        with self._tx() as con:
+            have = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+            if "ledger_chain" not in have:
+                for stmt in GpkgWorkspace._layer_ddl(LAYERS["ledger_chain"]):
+                    con.execute(stmt)
+            con.execute("DROP TRIGGER IF EXISTS quota_ledger_r6")
+            con.execute(_R6_TRIGGER)
+            for stmt in _CHAIN_TRIGGERS:
+                name = stmt.split()[2]
+                if name not in have:
+                    con.execute(stmt)
+            if con.execute("SELECT count(*) FROM ledger_chain").fetchone()[0]:
+                return  # chained by an earlier, interrupted upgrade that got this far
+            self._chain(con, after_fid=0, run_id=None)
+            for (rid,) in con.execute(
+                "SELECT run_id FROM allocation_runs WHERE status <> 'draft' ORDER BY fid"
+            ).fetchall():
+                self._chain(con, after_fid=None, run_id=rid)
 
     def set_run_status(self, transition: RunTransition) -> None:
         """Change a run's status atomically (fails if it is not in ``from_status``)."""
         with self._tx() as con:
-            self._transition(con, transition)
+            self._check_transition(con, transition)
+            self._set_status(con, transition)
+            self._chain(con, after_fid=None, run_id=transition.run_id)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        """No progress for small writes."""
+
+
+def _max_fid(con: sqlite3.Connection, table: str) -> int:
+    (n,) = con.execute(f"SELECT coalesce(max(fid), 0) FROM {_q(table)}").fetchone()
+    return int(n)
 
 
 _LEDGER_CHECK_COLUMNS = ["entry_id", "pool", "kind", "amount", "year", "effective_date", "source"]

@@ -31,11 +31,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from landquota._gpkg import _LEDGER_CHECK_COLUMNS, NEG_TOL, check_ledger
 from landquota.errors import (
+    ConcurrencyError,
     DataError,
     LedgerError,
     ParameterError,
     WorkspaceError,
 )
+from landquota.rules.chain import POOL_OF_COLUMN, RUN_TOLERANCE
 from landquota.schema import CRS_EPSG, LAYERS, META, SCHEMA_VERSION, Column, Layer
 from landquota.settings import Settings, mask_url
 from landquota.workspace import (
@@ -46,6 +48,8 @@ from landquota.workspace import (
     Workspace,
     WriteMode,
     arrow_text,
+    coerce_frame,
+    prepare_frame,
     where_to_sql,
 )
 
@@ -139,37 +143,190 @@ def _checks(lyr: Layer, c: Column) -> list[sa.CheckConstraint]:
     return out
 
 
+#: Seconds a ledger write waits for the ledger lock before it gives up and names the holder.
+LOCK_TIMEOUT_S = 30.0
+#: The table whose EXCLUSIVE lock serialises ledger writers. Locking a table in that
+#: mode needs UPDATE (or DELETE, TRUNCATE) on it, which only ledger writers
+#: (approver, owner) hold: a viewer cannot take the lock and stall commits, as any
+#: login could take an advisory lock.
+LEDGER_LOCK = "ledger_lock"
+
+
+def fixed_path(schema: str) -> str:
+    """Return the ``SET search_path`` clause of every function landquota creates.
+
+    ``pg_catalog`` first and ``pg_temp`` named last, so that no operator, cast or
+    function another role creates in ``public`` (or a temporary schema) can be
+    picked up when the function runs, whoever calls it (CVE-2018-1058 pattern).
+    """
+    return f'SET search_path = pg_catalog, "{schema}", pg_temp'
+
+
 def _ledger_sql(schema: str) -> list[str]:
+    """Return the ledger's database-side rules: append-only, R6, chain, run life cycle.
+
+    Every function has a fixed ``search_path`` (:func:`fixed_path`); comparisons
+    are written with ``OPERATOR(pg_catalog.…)`` between values of one type (double
+    precision with double precision), so even the function's own body cannot be
+    redirected to an operator of another schema. Idempotent (CREATE OR REPLACE,
+    triggers dropped first).
+    """
     s = f'"{schema}"'
+    path = fixed_path(schema)
+    lt = "OPERATOR(pg_catalog.<)"
+    gt = "OPERATOR(pg_catalog.>)"
+    eq = "OPERATOR(pg_catalog.=)"
+    tol = f"CAST({RUN_TOLERANCE!r} AS pg_catalog.float8)"
+    need = " UNION ALL ".join(
+        f"SELECT '{pool}'::pg_catalog.text, (SELECT pg_catalog.coalesce(pg_catalog.sum(a.{col}), 0) "
+        f"FROM {s}.allocations a WHERE a.run_id {eq} rid)"
+        for col, pool in POOL_OF_COLUMN.items()
+    ).replace("pg_catalog.coalesce", "coalesce")
     return [
-        f"""CREATE FUNCTION {s}.quota_ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        f"CREATE TABLE IF NOT EXISTS {s}.{LEDGER_LOCK} (held boolean)",
+        f"COMMENT ON TABLE {s}.{LEDGER_LOCK} IS 'landquota: ledger writers LOCK this table IN "
+        "EXCLUSIVE MODE (needs UPDATE on it: approver and owner only)'",
+        f"""CREATE OR REPLACE FUNCTION {s}.quota_ledger_append_only() RETURNS trigger
+        LANGUAGE plpgsql {path} AS $$
         BEGIN
-          RAISE EXCEPTION 'quota_ledger is append-only: write a reversal entry instead of %% on an entry', lower(TG_OP)
-            USING ERRCODE = 'insufficient_privilege';
+          RAISE EXCEPTION '% is append-only: write a reversal entry instead of %% on an entry',
+            TG_TABLE_NAME, lower(TG_OP) USING ERRCODE = 'insufficient_privilege';
         END $$""".replace("%%", "%"),
+        f"DROP TRIGGER IF EXISTS quota_ledger_no_change ON {s}.quota_ledger",
         f"""CREATE TRIGGER quota_ledger_no_change BEFORE UPDATE OR DELETE ON {s}.quota_ledger
         FOR EACH ROW EXECUTE FUNCTION {s}.quota_ledger_append_only()""",
+        f"DROP TRIGGER IF EXISTS quota_ledger_no_truncate ON {s}.quota_ledger",
         f"""CREATE TRIGGER quota_ledger_no_truncate BEFORE TRUNCATE ON {s}.quota_ledger
         FOR EACH STATEMENT EXECUTE FUNCTION {s}.quota_ledger_append_only()""",
-        # R6 in the database: serialise ledger writers, then check every bucket touched.
-        f"""CREATE FUNCTION {s}.quota_ledger_r6() RETURNS trigger LANGUAGE plpgsql AS $$
+        f"DROP TRIGGER IF EXISTS ledger_chain_no_change ON {s}.ledger_chain",
+        f"""CREATE TRIGGER ledger_chain_no_change BEFORE UPDATE OR DELETE ON {s}.ledger_chain
+        FOR EACH ROW EXECUTE FUNCTION {s}.quota_ledger_append_only()""",
+        f"DROP TRIGGER IF EXISTS ledger_chain_no_truncate ON {s}.ledger_chain",
+        f"""CREATE TRIGGER ledger_chain_no_truncate BEFORE TRUNCATE ON {s}.ledger_chain
+        FOR EACH STATEMENT EXECUTE FUNCTION {s}.quota_ledger_append_only()""",
+        # R6 in the database on RUNNING balances by effective date: serialise ledger
+        # writers (the lock table), then follow every bucket the statement touched day
+        # by day; a debit dated before its credit is refused, not only an overdraft.
+        f"""CREATE OR REPLACE FUNCTION {s}.quota_ledger_r6() RETURNS trigger
+        LANGUAGE plpgsql {path} AS $$
         DECLARE bad record;
         BEGIN
-          PERFORM pg_advisory_xact_lock(hashtext('landquota.ledger.' || TG_TABLE_SCHEMA));
-          SELECT l.pool, l.year, sum(l.amount) AS balance INTO bad
-            FROM {s}.quota_ledger l
-            JOIN (SELECT DISTINCT pool, year FROM new_rows) n USING (pool, year)
-           GROUP BY l.pool, l.year
-          HAVING sum(l.amount) < -{NEG_TOL!r}
+          LOCK TABLE {s}.{LEDGER_LOCK} IN EXCLUSIVE MODE;
+          SELECT d.pool, d.year, d.effective_date, d.running INTO bad
+            FROM (SELECT x.pool, x.year, x.effective_date,
+                         pg_catalog.sum(x.day_sum) OVER (PARTITION BY x.pool, x.year
+                                                         ORDER BY x.effective_date) AS running
+                    FROM (SELECT l.pool, l.year, l.effective_date, pg_catalog.sum(l.amount) AS day_sum
+                            FROM {s}.quota_ledger l
+                            JOIN (SELECT DISTINCT n.pool, n.year FROM new_rows n) t
+                              ON l.pool {eq} t.pool AND l.year {eq} t.year
+                           GROUP BY l.pool, l.year, l.effective_date) x) d
+           WHERE d.running {lt} CAST(-{NEG_TOL!r} AS pg_catalog.float8)
+           ORDER BY d.effective_date
            LIMIT 1;
           IF FOUND THEN
-            RAISE EXCEPTION 'R6: pool % (vintage %) would have a negative balance (%)',
-              bad.pool, bad.year, round(bad.balance::numeric, 2) USING ERRCODE = 'check_violation';
+            RAISE EXCEPTION 'R6: pool % (vintage %) would stand at % on %; a balance may never go negative on any date',
+              bad.pool, bad.year, pg_catalog.round(CAST(bad.running AS pg_catalog.numeric), 2),
+              bad.effective_date USING ERRCODE = 'check_violation';
           END IF;
           RETURN NULL;
         END $$""",
+        f"DROP TRIGGER IF EXISTS quota_ledger_r6 ON {s}.quota_ledger",
         f"""CREATE TRIGGER quota_ledger_r6 AFTER INSERT ON {s}.quota_ledger
         REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {s}.quota_ledger_r6()""",
+        # The run life cycle: draft -> committed -> reverted, only the status changes.
+        f"""CREATE OR REPLACE FUNCTION {s}.landquota_run_lifecycle() RETURNS trigger
+        LANGUAGE plpgsql {path} AS $$
+        BEGIN
+          IF TG_OP = 'DELETE' THEN
+            IF OLD.status {eq} 'draft' THEN RETURN OLD; END IF;
+            RAISE EXCEPTION 'run life cycle: run % is %, history that is never deleted', OLD.run_id, OLD.status
+              USING ERRCODE = 'insufficient_privilege';
+          END IF;
+          IF (NEW.run_id, NEW.mode, NEW.as_of, NEW.scenario, NEW.params, NEW.input_digest,
+              NEW.software_version, NEW.forced) IS DISTINCT FROM
+             (OLD.run_id, OLD.mode, OLD.as_of, OLD.scenario, OLD.params, OLD.input_digest,
+              OLD.software_version, OLD.forced) THEN
+            RAISE EXCEPTION 'run life cycle: only the status of run % may change', OLD.run_id
+              USING ERRCODE = 'insufficient_privilege';
+          END IF;
+          IF NEW.status IS DISTINCT FROM OLD.status AND NOT (
+               (OLD.status {eq} 'draft' AND NEW.status {eq} 'committed')
+            OR (OLD.status {eq} 'committed' AND NEW.status {eq} 'reverted')) THEN
+            RAISE EXCEPTION 'run life cycle: run % cannot go from % to %; a run goes draft -> committed -> reverted only (landquota commit / revert)',
+              OLD.run_id, OLD.status, NEW.status USING ERRCODE = 'insufficient_privilege';
+          END IF;
+          RETURN NEW;
+        END $$""",
+        f"DROP TRIGGER IF EXISTS allocation_runs_lifecycle ON {s}.allocation_runs",
+        f"""CREATE TRIGGER allocation_runs_lifecycle BEFORE UPDATE OR DELETE ON {s}.allocation_runs
+        FOR EACH ROW EXECUTE FUNCTION {s}.landquota_run_lifecycle()""",
+        f"""CREATE OR REPLACE FUNCTION {s}.landquota_allocations_frozen() RETURNS trigger
+        LANGUAGE plpgsql {path} AS $$
+        BEGIN
+          IF EXISTS (SELECT 1 FROM {s}.allocation_runs r
+                      WHERE r.run_id {eq} OLD.run_id AND r.status OPERATOR(pg_catalog.<>) 'draft') THEN
+            RAISE EXCEPTION 'the allocations of run % never change once it is committed', OLD.run_id
+              USING ERRCODE = 'insufficient_privilege';
+          END IF;
+          IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+          RETURN NEW;
+        END $$""",
+        f"DROP TRIGGER IF EXISTS allocations_frozen ON {s}.allocations",
+        f"""CREATE TRIGGER allocations_frozen BEFORE UPDATE OR DELETE ON {s}.allocations
+        FOR EACH ROW EXECUTE FUNCTION {s}.landquota_allocations_frozen()""",
+        # Checked when the transaction commits (deferred): a status change and its
+        # ledger entries must arrive together, in either order, or not at all.
+        f"""CREATE OR REPLACE FUNCTION {s}.landquota_run_consistency() RETURNS trigger
+        LANGUAGE plpgsql {path} AS $$
+        DECLARE rid text; st text; bad text;
+        BEGIN
+          IF TG_OP = 'DELETE' THEN rid := OLD.run_id; ELSE rid := NEW.run_id; END IF;
+          IF rid IS NULL THEN RETURN NULL; END IF;
+          SELECT r.status INTO st FROM {s}.allocation_runs r WHERE r.run_id {eq} rid;
+          IF NOT FOUND THEN RETURN NULL; END IF;
+          IF st {eq} 'draft' THEN
+            IF EXISTS (SELECT 1 FROM {s}.quota_ledger l WHERE l.run_id {eq} rid) THEN
+              RAISE EXCEPTION 'run life cycle: run % is a draft but has ledger entries; debits are written only by committing it (landquota commit)', rid
+                USING ERRCODE = 'integrity_constraint_violation';
+            END IF;
+            RETURN NULL;
+          END IF;
+          SELECT e.pool INTO bad FROM ({need}) e(pool, need)
+           WHERE pg_catalog.abs(e.need OPERATOR(pg_catalog.+) (SELECT coalesce(pg_catalog.sum(l.amount), 0)
+                   FROM {s}.quota_ledger l WHERE l.run_id {eq} rid AND l.kind {eq} 'allocation'
+                   AND l.pool {eq} e.pool)) {gt} {tol}
+           LIMIT 1;
+          IF FOUND THEN
+            RAISE EXCEPTION 'run life cycle: run % is %, but its debits of pool % are not exactly what its allocations give (landquota commit writes them together)', rid, st, bad
+              USING ERRCODE = 'integrity_constraint_violation';
+          END IF;
+          IF st {eq} 'committed' AND EXISTS (SELECT 1 FROM {s}.quota_ledger l
+               WHERE l.run_id {eq} rid AND l.kind {eq} 'reversal') THEN
+            RAISE EXCEPTION 'run life cycle: run % has reversals but is still committed (landquota revert changes both)', rid
+              USING ERRCODE = 'integrity_constraint_violation';
+          END IF;
+          IF st {eq} 'reverted' AND EXISTS (SELECT 1 FROM {s}.quota_ledger d
+               WHERE d.run_id {eq} rid AND d.kind {eq} 'allocation' AND NOT EXISTS (
+                 SELECT 1 FROM {s}.quota_ledger r WHERE r.kind {eq} 'reversal' AND r.reverses {eq} d.entry_id)) THEN
+            RAISE EXCEPTION 'run life cycle: run % is reverted only together with the reversal of each of its debits (landquota revert)', rid
+              USING ERRCODE = 'integrity_constraint_violation';
+          END IF;
+          RETURN NULL;
+        END $$""",
+        f"DROP TRIGGER IF EXISTS allocation_runs_consistency ON {s}.allocation_runs",
+        f"""CREATE CONSTRAINT TRIGGER allocation_runs_consistency AFTER INSERT OR UPDATE
+        ON {s}.allocation_runs DEFERRABLE INITIALLY DEFERRED
+        FOR EACH ROW EXECUTE FUNCTION {s}.landquota_run_consistency()""",
+        f"DROP TRIGGER IF EXISTS quota_ledger_consistency ON {s}.quota_ledger",
+        f"""CREATE CONSTRAINT TRIGGER quota_ledger_consistency AFTER INSERT
+        ON {s}.quota_ledger DEFERRABLE INITIALLY DEFERRED
+        FOR EACH ROW WHEN (NEW.run_id IS NOT NULL) EXECUTE FUNCTION {s}.landquota_run_consistency()""",
+        # entries removed behind the append-only trigger's back (the owner can disable it)
+        f"DROP TRIGGER IF EXISTS quota_ledger_consistency_delete ON {s}.quota_ledger",
+        f"""CREATE CONSTRAINT TRIGGER quota_ledger_consistency_delete AFTER DELETE
+        ON {s}.quota_ledger DEFERRABLE INITIALLY DEFERRED
+        FOR EACH ROW WHEN (OLD.run_id IS NOT NULL) EXECUTE FUNCTION {s}.landquota_run_consistency()""",
     ]
 
 
@@ -195,6 +352,8 @@ class PostgisWorkspace(Workspace):
                 f"--db {mask_url(url)!r} is not a valid PostgreSQL URL: {exc}"
             ) from None
         self.md = build_metadata(self.schema)
+        sa.event.listen(self.engine, "connect", _own_search_path(self.schema))
+        self.engine.dispose()  # the probe connection above predates the listener
         exists = self._schema_exists()
         if not exists:
             if not create:
@@ -246,8 +405,11 @@ class PostgisWorkspace(Workspace):
         from landquota import __version__
 
         with self._tx() as con:
-            con.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+            # in `public` as before: the connection's own search_path starts at pg_catalog,
+            # where an extension must not go
+            con.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public"))
             con.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            con.execute(sa.text(f"SET LOCAL search_path = {_search_path(con, self.schema)}"))
             self.md.create_all(con)
             for stmt in _ledger_sql(self.schema):
                 con.execute(sa.text(stmt))
@@ -418,12 +580,19 @@ class PostgisWorkspace(Workspace):
         from landquota._progress import progress_bar
 
         with self._tx() as con:
+            ledger_start = None
+            if "quota_ledger" in frames:
+                self._lock_ledger(con)
+                ledger_start = self._max_fid(con, "quota_ledger")
             if mode == "replace":
                 for name in reversed(list(frames)):
                     con.execute(self.table(name).delete())
             for name, df in frames.items():
                 with progress_bar(len(df), f"write {name}", enabled=progress) as bar:
                     self._copy(con, LAYERS[name], df, bar)
+            if ledger_start is not None:
+                # ledger rows written as a layer (the demo's opening balances) are chained too
+                self._chain(con, after_fid=ledger_start, run_id=None)
 
     def _copy(self, con: Connection, lyr: Layer, df: Frame, bar: Any) -> None:
         # Binary COPY: no text formatting on our side and no hex/number parsing on
@@ -444,28 +613,93 @@ class PostgisWorkspace(Workspace):
                 bar.update(len(part))
             cp.write(_COPY_TRAILER)
 
+    def _lock_ledger(self, con: Connection) -> None:
+        """Take the ledger lock: wait at most LOCK_TIMEOUT_S, then name who holds it.
+
+        ``LOCK TABLE … IN EXCLUSIVE MODE`` needs UPDATE on the lock table, which
+        only ledger writers have; the R6 trigger takes the same lock, so a direct
+        insert through psql queues behind (or ahead of) us as well.
+        """
+        ms = max(1, int(LOCK_TIMEOUT_S * 1000))
+        con.execute(sa.text(f"SET LOCAL lock_timeout = {ms}"))
+        try:
+            con.execute(sa.text(f'LOCK TABLE "{self.schema}".{LEDGER_LOCK} IN EXCLUSIVE MODE'))
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                raise WorkspaceError(f"cannot lock the ledger: {_pg_message(exc)}") from None
+            raise ConcurrencyError(
+                f"the ledger of {mask_url(self.target)!r} is locked by {self._lock_holders()} and "
+                f"stayed locked for {LOCK_TIMEOUT_S:g} s; nothing was written. Try again when "
+                "that transaction has finished (an administrator can end it with "
+                "SELECT pg_terminate_backend(pid))"
+            ) from None
+        except sa.exc.ProgrammingError as exc:  # insufficient_privilege: not a ledger writer
+            raise LedgerError(
+                f"cannot write the ledger: {_pg_message(exc)}; committing and reverting runs "
+                "needs the approver role (landquota db grant --assign LOGIN=approver)"
+            ) from None
+
+    def _lock_holders(self) -> str:
+        """Who holds a lock on the ledger lock table, from pg_locks + pg_stat_activity."""
+        q = sa.text(
+            "SELECT a.usename, a.pid, a.application_name, a.state, a.xact_start "
+            "FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a "
+            "ON a.pid OPERATOR(pg_catalog.=) l.pid "
+            "WHERE l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.granted "
+            "AND l.relation OPERATOR(pg_catalog.=) CAST(:t AS pg_catalog.regclass) "
+            "AND l.mode OPERATOR(pg_catalog.<>) 'AccessShareLock' "
+            "AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
+        )
+        try:
+            with self.engine.connect() as c:
+                rows = c.execute(q, {"t": f'"{self.schema}".{LEDGER_LOCK}'}).all()
+        except sa.exc.SQLAlchemyError:  # pragma: no cover - the message still says what happened
+            return "another session"
+        if not rows:
+            return "another session (it has just finished)"
+        out = []
+        for user, pid, app, state, since in rows:
+            bits = [f"pid {pid}"]
+            if app:
+                bits.append(f"application {app!r}")
+            if state:
+                bits.append(str(state))
+            if since is not None:
+                bits.append(f"transaction open since {pd.Timestamp(since).tz_convert('UTC'):%Y-%m-%d %H:%M:%S} UTC")
+            out.append(f"{user!r} ({', '.join(bits)})")
+        return "; ".join(out)
+
+    def _max_fid(self, con: Connection, name: str) -> int:
+        t = self.table(name)
+        return int(con.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.fid), 0))).scalar() or 0)
+
     def _append_ledger(self, entries: Frame, transition: RunTransition | None) -> None:
         t = self.table("quota_ledger")
         with self._tx() as con:
-            # The same lock the R6 trigger takes: waiting here first means our own
-            # balance check below already sees every earlier commit, and can name the
-            # pool that would go negative before the database refuses.
-            con.execute(
-                sa.text("SELECT pg_advisory_xact_lock(hashtext('landquota.ledger.' || :s))"),
-                {"s": self.schema},
-            )
+            # The lock the R6 trigger takes too: waiting here first means our own balance
+            # check below already sees every earlier commit, and can name the pool that
+            # would go negative before the database refuses; the chain's last link
+            # cannot move under us either.
+            self._lock_ledger(con)
             if transition is not None:
-                self._transition(con, transition)
+                self._check_transition(con, transition)
             res = con.execute(sa.select(*(t.c[c] for c in _LEDGER_CHECK_COLUMNS)))
             check_ledger(pd.DataFrame(res.fetchall(), columns=_LEDGER_CHECK_COLUMNS), entries)
+            start = self._max_fid(con, "quota_ledger")
             self._copy(con, LAYERS["quota_ledger"], entries, _Null())
+            if transition is not None:
+                self._set_status(con, transition)
+            self._chain(con, after_fid=start, run_id=transition.run_id if transition else None)
 
-    def _transition(self, con: Connection, tr: RunTransition) -> None:
+    def _check_transition(self, con: Connection, tr: RunTransition) -> None:
         runs = self.table("allocation_runs")
         row = con.execute(
             sa.select(runs.c.status).where(runs.c.run_id == tr.run_id).with_for_update()
         ).first()
         tr.check(None if row is None else row[0], "this workspace")
+
+    def _set_status(self, con: Connection, tr: RunTransition) -> None:
+        runs = self.table("allocation_runs")
         con.execute(
             runs.update()
             .where(runs.c.run_id == tr.run_id)
@@ -476,10 +710,107 @@ class PostgisWorkspace(Workspace):
             )
         )
 
+    def _chain(self, con: Connection, *, after_fid: int | None, run_id: str | None) -> None:
+        """Append the links of the entries after *after_fid* and of *run_id*'s status.
+
+        Rows are read back as the database stored (and stamped) them, inside the
+        write's transaction, so the links hash exactly what ``verify`` reads later.
+        """
+        from landquota.rules.chain import chain_items, new_links
+
+        def read(name: str, cond: Any) -> pd.DataFrame:
+            lyr = LAYERS[name]
+            t = self.table(name)
+            res = con.execute(
+                sa.select(*(t.c[c] for c in lyr.column_names)).where(cond(t)).order_by(t.c.fid)
+            )
+            return coerce_frame(lyr, pd.DataFrame(res.fetchall(), columns=list(res.keys())))
+
+        entries = None
+        if after_fid is not None:
+            entries = read("quota_ledger", lambda t: t.c.fid > after_fid)
+        run = allocs = None
+        if run_id is not None:
+            run = read("allocation_runs", lambda t: t.c.run_id == run_id)
+            allocs = read("allocations", lambda t: t.c.run_id == run_id)
+        items = chain_items(entries, run, allocs)
+        if not items:
+            return
+        c = self.table("ledger_chain")
+        last = con.execute(sa.select(c.c.seq, c.c.hash).order_by(c.c.seq.desc()).limit(1)).first()
+        links = new_links(0 if last is None else int(last[0]), None if last is None else str(last[1]), items)
+        lyr = LAYERS["ledger_chain"]
+        self._copy(con, lyr, prepare_frame(lyr, links, source="ledger chain"), _Null())
+
+    def _install_chain(self) -> None:
+        """Install schema version 2: chain table, hardened triggers, chain over existing rows."""
+        from landquota.roles import stamp_triggers_sql
+
+        with self._tx() as con:
+            self.table("ledger_chain").create(con, checkfirst=True)
+            for stmt in _ledger_sql(self.schema):
+                con.execute(sa.text(stmt))
+            for stmt in stamp_triggers_sql(self.schema):
+                con.execute(sa.text(stmt))
+            self._lock_ledger(con)
+            if self._max_fid(con, "ledger_chain"):
+                return
+            self._chain(con, after_fid=0, run_id=None)
+            runs = self.table("allocation_runs")
+            rids = con.execute(
+                sa.select(runs.c.run_id).where(runs.c.status != "draft").order_by(runs.c.fid)
+            ).scalars().all()
+            for rid in rids:
+                self._chain(con, after_fid=None, run_id=str(rid))
+
     def set_run_status(self, transition: RunTransition) -> None:
         """Change a run's status atomically (fails if it is not in ``from_status``)."""
         with self._tx() as con:
-            self._transition(con, transition)
+            self._lock_ledger(con)
+            self._check_transition(con, transition)
+            self._set_status(con, transition)
+            self._chain(con, after_fid=None, run_id=transition.run_id)
+
+
+def _search_path(con: Any, schema: str) -> str:
+    """``pg_catalog``, the workspace schema, PostGIS's schema, ``pg_temp`` (in that order)."""
+    row = con.execute(
+        sa.text(
+            "SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
+            "ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
+            "WHERE e.extname OPERATOR(pg_catalog.=) 'postgis'"
+        )
+    ).first()
+    names = ["pg_catalog", schema]
+    if row is not None and row[0] not in names:
+        names.append(str(row[0]))
+    return ", ".join('"' + n.replace('"', '""') + '"' for n in names) + ", pg_temp"
+
+
+def _own_search_path(schema: str) -> Any:
+    """Return a connect hook: every connection sets its own search_path.
+
+    ``pg_catalog`` comes first, so built-in operators and casts are found before
+    anything another role created; ``pg_temp`` is named last; ``public`` is on
+    the path only when PostGIS lives there (its functions and types are needed).
+    """
+
+    def hook(dbapi_con: Any, _record: Any) -> None:
+        with dbapi_con.cursor() as cur:
+            cur.execute(
+                "SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
+                "ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
+                "WHERE e.extname OPERATOR(pg_catalog.=) 'postgis'"
+            )
+            row = cur.fetchone()
+            names = ["pg_catalog", schema]
+            if row is not None and row[0] not in names:
+                names.append(str(row[0]))
+            path = ", ".join('"' + n.replace('"', '""') + '"' for n in names) + ", pg_temp"
+            cur.execute(f"SET search_path = {path}")
+        dbapi_con.commit()  # a SET inside a transaction that rolls back would be undone
+
+    return hook
 
 
 class _Null:

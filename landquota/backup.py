@@ -34,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -95,8 +95,10 @@ class _NoBar:
 
 
 # --- reading one consistent snapshot ---------------------------------------------------------
-def read_snapshot(ws: Workspace) -> tuple[dict[str, Frame], dict[str, str]]:
-    """Read every layer and the metadata in one read transaction.
+def read_snapshot(
+    ws: Workspace, names: Sequence[str] | None = None
+) -> tuple[dict[str, Frame], dict[str, str]]:
+    """Read every layer (or only *names*) and the metadata in one read transaction.
 
     Returns
     -------
@@ -104,18 +106,20 @@ def read_snapshot(ws: Workspace) -> tuple[dict[str, Frame], dict[str, str]]:
         Canonical frames by layer name (as :meth:`Workspace.read_layer` gives them,
         rows in the order they were written) and ``landquota_meta`` as a dict.
     """
+    wanted = list(LAYERS) if names is None else [n for n in LAYERS if n in set(names)]
     if ws.kind == "postgis":
-        return _pg_snapshot(cast("PostgisWorkspace", ws))
-    return _gpkg_snapshot(cast("GpkgWorkspace", ws))
+        return _pg_snapshot(cast("PostgisWorkspace", ws), wanted)
+    return _gpkg_snapshot(cast("GpkgWorkspace", ws), wanted)
 
 
-def _pg_snapshot(ws: PostgisWorkspace) -> tuple[dict[str, Frame], dict[str, str]]:
+def _pg_snapshot(ws: PostgisWorkspace, names: list[str]) -> tuple[dict[str, Frame], dict[str, str]]:
     frames: dict[str, Frame] = {}
     with ws.engine.connect().execution_options(isolation_level="REPEATABLE READ") as con:
         con.execute(sa.text("SET TRANSACTION READ ONLY"))
         meta_t = ws.table("landquota_meta")
         meta = {str(k): str(v) for k, v in con.execute(sa.select(meta_t.c.key, meta_t.c.value))}
-        for name, lyr in LAYERS.items():
+        for name in names:
+            lyr = LAYERS[name]
             t = ws.table(name)
             cols: list[Any] = [t.c[c] for c in lyr.column_names]
             if lyr.geometry:
@@ -146,7 +150,7 @@ def _gpkg_geoms(blobs: list[bytes | None]) -> np.ndarray:
     return np.asarray(shapely.from_wkb(np.array(wkb, dtype=object)), dtype=object)
 
 
-def _gpkg_snapshot(ws: GpkgWorkspace) -> tuple[dict[str, Frame], dict[str, str]]:
+def _gpkg_snapshot(ws: GpkgWorkspace, names: list[str]) -> tuple[dict[str, Frame], dict[str, str]]:
     from landquota._gpkg import GEOM
 
     # A connection of our own, in one read transaction: its SHARED lock keeps
@@ -156,7 +160,8 @@ def _gpkg_snapshot(ws: GpkgWorkspace) -> tuple[dict[str, Frame], dict[str, str]]
     try:
         con.execute("BEGIN")
         meta = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM landquota_meta")}
-        for name, lyr in LAYERS.items():
+        for name in names:
+            lyr = LAYERS[name]
             names = [*lyr.column_names, *([GEOM] if lyr.geometry else [])]
             q = f"SELECT {', '.join(_qi(c) for c in names)} FROM {_qi(name)} ORDER BY fid"
             rows = con.execute(q).fetchall()
@@ -191,6 +196,9 @@ def _write_all(ws: Workspace, frames: dict[str, Frame], meta: dict[str, str]) ->
                 con.execute(sa.text(f"ALTER TABLE {s}.{_qi(table)} DISABLE TRIGGER {_qi(trig)}"))
             for name in order:
                 pws._copy(con, LAYERS[name], frames[name], _NoBar())
+            # the run life-cycle checks are deferred to the commit; run them now, as the
+            # tables cannot be altered (stamps back on) with trigger events pending
+            con.execute(sa.text("SET CONSTRAINTS ALL IMMEDIATE"))
             for table, trig in stamps:
                 con.execute(sa.text(f"ALTER TABLE {s}.{_qi(table)} ENABLE TRIGGER {_qi(trig)}"))
             _pg_meta(con, pws.schema, meta)

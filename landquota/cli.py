@@ -134,7 +134,7 @@ def _demo(ns: argparse.Namespace) -> int:
 
 
 # --- import ----------------------------------------------------------------------------------------
-_SYSTEM_LAYERS = ("quota_ledger", "allocation_runs", "allocations", "validation_errors")
+_SYSTEM_LAYERS = ("quota_ledger", "allocation_runs", "allocations", "validation_errors", "ledger_chain")
 
 
 def _import_args(p: argparse.ArgumentParser) -> None:
@@ -524,6 +524,7 @@ def _ledger_args(p: argparse.ArgumentParser) -> None:
 @args(_ledger_args)
 def _ledger(ns: argparse.Namespace) -> int:
     from landquota.ledger import balances, carryover_expiries, statement
+    from landquota.rules.chain import chain_head
     from landquota.workspace import open_workspace
 
     as_of = _date(ns.as_of, "--as-of")
@@ -537,6 +538,7 @@ def _ledger(ns: argparse.Namespace) -> int:
                 ws.append_ledger(new)
             print(f"过期指标 expired plan quota: {len(new)} 条 entries as of {when.isoformat()}")
         entries = ws.read_layer("quota_ledger")
+        head = chain_head(ws)
     if ns.statement:
         table = statement(
             entries,
@@ -550,7 +552,34 @@ def _ledger(ns: argparse.Namespace) -> int:
     print(title)
     print(_fmt_table(table))
     _maybe_csv(table, ns.out)
+    print(f"链头 chain head {head}  (file it; `landquota verify --head {head}` proves a later ledger extends it)")
     return 0
+
+
+# --- verify ---------------------------------------------------------------------------------------------
+def _verify_args(p: argparse.ArgumentParser) -> None:
+    _db(p)
+    p.add_argument(
+        "--head",
+        default=None,
+        metavar="DIGEST",
+        help="a chain head filed earlier (SEQ:HEX, as `ledger` prints it): the ledger must extend it",
+    )
+
+
+@command("verify", "check the ledger's hash chain, R6 and the run life cycle 台账校验")
+@args(_verify_args)
+def _verify(ns: argparse.Namespace) -> int:
+    from landquota.rules.chain import parse_head, verify_workspace
+    from landquota.workspace import open_workspace
+
+    if ns.head is not None:
+        parse_head(ns.head)
+    with open_workspace(_target(ns)) as ws:
+        rep = verify_workspace(ws, head=ns.head)
+    print(rep.summary())
+    # 1 = the workspace does not verify (scripts test for it); 2 stays "error"
+    return 0 if rep.ok else 1
 
 
 # --- idle -----------------------------------------------------------------------------------------------
@@ -714,6 +743,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 def _report(ns: argparse.Namespace) -> int:
     from landquota.bulletin import investment_bulletin
     from landquota.reports import REPORT_LAYERS, write_report
+    from landquota.rules.chain import chain_head
     from landquota.rules.staff import with_staff_names
     from landquota.workspace import open_workspace
 
@@ -724,6 +754,7 @@ def _report(ns: argparse.Namespace) -> int:
         layers = {name: ws.read_layer(name) for name in REPORT_LAYERS if name != "parcels"}
         # the bulletin shows the service staff's names, not their staff ids (issue 14)
         layers["projects"] = with_staff_names(layers["projects"], ws.read_layer("staff"))
+        head = chain_head(ws)
         plots = layers["linkage_plots"]
         layers["parcels"] = (
             ws.read_layer("parcels", bbox=tuple(plots.total_bounds))
@@ -740,6 +771,7 @@ def _report(ns: argparse.Namespace) -> int:
         png=True if ns.png else None,
     )
     print(f"已写出报表 report written: {path} (截至 as of {as_of.isoformat()})")
+    print(f"链头 chain head {head}")
     print(investment_bulletin(layers["projects"], as_of=as_of))
     return 0
 

@@ -70,7 +70,9 @@ DEMO_ENTERED_AT: Final = pd.Timestamp("2014-01-01T00:00:00Z")
 DEMO_ENTERED_BY: Final = "landquota-demo"
 #: Layers :func:`build_demo` returns (the run tables are made by runs, not by the demo).
 DEMO_LAYERS: Final = tuple(
-    n for n in LAYERS if n not in ("allocation_runs", "allocations", "validation_errors")
+    n
+    for n in LAYERS
+    if n not in ("allocation_runs", "allocations", "validation_errors", "ledger_chain")
 )
 #: Synthetic town names (13, like Yangshan's 13 towns); none is a real Yangshan town.
 #: The first is the synthetic county seat.

@@ -76,7 +76,7 @@ BATCH_ROWS = 50_000
 BULK_ROWS = 50_000
 
 #: Layers written by landquota itself, never imported from files.
-_NOT_IMPORTABLE = ("quota_ledger", "allocation_runs", "allocations", "validation_errors")
+_NOT_IMPORTABLE = ("quota_ledger", "allocation_runs", "allocations", "validation_errors", "ledger_chain")
 
 #: Standard field names of the third land survey (三调) and their contract column,
 #: per layer. Matching ignores case. DLMC (class name) is checked, not stored.

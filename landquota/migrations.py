@@ -15,6 +15,7 @@ be run again.
   ``town_cadre``, ``dept_cadre``) from names into ``staff_id`` references:
   every distinct name becomes one ``staff`` row (see :func:`staff_from_names`).
   Back the workspace up first (``landquota export``).
+- 3 → 4 (issue 12): the hash-chained ledger and run record (:func:`_chain_ledger`).
 """
 
 from __future__ import annotations
@@ -156,7 +157,28 @@ def _exists(ws: Workspace, name: str) -> bool:
     return True
 
 
-MIGRATIONS: dict[int, Callable[[Workspace], None]] = {1: _meta_integer_key, 2: _v2_to_v3}
+
+def _chain_ledger(ws: Workspace) -> None:
+    """3 → 4 (issue 12): the hash-chained ledger and the database-enforced run life cycle.
+
+    Adds ``ledger_chain`` and chains the existing entries (in the order they were
+    written) and every committed or reverted run (in its current state); replaces
+    the R6 trigger by the running-balance check by effective date; adds the run
+    life-cycle triggers and, on PostGIS, the ledger lock table and fixed
+    ``search_path`` on every function. Entries that break the new rules (a debit
+    dated before its credit) are not changed: ``landquota verify`` reports them.
+    """
+    install = getattr(ws, "_install_chain", None)
+    if install is None:  # pragma: no cover - both backends have it
+        raise SchemaVersionError(f"{ws!r} cannot be upgraded to schema version 4")
+    install()
+
+
+MIGRATIONS: dict[int, Callable[[Workspace], None]] = {
+    1: _meta_integer_key,
+    2: _v2_to_v3,
+    3: _chain_ledger,
+}
 
 
 def upgrade(ws: Workspace, found: int) -> int:

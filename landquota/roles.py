@@ -169,7 +169,9 @@ def grants_sql(schema: str, roles: Mapping[RoleKind, str]) -> list[str]:
         f"GRANT INSERT, UPDATE, DELETE ON {', '.join(t[n] for n in DATA_LAYERS)} TO {e}",
         f"GRANT INSERT ON {t['allocation_runs']}, {t['allocations']} TO {e}",
         # approver: ledger entries (R6 still checked by the ledger triggers) and run status
-        f"GRANT INSERT ON {t['quota_ledger']} TO {a}",
+        f"GRANT INSERT ON {t['quota_ledger']}, {t['ledger_chain']} TO {a}",
+        # the ledger lock: LOCK TABLE … IN EXCLUSIVE MODE needs UPDATE on the table
+        f"GRANT UPDATE ON {s}.{_q('ledger_lock')} TO {a}",
         f"GRANT UPDATE ({', '.join(_q(c) for c in _STATUS_COLUMNS)}) "
         f"ON {t['allocation_runs']} TO {a}",
     ]
@@ -177,6 +179,7 @@ def grants_sql(schema: str, roles: Mapping[RoleKind, str]) -> list[str]:
     inserted = (*DATA_LAYERS, "allocation_runs", "allocations")
     inserters: dict[str, list[str]] = {n: [e] for n in inserted}
     inserters["quota_ledger"] = [a]
+    inserters["ledger_chain"] = [a]
     for name, who in inserters.items():
         lit = "'" + f"{s}.{_q(name)}".replace("'", "''") + "'"
         stmts.append(
@@ -291,11 +294,14 @@ def stamp_triggers_sql(schema: str) -> list[str]:
     Idempotent: functions are replaced and triggers dropped and re-created.
     """
     s = _q(schema)
+    # a fixed search_path (pg_catalog first): these run as whoever writes, the owner
+    # during a restore included, and must not pick up another role's operators
+    path = f"SET search_path = pg_catalog, {s}, pg_temp"
     ms = "date_trunc('milliseconds', now())"
     lt, rt = STAMP_TRIGGERS["quota_ledger"], STAMP_TRIGGERS["allocation_runs"]
     return [
         f"""CREATE OR REPLACE FUNCTION {s}.landquota_stamp_ledger() RETURNS trigger
-        LANGUAGE plpgsql AS $$
+        LANGUAGE plpgsql {path} AS $$
         BEGIN
           NEW.entered_by := session_user;
           NEW.entered_at := {ms};
@@ -305,7 +311,7 @@ def stamp_triggers_sql(schema: str) -> list[str]:
         f"""CREATE TRIGGER {lt} BEFORE INSERT ON {s}.quota_ledger
         FOR EACH ROW EXECUTE FUNCTION {s}.landquota_stamp_ledger()""",
         f"""CREATE OR REPLACE FUNCTION {s}.landquota_stamp_run() RETURNS trigger
-        LANGUAGE plpgsql AS $$
+        LANGUAGE plpgsql {path} AS $$
         BEGIN
           IF TG_OP = 'INSERT' THEN
             NEW.created_by := session_user;

@@ -443,15 +443,23 @@ def commit_run(ws: Workspace, run_id: str, *, carry_years: int = 2) -> pd.DataFr
 
 
 def revert_run(ws: Workspace, run_id: str) -> pd.DataFrame:
-    """Write the reversing entries of a committed run and mark it reverted (one transaction)."""
+    """Write the reversing entries of a committed run and mark it reverted (one transaction).
+
+    The reversals are effective on the day of the revert, so that a statement of
+    a period that closed before it reads the same afterwards.
+    """
     run = read_run(ws, run_id)
     if run.status != "committed":
         raise AllocationError(
             f"run {run_id!r} is {run.status}; only a committed run can be reverted"
         )
     ledger = ws.read_layer("quota_ledger")
-    if (ledger["run_id"] == run_id).any():
-        entries = reversal_entries(ledger, run_id=run_id)
+    own = ledger["run_id"] == run_id
+    if own.any():
+        # Dated on the day of the revert (or the run's own latest date, if that is later):
+        # statements of periods already closed and reported never change afterwards.
+        latest = pd.Timestamp(ledger.loc[own, "effective_date"].max()).date()
+        entries = reversal_entries(ledger, run_id=run_id, as_of=max(date.today(), latest))
     else:
         # a run that only matched stock (or funded nothing) wrote no debits: reverting it
         # writes no entries, but still frees its stock parcels by changing its status

@@ -17,6 +17,7 @@ __all__ = [
     "ALLOCATION_OUTCOMES",
     "APPROVAL_LEVELS",
     "CAUSES",
+    "CHAIN_KINDS",
     "CONTROL_KINDS",
     "CRS_EPSG",
     "LAYERS",
@@ -44,7 +45,8 @@ __all__ = [
 #: 2: ``landquota_meta`` got an INTEGER ``fid`` primary key (GeoPackage requirement 119).
 #: 3: the key-project pipeline (issue 14): staff, meetings, project_stages,
 #:    project_progress, visits; the projects' staff columns hold staff ids.
-SCHEMA_VERSION = 3
+#: 4: ``ledger_chain``, the hash chain of the ledger and run record (issue 12).
+SCHEMA_VERSION = 4
 
 #: CGCS2000 geographic: the CRS of every stored geometry.
 CRS_EPSG = 4490
@@ -100,6 +102,8 @@ SUPPLY_METHODS = ("allocation", "sale")  # 划拨, 出让
 STAFF_ROLES = ("county_leader", "town_cadre", "dept_cadre")  # 县领导, 镇干部, 部门干部
 #: The four duties of the three-level service staff (代办员/信息员/联络员/监督员).
 STAFF_DUTIES = ("agent", "informant", "liaison", "supervisor")
+#: What a link of the ledger chain records (see ``landquota.rules.chain``).
+CHAIN_KINDS = ("entry", "run", "override")
 
 
 @dataclass(frozen=True)
@@ -598,6 +602,22 @@ _LAYERS: tuple[Layer, ...] = (
         ),
         geometry=False,
         indexes=("staff_id", "project_id"),
+    ),
+    Layer(
+        "ledger_chain",
+        "link_id",
+        "hash chain of the ledger entries and run status changes (账本哈希链); append-only",
+        (
+            _id("link_id", "the link's position, 10 digits"),
+            Column("seq", "integer", "position in the chain, from 1", nullable=False, unique=True),
+            Column("kind", "text", "what the link records", nullable=False, codes=CHAIN_KINDS),
+            Column("ref_id", "text", "entry_id, run_id, or the backup of a restore override", nullable=False),
+            Column("payload", "text", "the canonical record (JSON array) that was hashed", nullable=False),
+            Column("prev_hash", "text", "hash of the link before (64 zeros for the first)", nullable=False),
+            Column("hash", "text", "SHA-256(prev_hash bytes ‖ payload UTF-8), hex", nullable=False, unique=True),
+        ),
+        geometry=False,
+        indexes=("ref_id",),
     ),
 )
 

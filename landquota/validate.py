@@ -487,7 +487,7 @@ def _lq011(f: _Findings, parcels: Frame) -> None:
 # the workspace
 # --------------------------------------------------------------------------------------
 _STATE, _FINGERPRINT, _AT = "validation.state", "validation.fingerprint", "validation.checked_at"
-_CHECKED = [n for n in LAYERS if n not in ("quota_ledger", "allocation_runs", "allocations", "validation_errors")]
+_CHECKED = [n for n in LAYERS if n not in ("quota_ledger", "allocation_runs", "allocations", "validation_errors", "ledger_chain")]
 
 
 def _fingerprint(ws: Workspace) -> str:

@@ -55,7 +55,7 @@ Where = Mapping[str, Any]
 BBox = tuple[float, float, float, float]
 
 #: Layers whose rows are history: never replaced wholesale, only appended to.
-APPEND_ONLY = frozenset({"quota_ledger"})
+APPEND_ONLY = frozenset({"quota_ledger", "ledger_chain"})
 
 _PANDAS_DTYPES: dict[str, str] = {
     "text": "str",

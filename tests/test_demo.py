@@ -84,7 +84,9 @@ def test_other_seed_gives_another_county(demo: dict[str, pd.DataFrame]) -> None:
 
 def test_every_demo_layer_is_returned(demo: dict[str, pd.DataFrame]) -> None:
     expected = [
-        n for n in LAYERS if n not in ("allocation_runs", "allocations", "validation_errors")
+        n
+        for n in LAYERS
+        if n not in ("allocation_runs", "allocations", "validation_errors", "ledger_chain")
     ]
     assert list(demo) == expected == list(DEMO_LAYERS)
 

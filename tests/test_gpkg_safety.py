@@ -267,7 +267,8 @@ def test_commit_killed_on_postgis_leaves_ledger_and_run_as_before(
             _ready(p)
             waiting = sa.text(
                 "SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
-                "WHERE a.application_name = :app AND l.locktype = 'advisory' AND l.granted "
+                "WHERE a.application_name = :app AND l.locktype = 'relation' AND l.granted "
+                f"AND l.relation = '\"{schema}\".ledger_lock'::regclass "
                 "AND a.wait_event_type = 'Lock'"
             )
 
@@ -289,7 +290,10 @@ def test_commit_killed_on_postgis_leaves_ledger_and_run_as_before(
         pd.testing.assert_frame_equal(ws.read_layer("quota_ledger"), before)
         assert ws.read_layer("allocation_runs")["status"].tolist() == ["draft"]
         # the ledger lock went with the session: the next commit goes through
-        entry = sample_layers()["quota_ledger"].iloc[[0]].assign(entry_id="E9", run_id="R1")
+        # R1's debit: its allocation gives 10,000 m² of new quota (the run life cycle)
+        entry = sample_layers()["quota_ledger"].iloc[[0]].assign(
+            entry_id="E9", run_id="R1", kind="allocation", amount=-10_000.0
+        )
         ws.append_ledger(
             entry.drop(columns=["entered_at", "entered_by"]),
             transition=RunTransition("R1", "draft", "committed"),

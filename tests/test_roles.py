@@ -251,12 +251,20 @@ def test_entered_by_is_the_real_login_whatever_the_writer_sends(
             "effective_date, source, entered_at, entered_by) VALUES ('E6', 'comp_area', "
             "'adjustment', 1, 2014, '2014-01-01', 'doc', '1999-01-01', 'someone_else')"
         )
-        # a status change is stamped with the login too, whatever the UPDATE sets
-        con.execute(
-            f"UPDATE \"{schema}\".allocation_runs SET status = 'committed', "
-            "status_changed_by = 'someone_else', status_changed_at = '1999-01-01' "
-            "WHERE run_id = 'R1'"
-        )
+        # a status change is stamped with the login too, whatever the UPDATE sets (it
+        # comes with the run's debit: the database refuses a commit without it)
+        with con.transaction():
+            con.execute(
+                f'INSERT INTO "{schema}".quota_ledger (entry_id, pool, kind, amount, year, '
+                "effective_date, source, run_id, entered_at, entered_by) VALUES ('E7', "
+                "'new_construction', 'allocation', -10000, 2014, '2014-05-01', 'R1', 'R1', "
+                "'1999-01-01', 'someone_else')"
+            )
+            con.execute(
+                f"UPDATE \"{schema}\".allocation_runs SET status = 'committed', "
+                "status_changed_by = 'someone_else', status_changed_at = '1999-01-01' "
+                "WHERE run_id = 'R1'"
+            )
     led = admin.read_layer("quota_ledger").set_index("entry_id")
     assert led.loc[["E5", "E6"], "entered_by"].tolist() == [name, name]
     now = pd.Timestamp.now(tz="UTC")

@@ -1,0 +1,301 @@
+"""The hash-chained ledger, `landquota verify`, and the database-enforced run life cycle (R6).
+
+Tampering is done the way an outsider would: with the real ``sqlite3`` module on
+the GeoPackage, with plain SQL through psycopg (what psql sends) on PostGIS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from datetime import date
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from landquota import errors
+from landquota.cli import main
+from landquota.ledger import statement
+from landquota.rules.chain import (
+    GENESIS,
+    canonical_entry,
+    chain_head,
+    decimal_text,
+    link_hash,
+    new_links,
+    verify_workspace,
+)
+from landquota.runs import commit_run, plan_allocation, read_run, revert_run
+from landquota.schema import SCHEMA_VERSION
+from landquota.workspace import open_workspace
+from tests.runworld import world
+
+MAY1 = date(2014, 5, 1)
+
+
+@pytest.fixture
+def wws(ws):
+    ws.write_layers(world())
+    return ws
+
+
+def _sql(ws, *stmts: str) -> None:
+    """Run statements the way sqlite3 / psql would: not through landquota."""
+    if ws.kind == "gpkg":
+        con = sqlite3.connect(ws.target)
+        try:
+            for s in stmts:
+                con.execute(s)
+            con.commit()
+        finally:
+            con.close()
+        return
+    import psycopg
+
+    url, schema = ws.target.split("?schema=")
+    con = psycopg.connect(url)
+    try:
+        con.execute(f'SET search_path = "{schema}", public')
+        for s in stmts:
+            con.execute(s)
+        con.commit()
+    finally:
+        con.close()
+
+
+def _committed(ws):
+    run = plan_allocation(ws, mode="greedy", as_of=MAY1)
+    commit_run(ws, run.run_id)
+    return run
+
+
+# --- the canonical form, by hand ---------------------------------------------------------------
+def test_decimal_text_is_shortest_round_trip_without_exponent() -> None:
+    assert decimal_text(-1000.0) == "-1000"
+    assert decimal_text(0.1) == "0.1"
+    assert decimal_text(-0.0) == "0"
+    assert decimal_text(1e-7) == "0.0000001"
+    assert decimal_text(1e22) == "10000000000000000000000"
+    assert decimal_text(12345.678) == "12345.678"
+    with pytest.raises(errors.DataError):
+        decimal_text(float("nan"))
+
+
+def test_canonical_entry_and_hash_by_hand() -> None:
+    row = {
+        "entry_id": "O1",
+        "pool": "new_construction",
+        "kind": "opening",
+        "amount": 15000.0,
+        "year": 2014,
+        "effective_date": pd.Timestamp("2014-01-01"),
+        "source": "阳国土〔2014〕1号",
+        "project_id": None,
+        "run_id": float("nan"),
+        "reverses": None,
+        "entered_at": pd.Timestamp("2014-01-01T08:00:00.1234Z"),
+        "entered_by": "zhao",
+        "note": None,
+    }
+    text = canonical_entry(row)
+    assert text == (
+        '["quota_ledger/1","O1","new_construction","opening","15000",2014,"2014-01-01",'
+        '"阳国土〔2014〕1号",null,null,null,"2014-01-01T08:00:00.123Z","zhao",null]'
+    )
+    expected = hashlib.sha256(bytes(32) + text.encode("utf-8")).hexdigest()
+    assert link_hash(GENESIS, text) == expected
+    links = new_links(0, None, [("entry", "O1", text), ("entry", "O2", "x")])
+    assert links["seq"].tolist() == [1, 2] and links["link_id"].tolist() == ["0000000001", "0000000002"]
+    assert links["prev_hash"].iloc[1] == links["hash"].iloc[0] == expected
+
+
+# --- chained writes and verify ------------------------------------------------------------------
+def test_commit_and_revert_are_chained_and_verify(wws) -> None:
+    before = chain_head(wws)
+    assert before.startswith("4:")  # the four opening entries of the world
+    run = _committed(wws)
+    after_commit = chain_head(wws)
+    n_debits = len(wws.read_layer("quota_ledger", where={"run_id": run.run_id}))
+    assert after_commit.startswith(f"{4 + n_debits + 1}:")
+    rep = verify_workspace(wws, head=before)
+    assert rep.ok, rep.summary()
+    revert_run(wws, run.run_id)
+    rep = verify_workspace(wws, head=after_commit)
+    assert rep.ok, rep.summary()
+    chain = wws.read_layer("ledger_chain")
+    assert chain["kind"].value_counts().to_dict() == {"entry": 4 + 2 * n_debits, "run": 2}
+    statuses = [json.loads(p)[11] for p in chain.loc[chain["kind"] == "run", "payload"]]
+    assert statuses == ["committed", "reverted"]
+    # a head that was never filed from this chain
+    bad = verify_workspace(wws, head="3:0123456789abcdef")
+    assert not bad.ok and bad.first is not None and bad.first.ref == "head"
+
+
+def test_cli_ledger_prints_head_and_verify_checks_it(wws, capsys) -> None:
+    assert main(["ledger", "--db", wws.target]) == 0
+    out = capsys.readouterr().out
+    head = out.split("chain head ")[1].split()[0]
+    _committed(wws)
+    assert main(["verify", "--db", wws.target, "--head", head]) == 0
+    assert "verified" in capsys.readouterr().out
+    assert main(["verify", "--db", wws.target, "--head", "2:ffffffffffffffff"]) == 1
+    assert "NOT found" in capsys.readouterr().out
+    assert main(["verify", "--db", wws.target, "--head", "zz"]) == 2
+
+
+def test_row_inserted_outside_landquota_is_reported_unchained(wws) -> None:
+    _sql(
+        wws,
+        "INSERT INTO quota_ledger (entry_id, pool, kind, amount, year, effective_date, source, "
+        "entered_at, entered_by) VALUES ('X1', 'new_construction', 'adjustment', 50000, 2014, "
+        "'2014-02-01', 'QGIS', '2014-02-01T00:00:00.000Z', 'someone')",
+    )
+    rep = verify_workspace(wws)
+    assert not rep.ok
+    f = rep.first
+    assert f is not None and f.ref == "entry X1" and "not in the chain" in f.problem
+    if wws.kind == "postgis":
+        # the database stamped the real login, whatever the row claimed
+        assert "'postgres'" in f.problem
+    else:
+        assert "the file stamped the write at 20" in f.problem
+
+
+def test_amount_edited_with_trigger_dropped_is_named(wws) -> None:
+    run = _committed(wws)
+    eid = f"{run.run_id}:0001"
+    if wws.kind == "gpkg":
+        _sql(
+            wws,
+            "DROP TRIGGER quota_ledger_no_update",
+            f"UPDATE quota_ledger SET amount = amount * 100 WHERE entry_id = '{eid}'",
+        )
+    else:
+        _sql(
+            wws,
+            "ALTER TABLE quota_ledger DISABLE TRIGGER quota_ledger_no_change",
+            f"UPDATE quota_ledger SET amount = amount * 100 WHERE entry_id = '{eid}'",
+        )
+    rep = verify_workspace(wws)
+    first = rep.first
+    assert first is not None and first.ref == f"entry {eid}"
+    assert "amount is " in first.problem and "but was chained as" in first.problem
+
+
+def test_deleted_debits_of_a_committed_run_are_named(wws) -> None:
+    run = _committed(wws)
+    if wws.kind == "gpkg":
+        _sql(
+            wws,
+            "DROP TRIGGER quota_ledger_no_delete",
+            f"DELETE FROM quota_ledger WHERE run_id = '{run.run_id}'",
+        )
+    else:
+        with pytest.raises(Exception, match="life cycle"):
+            # even the owner, with the append-only trigger off, cannot leave a committed
+            # run without its debits: the deferred life-cycle check refuses the commit
+            _sql(
+                wws,
+                "ALTER TABLE quota_ledger DISABLE TRIGGER quota_ledger_no_change",
+                f"DELETE FROM quota_ledger WHERE run_id = '{run.run_id}'",
+            )
+        _sql(
+            wws,
+            "ALTER TABLE quota_ledger DISABLE TRIGGER quota_ledger_no_change",
+            "ALTER TABLE quota_ledger DISABLE TRIGGER quota_ledger_consistency_delete",
+            "ALTER TABLE allocation_runs DISABLE TRIGGER allocation_runs_consistency",
+            f"DELETE FROM quota_ledger WHERE run_id = '{run.run_id}'",
+        )
+    rep = verify_workspace(wws)
+    refs = {f.ref for f in rep.findings}
+    assert f"entry {run.run_id}:0001" in refs and f"run {run.run_id}" in refs
+    assert "deleted from the ledger" in rep.first.problem if rep.first else False
+    assert any("its debits of pool new_construction total 0" in f.problem for f in rep.findings)
+
+
+# --- R6 and the run life cycle in the database ------------------------------------------------------
+def test_debit_back_dated_before_its_credit_is_refused_by_the_database(wws) -> None:
+    # 15,000 m² opened on 2014-01-01; a credit of 30,000 on 2014-06-01 and a debit of
+    # 40,000 back-dated to 2014-03-01: the total stays positive, the balance in March does not
+    _sql(
+        wws,
+        "INSERT INTO quota_ledger (entry_id, pool, kind, amount, year, effective_date, source, "
+        "entered_at, entered_by) VALUES ('C9', 'new_construction', 'plan_issue', 30000, 2014, "
+        "'2014-06-01', 'doc', '2014-06-01T00:00:00.000Z', 'x')",
+    )
+    with pytest.raises(Exception, match="R6"):
+        _sql(
+            wws,
+            "INSERT INTO quota_ledger (entry_id, pool, kind, amount, year, effective_date, "
+            "source, entered_at, entered_by) VALUES ('D9', 'new_construction', 'adjustment', "
+            "-40000, 2014, '2014-03-01', 'doc', '2014-03-01T00:00:00.000Z', 'x')",
+        )
+    # dated after the credit it needs, the same debit is accepted
+    _sql(
+        wws,
+        "INSERT INTO quota_ledger (entry_id, pool, kind, amount, year, effective_date, source, "
+        "entered_at, entered_by) VALUES ('D9', 'new_construction', 'adjustment', -40000, 2014, "
+        "'2014-06-02', 'doc', '2014-06-02T00:00:00.000Z', 'x')",
+    )
+
+
+@pytest.mark.parametrize("to", ["reverted", "draft"])
+def test_direct_status_update_of_a_committed_run_is_refused(wws, to: str) -> None:
+    run = _committed(wws)
+    with pytest.raises(Exception, match="life cycle"):
+        _sql(wws, f"UPDATE allocation_runs SET status = '{to}' WHERE run_id = '{run.run_id}'")
+    assert read_run(wws, run.run_id).status == "committed"
+    assert verify_workspace(wws).ok
+
+
+def test_draft_cannot_be_committed_without_its_debits(wws) -> None:
+    run = plan_allocation(wws, mode="greedy", as_of=MAY1)
+    with pytest.raises(Exception, match="life cycle"):
+        _sql(wws, f"UPDATE allocation_runs SET status = 'committed' WHERE run_id = '{run.run_id}'")
+    assert read_run(wws, run.run_id).status == "draft"
+
+
+def test_reversals_are_dated_on_the_revert_day_and_closed_periods_stay(wws) -> None:
+    run = _committed(wws)
+    closed = statement(wws.read_layer("quota_ledger"), start=date(2014, 1, 1), end=date(2014, 6, 30))
+    revert_run(wws, run.run_id)
+    ledger = wws.read_layer("quota_ledger")
+    rev = ledger[ledger["kind"] == "reversal"]
+    assert len(rev) and (rev["effective_date"] == pd.Timestamp(date.today())).all()
+    again = statement(ledger, start=date(2014, 1, 1), end=date(2014, 6, 30))
+    pd.testing.assert_frame_equal(closed, again)
+
+
+# --- upgrade of a version-3 workspace ------------------------------------------------------------
+def test_upgrade_chains_existing_entries_and_runs(ws_target: str) -> None:
+    with open_workspace(ws_target, create=True) as ws:
+        ws.write_layers(world())
+        run = _committed(ws)
+    # make it a version-3 workspace again: no chain table, the old R6 trigger
+    if ws_target.endswith(".gpkg"):
+        con = sqlite3.connect(ws_target)
+        con.executescript(
+            "DROP TABLE ledger_chain; DELETE FROM gpkg_contents WHERE table_name='ledger_chain';"
+            "DROP TRIGGER quota_ledger_r6; UPDATE landquota_meta SET value='3' "
+            "WHERE key='schema_version';"
+        )
+        con.close()
+    else:
+        url, schema = ws_target.split("?schema=")
+        eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        with eng.begin() as c:
+            c.execute(sa.text(f'DROP TABLE "{schema}".ledger_chain'))
+            c.execute(sa.text(f"UPDATE \"{schema}\".landquota_meta SET value='3' WHERE key='schema_version'"))
+        eng.dispose()
+    with pytest.raises(errors.SchemaVersionError, match="landquota upgrade"):
+        open_workspace(ws_target)
+    with open_workspace(ws_target, upgrade=True) as ws:
+        assert ws.schema_version == SCHEMA_VERSION
+        rep = verify_workspace(ws)
+        assert rep.ok, rep.summary()
+        n = len(ws.read_layer("quota_ledger"))
+        assert rep.links == n + 1  # every entry, and the committed run
+        revert_run(ws, run.run_id)
+        assert verify_workspace(ws).ok
