@@ -845,7 +845,14 @@ class GpkgWorkspace(Workspace):
         except sqlite3.IntegrityError as exc:
             raise LedgerError(f"run {t.run_id!r}: the workspace refused the change: {exc}") from exc
 
-    def _chain(self, con: sqlite3.Connection, *, after_fid: int | None, run_id: str | None) -> None:
+    def _chain(
+        self,
+        con: sqlite3.Connection,
+        *,
+        after_fid: int | None,
+        run_id: str | None,
+        extra: Sequence[tuple[str, str, str]] = (),
+    ) -> None:
         """Append the chain links of the entries after *after_fid* and of *run_id*'s status.
 
         The rows are read back as stored, so the links hash exactly what a later
@@ -864,7 +871,7 @@ class GpkgWorkspace(Workspace):
         if run_id is not None:
             run = read("allocation_runs", "run_id = ?", (run_id,))
             allocs = read("allocations", "run_id = ?", (run_id,))
-        items = chain_items(entries, run, allocs)
+        items = [*chain_items(entries, run, allocs), *extra]
         if not items:
             return
         last = con.execute("SELECT seq, hash FROM ledger_chain ORDER BY seq DESC LIMIT 1").fetchone()

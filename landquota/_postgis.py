@@ -5,10 +5,13 @@
   (GeoAlchemy2), geometry typed ``MULTIPOLYGON`` with SRID 4490.
 * The ledger is append-only in the database itself: triggers refuse UPDATE,
   DELETE and TRUNCATE, and a statement trigger refuses any insert that leaves
-  a (pool, vintage) balance negative (R6). It takes a transaction-scoped
-  advisory lock first, so two sessions committing at once are serialised and the
-  second one's check sees the first one's entries (READ COMMITTED gives each
-  statement of the trigger a fresh snapshot).
+  a (pool, vintage) running balance negative on any date (R6). It takes the
+  ledger lock first (an EXCLUSIVE lock on the table ``ledger_lock``, which only
+  ledger writers may take), so two sessions committing at once are serialised
+  and the second one's check sees the first one's entries (READ COMMITTED gives
+  each statement of the trigger a fresh snapshot). Deferred constraint triggers
+  keep run status and ledger entries in step (the run life cycle), and every
+  function has a fixed ``search_path``.
 * Bulk writes stream through binary ``COPY`` (rows built with Arrow, EWKB
   geometries), in batches, inside the one transaction of the write.
 """
@@ -150,6 +153,24 @@ LOCK_TIMEOUT_S = 30.0
 #: (approver, owner) hold: a viewer cannot take the lock and stall commits, as any
 #: login could take an advisory lock.
 LEDGER_LOCK = "ledger_lock"
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for the ledger lock: ``LANDQUOTA_LOCK_TIMEOUT``, else LOCK_TIMEOUT_S."""
+    import os
+
+    text = os.environ.get("LANDQUOTA_LOCK_TIMEOUT")
+    if not text:
+        return LOCK_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86_400:
+        raise ParameterError(
+            f"LANDQUOTA_LOCK_TIMEOUT={text!r} must be a number of seconds between 0 and 86400"
+        )
+    return value
 
 
 def fixed_path(schema: str) -> str:
@@ -620,7 +641,8 @@ class PostgisWorkspace(Workspace):
         only ledger writers have; the R6 trigger takes the same lock, so a direct
         insert through psql queues behind (or ahead of) us as well.
         """
-        ms = max(1, int(LOCK_TIMEOUT_S * 1000))
+        timeout = lock_timeout()
+        ms = max(1, int(timeout * 1000))
         con.execute(sa.text(f"SET LOCAL lock_timeout = {ms}"))
         try:
             con.execute(sa.text(f'LOCK TABLE "{self.schema}".{LEDGER_LOCK} IN EXCLUSIVE MODE'))
@@ -629,7 +651,7 @@ class PostgisWorkspace(Workspace):
                 raise WorkspaceError(f"cannot lock the ledger: {_pg_message(exc)}") from None
             raise ConcurrencyError(
                 f"the ledger of {mask_url(self.target)!r} is locked by {self._lock_holders()} and "
-                f"stayed locked for {LOCK_TIMEOUT_S:g} s; nothing was written. Try again when "
+                f"stayed locked for {timeout:g} s; nothing was written. Try again when "
                 "that transaction has finished (an administrator can end it with "
                 "SELECT pg_terminate_backend(pid))"
             ) from None
@@ -710,7 +732,14 @@ class PostgisWorkspace(Workspace):
             )
         )
 
-    def _chain(self, con: Connection, *, after_fid: int | None, run_id: str | None) -> None:
+    def _chain(
+        self,
+        con: Connection,
+        *,
+        after_fid: int | None,
+        run_id: str | None,
+        extra: Sequence[tuple[str, str, str]] = (),
+    ) -> None:
         """Append the links of the entries after *after_fid* and of *run_id*'s status.
 
         Rows are read back as the database stored (and stamped) them, inside the
@@ -733,7 +762,7 @@ class PostgisWorkspace(Workspace):
         if run_id is not None:
             run = read("allocation_runs", lambda t: t.c.run_id == run_id)
             allocs = read("allocations", lambda t: t.c.run_id == run_id)
-        items = chain_items(entries, run, allocs)
+        items = [*chain_items(entries, run, allocs), *extra]
         if not items:
             return
         c = self.table("ledger_chain")
@@ -772,19 +801,24 @@ class PostgisWorkspace(Workspace):
             self._chain(con, after_fid=None, run_id=transition.run_id)
 
 
-def _search_path(con: Any, schema: str) -> str:
+_POSTGIS_SCHEMA_SQL = (
+    "SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
+    "ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
+    "WHERE e.extname OPERATOR(pg_catalog.=) 'postgis'"
+)
+
+
+def _path_text(schema: str, postgis_schema: str | None) -> str:
     """``pg_catalog``, the workspace schema, PostGIS's schema, ``pg_temp`` (in that order)."""
-    row = con.execute(
-        sa.text(
-            "SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
-            "ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
-            "WHERE e.extname OPERATOR(pg_catalog.=) 'postgis'"
-        )
-    ).first()
     names = ["pg_catalog", schema]
-    if row is not None and row[0] not in names:
-        names.append(str(row[0]))
+    if postgis_schema is not None and postgis_schema not in names:
+        names.append(postgis_schema)
     return ", ".join('"' + n.replace('"', '""') + '"' for n in names) + ", pg_temp"
+
+
+def _search_path(con: Any, schema: str) -> str:
+    row = con.execute(sa.text(_POSTGIS_SCHEMA_SQL)).first()
+    return _path_text(schema, None if row is None else str(row[0]))
 
 
 def _own_search_path(schema: str) -> Any:
@@ -797,17 +831,9 @@ def _own_search_path(schema: str) -> Any:
 
     def hook(dbapi_con: Any, _record: Any) -> None:
         with dbapi_con.cursor() as cur:
-            cur.execute(
-                "SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
-                "ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
-                "WHERE e.extname OPERATOR(pg_catalog.=) 'postgis'"
-            )
+            cur.execute(_POSTGIS_SCHEMA_SQL)
             row = cur.fetchone()
-            names = ["pg_catalog", schema]
-            if row is not None and row[0] not in names:
-                names.append(str(row[0]))
-            path = ", ".join('"' + n.replace('"', '""') + '"' for n in names) + ", pg_temp"
-            cur.execute(f"SET search_path = {path}")
+            cur.execute(f"SET search_path = {_path_text(schema, None if row is None else str(row[0]))}")
         dbapi_con.commit()  # a SET inside a transaction that rolls back would be undone
 
     return hook

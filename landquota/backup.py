@@ -32,6 +32,8 @@ stamps entries with the restoring user and the current time.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -43,7 +45,7 @@ import pandas as pd
 import shapely
 import sqlalchemy as sa
 
-from landquota.errors import ParameterError, WorkspaceError
+from landquota.errors import BackupVerificationError, ParameterError, WorkspaceError
 from landquota.schema import LAYERS, SCHEMA_VERSION
 from landquota.settings import Settings, get_settings, mask_url
 from landquota.workspace import (
@@ -59,7 +61,14 @@ if TYPE_CHECKING:
     from landquota._gpkg import GpkgWorkspace
     from landquota._postgis import PostgisWorkspace
 
-__all__ = ["export_workspace", "read_snapshot", "restore_workspace", "write_order"]
+__all__ = [
+    "backup_manifest",
+    "check_backup",
+    "export_workspace",
+    "read_snapshot",
+    "restore_workspace",
+    "write_order",
+]
 
 #: Metadata keys that describe one workspace instance, not its content.
 _OWN_META = frozenset({"schema_version"})
@@ -87,6 +96,77 @@ def write_order() -> list[str]:
         else:  # pragma: no cover - the contract has no cycles; a test checks it
             raise WorkspaceError(f"foreign keys of layers {pending} form a cycle")
     return out
+
+
+#: ``landquota_meta`` key holding a backup's manifest (JSON).
+MANIFEST_KEY = "backup_manifest"
+MANIFEST_FORMAT = "landquota-backup-manifest/1"
+
+
+def backup_manifest(frames: dict[str, Frame]) -> dict[str, Any]:
+    """Per layer its row count and the SHA-256 of a canonical dump; plus the chain head.
+
+    The dump is :func:`landquota.runs.frame_digest`: rows sorted by the layer's id,
+    attributes as CSV (floats at full precision, timestamps ISO), then each
+    geometry's ISO WKB. Computed from the backup as written (read back), so a
+    restore recomputes exactly the same values from an untouched file.
+    """
+    from landquota.rules.chain import head_digest
+    from landquota.runs import frame_digest
+
+    return {
+        "format": MANIFEST_FORMAT,
+        "layers": {
+            name: {"rows": len(df), "sha256": frame_digest(df)} for name, df in frames.items()
+        },
+        "chain_head": head_digest(frames["ledger_chain"]),
+    }
+
+
+def manifest_digest(text: str) -> str:
+    """SHA-256 of a manifest's JSON text: a short line to file beside the backup."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def check_backup(frames: dict[str, Frame], meta: dict[str, str]) -> list[str]:
+    """Every reason a backup does not verify: its manifest, then its ledger chain."""
+    from landquota.rules.chain import verify_frames
+
+    problems: list[str] = []
+    text = meta.get(MANIFEST_KEY)
+    if text is None:
+        problems.append(
+            "the backup has no manifest (it was not written by `landquota export` of this "
+            "version, or the manifest was removed)"
+        )
+    else:
+        try:
+            stated = json.loads(text)
+            layers = dict(stated["layers"])
+        except (ValueError, KeyError, TypeError):
+            problems.append("the backup's manifest is not readable JSON")
+            stated, layers = {}, {}
+        now = backup_manifest(frames)
+        for name, got in now["layers"].items():
+            want = layers.get(name)
+            if want is None:
+                problems.append(f"layer {name}: not in the manifest")
+            elif int(want.get("rows", -1)) != got["rows"]:
+                problems.append(
+                    f"layer {name}: {got['rows']} rows, the manifest says {want.get('rows')}"
+                )
+            elif want.get("sha256") != got["sha256"]:
+                problems.append(
+                    f"layer {name}: its content differs from the manifest (SHA-256 "
+                    f"{got['sha256'][:16]}…, manifest {str(want.get('sha256'))[:16]}…)"
+                )
+        if stated and stated.get("chain_head") != now["chain_head"]:
+            problems.append(
+                f"chain head {now['chain_head']}, the manifest says {stated.get('chain_head')}"
+            )
+    rep = verify_frames(frames)
+    problems += [str(f) for f in sorted(rep.findings, key=lambda f: f.order)]
+    return problems
 
 
 class _NoBar:
@@ -180,8 +260,19 @@ def _qi(name: str) -> str:
 
 
 # --- writing everything in one transaction ----------------------------------------------------
-def _write_all(ws: Workspace, frames: dict[str, Frame], meta: dict[str, str]) -> None:
-    """Write *frames* (already canonical) and *meta* into an empty workspace, one transaction."""
+def _write_all(
+    ws: Workspace,
+    frames: dict[str, Frame],
+    meta: dict[str, str],
+    override: tuple[str, str] | None = None,
+) -> None:
+    """Write *frames* (already canonical) and *meta* into an empty workspace, one transaction.
+
+    *override* ``(backup, payload)`` appends a ``restore_override`` link to the
+    restored chain in the same transaction: the restore of a backup that did not
+    verify stays on record.
+    """
+    extra = [] if override is None else [("override", override[0], override[1])]
     order = [n for n in write_order() if n in frames]
     if ws.kind == "postgis":
         pws = cast("PostgisWorkspace", ws)
@@ -201,6 +292,9 @@ def _write_all(ws: Workspace, frames: dict[str, Frame], meta: dict[str, str]) ->
             con.execute(sa.text("SET CONSTRAINTS ALL IMMEDIATE"))
             for table, trig in stamps:
                 con.execute(sa.text(f"ALTER TABLE {s}.{_qi(table)} ENABLE TRIGGER {_qi(trig)}"))
+            if extra:
+                pws._lock_ledger(con)
+                pws._chain(con, after_fid=None, run_id=None, extra=extra)
             _pg_meta(con, pws.schema, meta)
         return
     from landquota._gpkg import META_UPSERT
@@ -209,6 +303,8 @@ def _write_all(ws: Workspace, frames: dict[str, Frame], meta: dict[str, str]) ->
     with gws._tx() as scon:
         for name in order:
             gws._insert(scon, LAYERS[name], frames[name], _NoBar())
+        if extra:
+            gws._chain(scon, after_fid=None, run_id=None, extra=extra)
         scon.executemany(META_UPSERT, sorted(meta.items()))
 
 
@@ -299,6 +395,10 @@ def export_workspace(ws: Workspace | str | Path, out: str | Path, *, force: bool
         with _temp_beside(out) as tmp:
             with open_workspace(tmp, create=True) as dst:
                 _write_all(dst, frames, {k: v for k, v in meta.items() if k not in _OWN_META})
+                # the manifest of the file as written, read back: a restore recomputes it
+                written, _ = read_snapshot(dst)
+                text = json.dumps(backup_manifest(written), sort_keys=True, separators=(",", ":"))
+                dst.set_meta(MANIFEST_KEY, text)
             _quick_check(tmp)
             _replace_durably(tmp, out)
     # The backup opens in QGIS styled, with a project that names the backup's own file.
@@ -316,9 +416,17 @@ def restore_workspace(
     target: str | Path,
     *,
     force: bool = False,
+    accept_unverified: str | None = None,
     settings: Settings | None = None,
 ) -> Workspace:
     """Write a backup made by :func:`export_workspace` into a new workspace.
+
+    The backup must verify first: its manifest (row count and SHA-256 of every
+    layer, the chain head) and its ledger chain (chain, R6, runs against their
+    entries; :func:`landquota.rules.chain.verify_frames`). A backup that does not
+    is refused with every reason, unless *accept_unverified* gives the reason to
+    restore it anyway, which is then recorded in the restored ledger chain (a
+    ``restore_override`` link: when, who, the backup, the reason, the problems).
 
     Parameters
     ----------
@@ -331,6 +439,10 @@ def restore_workspace(
         Replace a target that holds data. A GeoPackage is replaced atomically;
         a PostGIS schema is dropped first (the restore itself is then one
         transaction, so a failure leaves an empty workspace, never a partial one).
+    accept_unverified : str, optional
+        Restore a backup that does not verify; the text is the reason, recorded
+        in the chain. The database still refuses what breaks R6 or the run life
+        cycle.
 
     Returns
     -------
@@ -350,16 +462,40 @@ def restore_workspace(
         if backup.kind != "gpkg":  # pragma: no cover - open_workspace of a Path
             raise ParameterError(f"src {str(src)!r} must be a GeoPackage backup")
         frames, meta = read_snapshot(backup)
+        user = backup.user()
+    problems = check_backup(frames, meta)
+    override = None
+    if problems:
+        if not accept_unverified:
+            more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+            raise BackupVerificationError(
+                f"backup {str(src_path)!r} does not verify, so it is not restored: "
+                f"{'; '.join(problems[:5])}{more}. Restore an earlier backup, or pass "
+                "--accept-unverified REASON to restore it anyway (the override is recorded "
+                "in the restored ledger chain)"
+            )
+        from landquota.rules.chain import canonical_override
+
+        payload = canonical_override(
+            at=pd.Timestamp.now(tz="UTC"),
+            by=user,
+            backup=str(src_path),
+            reason=accept_unverified,
+            problems=problems,
+        )
+        override = (src_path.name, payload)
     frames = {
         name: prepare_frame(LAYERS[name], frame, source=f"backup {str(src_path)!r}")
         for name, frame in frames.items()
     }
-    meta = {k: v for k, v in meta.items() if k not in _OWN_META}
+    meta = {k: v for k, v in meta.items() if k not in _OWN_META and k != MANIFEST_KEY}
     meta["restored_at"] = pd.Timestamp.now(tz="UTC").isoformat(timespec="milliseconds")
     meta["restored_from"] = str(src_path)
     tgt = str(target)
     if is_postgres_url(tgt):
-        return _restore_postgis(tgt, frames, meta, force=force, settings=settings)
+        return _restore_postgis(
+            tgt, frames, meta, force=force, settings=settings, override=override
+        )
     out = Path(tgt)
     _check_gpkg_out(out, "target")
     if out.exists():
@@ -370,7 +506,7 @@ def restore_workspace(
                 _refuse_non_empty(old, tgt)
     with _temp_beside(out) as tmp:
         with open_workspace(tmp, create=True, settings=settings) as dst:
-            _write_all(dst, frames, meta)
+            _write_all(dst, frames, meta, override)
         _quick_check(tmp)
         _replace_durably(tmp, out)
     return open_workspace(out, settings=settings)
@@ -386,7 +522,13 @@ def _refuse_non_empty(ws: Workspace, tgt: str) -> None:
 
 
 def _restore_postgis(
-    tgt: str, frames: dict[str, Frame], meta: dict[str, str], *, force: bool, settings: Settings
+    tgt: str,
+    frames: dict[str, Frame],
+    meta: dict[str, str],
+    *,
+    force: bool,
+    settings: Settings,
+    override: tuple[str, str] | None = None,
 ) -> Workspace:
     from landquota.roles import install_stamp_triggers
 
@@ -401,7 +543,7 @@ def _restore_postgis(
         if int(ws.meta().get("schema_version", "0")) != SCHEMA_VERSION:  # pragma: no cover
             raise WorkspaceError(f"{mask_url(tgt)!r} is not at schema version {SCHEMA_VERSION}")
         install_stamp_triggers(ws)  # a restored workspace is as protected as a new one
-        _write_all(ws, frames, meta)
+        _write_all(ws, frames, meta, override)
     except BaseException:
         ws.close()
         raise

@@ -898,7 +898,9 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 @command("export", "back up a workspace, or export layers as shp/gpkg/FileGDB/VCT 备份或导出")
 @args(_export_args)
 def _export(ns: argparse.Namespace) -> int:
-    from landquota.backup import export_workspace
+    import json
+
+    from landquota.backup import MANIFEST_KEY, export_workspace, manifest_digest
     from landquota.workspace import open_workspace
 
     if ns.format is not None and not (ns.format == "gpkg" and not ns.layer):
@@ -925,8 +927,11 @@ def _export(ns: argparse.Namespace) -> int:
         src = mask_url(ws.target)
     with open_workspace(out) as b:
         counts = b.layer_counts()
+        manifest = b.meta()[MANIFEST_KEY]
     print(f"已备份 exported {src} → {out}: {sum(counts.values()):,} rows")
     print("  " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
+    head = json.loads(manifest)["chain_head"]
+    print(f"  清单 manifest {manifest_digest(manifest)}; 链头 chain head {head} (file both with the backup)")
     return 0
 
 
@@ -944,6 +949,13 @@ def _restore_args(p: argparse.ArgumentParser) -> None:
         help="the new workspace: a .gpkg path, a postgresql:// URL or service:NAME[?schema=S]",
     )
     p.add_argument("--force", action="store_true", help="replace a target that already holds data")
+    p.add_argument(
+        "--accept-unverified",
+        default=None,
+        metavar="REASON",
+        help="restore a backup whose manifest or ledger chain does not verify; the reason is "
+        "recorded in the restored ledger chain",
+    )
 
 
 @command("restore", "restore a backup into a new workspace 从备份恢复工作空间")
@@ -951,7 +963,9 @@ def _restore_args(p: argparse.ArgumentParser) -> None:
 def _restore(ns: argparse.Namespace) -> int:
     from landquota.backup import restore_workspace
 
-    with restore_workspace(ns.src, _target(ns), force=ns.force) as ws:
+    with restore_workspace(
+        ns.src, _target(ns), force=ns.force, accept_unverified=ns.accept_unverified
+    ) as ws:
         counts = ws.layer_counts()
         where = f"{mask_url(ws.target)} ({ws.kind})"
         print(f"已恢复 restored {ns.src} → {where}: {sum(counts.values()):,} rows")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "AllocationError",
+    "BackupVerificationError",
     "CRSError",
     "ConcurrencyError",
     "DataError",
@@ -61,6 +62,10 @@ class ImportDataError(DataError):
 
 class LedgerError(LandquotaError, RuntimeError):
     """A ledger operation would break an invariant (R6: no negative balance)."""
+
+
+class BackupVerificationError(WorkspaceError):
+    """A backup whose manifest or ledger chain does not verify (restore refuses it)."""
 
 
 class ConcurrencyError(LedgerError):

@@ -299,3 +299,109 @@ def test_upgrade_chains_existing_entries_and_runs(ws_target: str) -> None:
         assert rep.links == n + 1  # every entry, and the committed run
         revert_run(ws, run.run_id)
         assert verify_workspace(ws).ok
+
+
+# --- backups that prove themselves ----------------------------------------------------------------
+_TAMPERINGS = {
+    # drop the append-only trigger and multiply one amount by 100
+    "amount_x100": (
+        [
+            "DROP TRIGGER quota_ledger_no_update",
+            "UPDATE quota_ledger SET amount = amount * 100 WHERE entry_id = '{run}:0001'",
+        ],
+        "entry {run}:0001",
+    ),
+    # delete a committed run's debits (which would free its quota again)
+    "debits_deleted": (
+        [
+            "DROP TRIGGER quota_ledger_no_delete",
+            "DELETE FROM quota_ledger WHERE run_id = '{run}'",
+        ],
+        "entry {run}:00",  # the first of them in the chain
+    ),
+    # add a positive entry, as QGIS or any SQLite client can
+    "positive_entry": (
+        [
+            "INSERT INTO quota_ledger (entry_id, pool, kind, amount, year, effective_date, "
+            "source, entered_at, entered_by) VALUES ('X1', 'new_construction', 'adjustment', "
+            "50000, 2014, '2014-02-01', 'QGIS', '2014-02-01T00:00:00.000Z', 'someone')",
+        ],
+        "entry X1",
+    ),
+}
+
+
+@pytest.fixture
+def backup(tmp_path):
+    from landquota.backup import export_workspace
+
+    src = tmp_path / "src.gpkg"
+    with open_workspace(src, create=True) as ws:
+        ws.write_layers(world())
+        run = _committed(ws)
+        head = chain_head(ws)
+    return export_workspace(src, tmp_path / "backup.gpkg"), run.run_id, head
+
+
+def test_untampered_backup_restores_and_verifies(backup, ws_target: str, capsys) -> None:
+    from landquota.backup import restore_workspace
+
+    path, _run, head = backup
+    with restore_workspace(path, ws_target) as ws:
+        rep = verify_workspace(ws, head=head)
+        assert rep.ok, rep.summary()
+        assert rep.head == head  # the same chain on either backend
+    assert main(["verify", "--db", str(path), "--head", head]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("how", sorted(_TAMPERINGS))
+def test_tampered_backup_is_refused_and_verify_names_the_entry(
+    backup, ws_target: str, how: str, capsys
+) -> None:
+    from landquota.backup import restore_workspace
+
+    path, run, _head = backup
+    stmts, named = _TAMPERINGS[how]
+    con = sqlite3.connect(path)  # the real sqlite3 module, as an attacker would
+    for s in stmts:
+        con.execute(s.format(run=run))
+    con.commit()
+    con.close()
+    named = named.format(run=run)
+    with pytest.raises(errors.BackupVerificationError, match="does not verify") as exc:
+        restore_workspace(path, ws_target)
+    assert named in str(exc.value) and "quota_ledger" in str(exc.value)
+    assert main(["restore", "--from", str(path), "--db", ws_target]) == 2
+    assert "does not verify" in capsys.readouterr().err
+    with open_workspace(path) as b:
+        rep = verify_workspace(b)
+    assert rep.first is not None and rep.first.ref.startswith(named), rep.summary()
+    assert main(["verify", "--db", str(path)]) == 1
+    assert named in capsys.readouterr().out
+    # nothing was restored
+    if ws_target.endswith(".gpkg"):
+        from pathlib import Path
+
+        assert not Path(ws_target).exists()
+
+
+def test_override_restores_and_is_recorded_in_the_chain(backup, ws_target: str) -> None:
+    from landquota.backup import restore_workspace
+
+    path, _run, _head = backup
+    stmts, _named = _TAMPERINGS["positive_entry"]
+    con = sqlite3.connect(path)
+    con.execute(stmts[0])
+    con.commit()
+    con.close()
+    with restore_workspace(path, ws_target, accept_unverified="audit copy, case 2014-17") as ws:
+        chain = ws.read_layer("ledger_chain")
+        last = chain.sort_values("seq").iloc[-1]
+        assert last["kind"] == "override" and last["ref_id"] == "backup.gpkg"
+        payload = json.loads(last["payload"])
+        assert payload[0] == "restore_override/1" and payload[4] == "audit copy, case 2014-17"
+        assert any("entry X1" in p for p in payload[5])
+        rep = verify_workspace(ws)
+        # the restored ledger still says what is wrong; the override link itself is sound
+        assert [f.ref for f in rep.findings] == ["entry X1"]

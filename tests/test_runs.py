@@ -144,13 +144,11 @@ def _ledger_writers_held(ws_target: str) -> Iterator[None]:
             con.close()
         return
     with open_workspace(ws_target) as w, w.engine.connect() as c:
-        key = sa.text("SELECT hashtext('landquota.ledger.' || :s)")
-        k = c.execute(key, {"s": w.schema}).scalar()
-        c.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": k})
+        c.execute(sa.text(f'LOCK TABLE "{w.schema}".ledger_lock IN EXCLUSIVE MODE'))
         try:
             yield
         finally:
-            c.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": k})
+            c.rollback()
 
 
 def test_two_concurrent_allocate_commits_only_one_lands(ws_target: str) -> None:
@@ -163,7 +161,15 @@ def test_two_concurrent_allocate_commits_only_one_lands(ws_target: str) -> None:
     with _ledger_writers_held(ws_target):
         # both processes plan (and find their drafts) before either may commit: a real race
         procs = [
-            _cli(ws_target, "allocate", "--as-of", d, "--commit", env={"PYTHONUNBUFFERED": "1"})
+            _cli(
+                ws_target,
+                "allocate",
+                "--as-of",
+                d,
+                "--commit",
+                # the first may wait for the second to plan, however slow the machine
+                env={"PYTHONUNBUFFERED": "1", "LANDQUOTA_LOCK_TIMEOUT": "600"},
+            )
             for d in ("2014-05-01", "2014-05-02")
         ]
         for p in procs:
