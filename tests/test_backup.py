@@ -23,6 +23,7 @@ BOOKKEEPING = {
     "exported_by_version",
     "restored_at",
     "restored_from",
+    "backup_manifest",  # what the backup holds: row counts, SHA-256 per layer, chain head
 }
 
 
