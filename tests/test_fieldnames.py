@@ -80,6 +80,11 @@ def test_geopackage_with_utf8_chinese_field_names(ws: Any, tmp_path: Path) -> No
         ("plan_zones", ["BSM", "管制区类型代码"], ["zone_id", "zone_type"]),
         ("stock_land", ["电子监管号", "合同约定开工时间", "实际开工时间"],
          ["stock_id", "agreed_start_date", "actual_start_date"]),
+        ("county", ["XZQDM", "行政区名称"], ["county_id", "name"]),
+        ("projects", ["项目编号", "项目名称", "项目级别", "所在乡镇", "开工时间"],
+         ["project_id", "name", "level", "town", "start_date"]),
+        ("linkage_plots", ["地块编号", "项目区编号", "地块类型", "复垦耕地面积"],
+         ["plot_id", "linkage_id", "role", "reclaimed_cultivated_m2"]),
     ],
 )
 def test_standard_names_match(layer: str, fields: list[str], expected: list[str]) -> None:
@@ -161,3 +166,19 @@ def test_readme_mapping_example_works(ws: Any, tmp_path: Path) -> None:
     zones = ws.read_layer("plan_zones").sort_values("zone_id")
     assert zones.zone_type.tolist() == ["allowed", "restricted"]
     assert set(zones.plan_version) == {"2006-2020"}
+
+
+def test_cli_import_of_a_gbk_shapefile_with_chinese_field_names(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from landquota.cli import main
+    from landquota.workspace import init_workspace, open_workspace
+
+    db = tmp_path / "ws.gpkg"
+    init_workspace(str(db)).close()
+    src = fx.chinese_names_gbk_shapefile(tmp_path)
+    # the failing command: no mapping, no --encoding
+    assert main(["import", str(src), "--db", str(db), "--layer", "parcels", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "坐落单位名 → town" in out and "gb18030" in out and "权属性质 (standard)" in out
+    with open_workspace(str(db)) as ws:
+        assert sorted(ws.read_layer("parcels").town) == sorted(EXPECTED_TOWN)

@@ -103,6 +103,14 @@ ALIASES: Mapping[str, Mapping[str, tuple[str | tuple[str, float], ...]]] = {
         "name": ("项目区名称",),
         "approval_date": ("批准日期", "批复日期"),
     },
+    "linkage_plots": {
+        "plot_id": ("地块编号", "地块代码", "BSM", "标识码"),
+        "linkage_id": ("项目区编号", "项目区代码"),
+        # 拆旧区 / 建新区 (understood as code values too)
+        "role": ("地块类型", "区块类型", "拆旧建新类型"),
+        "reclaimed_m2": ("复垦面积", "拆旧复垦面积"),
+        "reclaimed_cultivated_m2": ("复垦耕地面积", "新增耕地面积"),
+    },
 }
 
 #: Used for the id only when the standard id field is absent (TBBH is unique per
