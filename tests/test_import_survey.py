@@ -66,6 +66,7 @@ def test_reports_missing_and_unrecognised_layers(ws: Any, tmp_path: Path) -> Non
     assert "LSYD" in rep.summary() and "缺少 not in the package" in rep.summary()
 
 
+@pytest.mark.slow  # two whole deliveries per case
 @pytest.mark.parametrize(
     ("kind", "words"),
     [
@@ -140,6 +141,7 @@ def test_cli_import_survey(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "--plan-version" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two whole deliveries per case
 def test_a_smaller_delivery_needs_allow_shrink(ws: Any, tmp_path: Path) -> None:
     import_survey(sd.filegdb(tmp_path), ws, plan_version="2021-2035", county_name="阳山县")
     before = sd.snapshot(ws)
