@@ -64,6 +64,18 @@ def test_direct_coordinates_gb18030_text_and_types(fixture_vct: Path) -> None:
     assert lines.geometry.iloc[1].equals(shapely.LineString([(370100, 2710000), (370100, 2710100)]))
 
 
+def test_a_line_made_of_lines(tmp_path: Path) -> None:
+    # line 105 (feature type 100) = line 101, then line 102 backwards; polygon 11 may use it
+    text = TEXT.replace("LineEnd", "105\n2001010300\n0\n100\n2\n101,-102\n0\nLineEnd")
+    text = text.replace("4\n101,-102,0,103", "3\n105,0,103").replace("103\n104\nTableEnd", "103\n104\n105\nTableEnd")
+    p = tmp_path / "composite.vct"
+    p.write_bytes(text.encode("gb18030"))
+    lines = vct.read_layer(p, "DLJX")
+    assert lines["BSM"].tolist() == [101, 102, 103, 104, 105]
+    assert lines.geometry.iloc[4].equals(PARCEL_11.exterior)
+    assert vct.read_layer(p, "DLTB").geometry.iloc[0].equals(PARCEL_11)
+
+
 def test_batches_stream_in_the_size_asked(fixture_vct: Path) -> None:
     sizes = [len(b) for b in vct.iter_batches(fixture_vct, "DLJX", batch_size=3)]
     assert sizes == [3, 1]

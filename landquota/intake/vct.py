@@ -990,8 +990,7 @@ def _read_objects(lines: _Lines, geo: _Geo, kind: str, want: set[str], coords: _
                 raise lines.error(f"line {oid}: feature type {ftype}; 1-6 (direct) or 100 (made of "
                                   "other lines) expected", tno)
             joined = _join(parts)
-            if ftype != 100:
-                coords.add(oid, joined)
+            coords.add(oid, joined)  # polygons may reference a line made of lines too
             if code in want:
                 if all(_same(a[-1], b[0]) for a, b in itertools.pairwise(parts)):
                     geoms.add(oid, shapely.LineString(joined))
