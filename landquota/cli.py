@@ -918,6 +918,8 @@ def _export(ns: argparse.Namespace) -> int:
                   "see fieldnames.csv")
         for name, why in res.skipped.items():
             print(f"  未导出 not exported: {name} ({why})")
+        for w in res.warnings:
+            print(f"  警告 warning: {w}")
         return 0
     if ns.layer or ns.crs or ns.encoding != "utf-8":
         raise ParameterError("--layer, --crs and --encoding need --format (shp, gpkg, filegdb or vct); "

@@ -63,6 +63,14 @@ def test_shapefile_keeps_chinese_text_for_ogrinfo(filled: Workspace, tmp_path: P
     assert {"layer": "parcels", "column": "grain_kg_per_m2", "dbf_field": "grn_kg_pr_"} in rows
 
 
+def test_shapefile_warns_of_text_a_dbf_cannot_hold(filled: Workspace, tmp_path: Path) -> None:
+    towns = sample_layers()["towns"].assign(name="镇" * 100)  # 300 UTF-8 bytes
+    filled.write_layer("towns", towns)
+    res = export_layers(filled, tmp_path / "s", fmt="shp", layers=["towns"])
+    assert res.warnings and "towns: name" in res.warnings[0] and "254 bytes" in res.warnings[0]
+    assert not export_layers(filled, tmp_path / "g", fmt="shp", layers=["towns"], encoding="gbk").warnings  # 200
+
+
 def test_shapefile_in_a_gauss_kruger_zone(filled: Workspace, tmp_path: Path) -> None:
     out = tmp_path / "gk"
     export_layers(filled, out, fmt="shp", layers=["parcels"], crs="EPSG:4547")

@@ -30,6 +30,7 @@ import csv
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,7 @@ class ExportResult:
     renamed: dict[str, dict[str, str]] = field(default_factory=dict)  # layer -> {column: dbf field}
     crs: str = "EPSG:4490"
     encoding: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def dbf_names(columns: Sequence[str], encoding: str = "utf-8") -> dict[str, str]:
@@ -246,11 +248,20 @@ def _write_shp(folder: Path, frames: dict[str, pd.DataFrame], enc: tuple[str, st
             rows.append((name, c, mapping[c]))
         if any(c != mapping[c] for c in cols):
             res.renamed[name] = {c: mapping[c] for c in cols if c != mapping[c]}
+        long = [c for c in cols if pd.api.types.is_string_dtype(out[mapping[c]]) and out[mapping[c]].map(
+            lambda v: len(v.encode(enc[0], errors="replace")) if isinstance(v, str) else 0).max() > 254]
+        if long:
+            # DBF text fields hold 254 bytes: GDAL cuts longer values
+            res.warnings.append(f"{name}: {', '.join(long)} hold(s) text longer than a DBF field's 254 bytes, "
+                                "cut by GDAL; export to gpkg or filegdb to keep it whole")
         suffix = ".shp" if geom is not None else ".dbf"
         # pyogrio hands ``encoding`` to GDAL as the shapefile's ENCODING layer creation
         # option: GDAL recodes the text and writes the .cpg (a re-implementation here
         # would be the bug the issue reports)
-        _write_ogr(folder / f"{name}{suffix}", name, out, driver="ESRI Shapefile", encoding=enc[1])
+        with warnings.catch_warnings():
+            # reported above, in the result, with what to do about it
+            warnings.filterwarnings("ignore", message=r".*has been truncated to 254", category=RuntimeWarning)
+            _write_ogr(folder / f"{name}{suffix}", name, out, driver="ESRI Shapefile", encoding=enc[1])
     with open(folder / "fieldnames.csv", "w", encoding="utf-8-sig", newline="") as f:
         w = csv.writer(f)
         w.writerow(["layer", "column", "dbf_field"])
