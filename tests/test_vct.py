@@ -150,6 +150,18 @@ def test_header_variants_offset_and_northing_first(tmp_path: Path) -> None:
     assert vct.read_header(p).extent == (369900, 2709900, 370300, 2710200)
 
 
+def test_older_land_use_variants_of_the_code_and_table_lines(tmp_path: Path) -> None:
+    # a colour between the geometry type and the table (the older land-use format), and a
+    # table structure without its closing 0
+    text = TEXT.replace("2001010000,地类图斑,Polygon,DLTB", "2001010000,地类图斑,Polygon,16711680,DLTB")
+    text = text.replace("DLJX,1\nBSM,Int,10\n0\nTableStructureEnd", "DLJX,1\nBSM,Int,10\nTableStructureEnd")
+    p = tmp_path / "old.vct"
+    p.write_bytes(text.encode("gb18030"))
+    assert [x.name for x in vct.list_layers(p)] == ["XZQ", "DLTB", "DLJX"]
+    assert vct.read_layer(p, "DLTB")["DLMC"].tolist() == ["水田", "乔木林地"]
+    assert len(vct.read_layer(p, "DLJX")) == 4
+
+
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
