@@ -247,10 +247,14 @@ def match_fields(layer: str, fields: Sequence[str], *, taken: Iterable[str] = ()
     used = set(taken)
     out = FieldMatch()
     norm = {f: normalize(f) for f in fields}
+    second: list[str] = []  # standard fields whose column another field already gives
     for table in (t.exact, t.cut):
         for f in fields:
             hit = table.get(norm[f])
-            if hit is None or f in out.columns or hit[0] in used:
+            if hit is None or f in out.columns:
+                continue
+            if hit[0] in used:
+                second.append(f)
                 continue
             out.columns[f] = hit
             used.add(hit[0])
@@ -263,7 +267,9 @@ def match_fields(layer: str, fields: Sequence[str], *, taken: Iterable[str] = ()
         out.check = next((f for f in fields if norm[f] in t.checks and f not in out.columns), None)
     known = {normalize(n) for n in KNOWN_NOT_STORED}
     for f in fields:
-        if f not in out.columns and f != out.check and (norm[f] in known or _is_cut_of_known(norm[f])):
+        if f in out.columns or f == out.check:
+            continue
+        if norm[f] in known or _is_cut_of_known(norm[f]) or f in second:
             out.known.append(f)
     return out
 

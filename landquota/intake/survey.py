@@ -360,7 +360,7 @@ def import_survey(
         rep.layer_reports[f.name] = prep.report
         rep.found.append((f.name, f.std.label, f"{target}" + (f" ({f.std.kind})" if f.std.kind else "")))
         if code == "YJJBNTTB":
-            frame = _with_paddy(frame, f, ws, kw, rep)
+            frame = _with_paddy(frame, f, ws, kw, rep, prep.report)
         if target == "control_lines":
             lines.append(frame)
             line_sources.append(f.std.code)
@@ -542,7 +542,8 @@ def _multi(g: Any) -> Any:
 
 
 def _with_paddy(
-    frame: pd.DataFrame, f: _Found, ws: Workspace, kw: dict[str, Any], rep: SurveyReport
+    frame: pd.DataFrame, f: _Found, ws: Workspace, kw: dict[str, Any], rep: SurveyReport,
+    lines_report: ImportReport,
 ) -> pd.DataFrame:
     """Fill ``paddy_m2`` of basic farmland: 图斑地类面积 of the 水田 (0101) patches, 0 otherwise.
 
@@ -564,6 +565,11 @@ def _with_paddy(
     )
     out = frame.copy()
     out["paddy_m2"] = out["line_id"].astype(str).map(paddy).astype(float)
+    src = {v: k for k, v in prep.report.field_map.items()}
+    used = [src[c] for c in ("land_class", "net_m2") if c in src]
+    if len(used) == 2:
+        lines_report.field_map[f"{used[1]} where {used[0]} = 0101"] = "paddy_m2"
+        lines_report.ignored_fields = [x for x in lines_report.ignored_fields if x not in used]
     return out
 
 
