@@ -6,15 +6,19 @@ and spreadsheets of coordinates, messy in ways specific to China (see
 turns any of them into the contract's frames, or refuses with a message that
 names the file, the row or field, and the fix:
 
-* **Encodings.** Text of DBF-based sources (shapefiles) is read as raw bytes and
-  decoded strictly as UTF-8, else as GB18030 (a superset of GBK/CP936); decoded
-  text that still looks like mojibake is refused. ``encoding=`` overrides.
+* **Encodings.** The field names and text of DBF-based sources (shapefiles) are
+  examined as bytes and their encoding chosen strictly: UTF-8, else GB18030 (a
+  superset of GBK/CP936); GDAL then decodes them with it (SHAPE_ENCODING), so
+  Chinese field names open too. Decoded text that still looks like mojibake is
+  refused. ``encoding=`` overrides.
 * **CRS.** A source without CRS is refused unless ``crs=`` is given; the message
   suggests the CGCS2000 Gauss–Krüger code that the coordinates point to.
   Swapped axes are detected and refused (``swap_xy=True`` fixes them). Xian 1980
   and Beijing 1954 are transformed by PROJ with a warning about accuracy.
-* **Fields.** Survey names (BSM, DLBM, TBMJ, KCMJ, TBDLMJ, ZLDWMC) map to the
-  contract's columns; a YAML or TOML mapping file handles other schemas.
+* **Fields.** The standards' names — pinyin codes (BSM, DLBM, TBDLMJ …), Chinese
+  names (标识码, 地类编码 …), aliases and DBF-cut forms, for every layer
+  (:mod:`landquota.intake.fieldnames`) — map to the contract's columns; a YAML or
+  TOML mapping file handles other schemas.
 * **Geometry.** Invalid polygons are repaired with ``make_valid`` (polygonal
   part kept), null or empty ones rejected, Z/M dropped, everything stored as
   MultiPolygon in EPSG:4490. Each repair and reject is reported.
