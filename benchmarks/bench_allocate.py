@@ -202,7 +202,8 @@ def _child(kind: str, n: int, seed: int, out: Queue) -> None:  # type: ignore[ty
         values, note = pulp_baseline(projects, pools, stock)
     else:
         res = allocate(projects, pools, stock, mode=kind)
-        values = [*res.objective.values(), res.tie_break]
+        # the R18 tie-break is lexicographic (issue 16): report Σ fractions in its place
+        values = [*res.objective.values(), float(sum(res.tie_break))]
         note = res.status
     dt = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -227,7 +228,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     head = f"{'n':>6} {'mode':<18} {'time s':>8} {'ratio':>7} {'RSS MB':>7} {'+MB':>6}"
-    print(head + "  objective (national, provincial, city, county | tie-break)  note")
+    print(
+        head + "  objective (national, provincial, city, county | Σ fractions; PuLP: "
+        "weighted tie-break)  note"
+    )
     for n in args.sizes:
         kinds = ["greedy", "optimal"] + ([] if args.no_baseline else ["baseline"])
         t_opt = math.nan

@@ -16,10 +16,11 @@ The model has two independent parts that share only the objective stages:
 
 Everything is built as one column-wise sparse matrix from NumPy triplets (no
 row-by-row API calls) and solved with HiGHS in stages: one stage per level
-(R18: national first) maximising the sum of ``score × fraction`` with earlier
-stages held at their optimum (minus a relative tolerance of 1e-9; each stage is
-solved to a relative MIP gap of 1e-6), then a final tie-break stage maximising ``Σ w_i × fraction_i`` with ``w`` decreasing in
-project-id order.
+(R18: national first) maximising the sum of ``score × fraction`` with the earlier
+stages held at the value their point reached (:data:`HOLD_MARGINS`; each stage to a
+relative MIP gap of :data:`MIP_GAP`), then the R18 tie-break: the items' values in
+R18 order (level, score descending, project id) made lexicographically largest by
+settling the items one by one (:func:`_tie_break`), never by a weighted sum.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
@@ -40,13 +42,26 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-#: Relative slack of a stage row: sum >= optimum - STAGE_TOL * max(1, |optimum|).
-#: Kept at the solver's feasibility tolerance: a looser slack lets a later stage buy
-#: a sliver of a continuous (phased) project with a sliver of an earlier level.
-STAGE_TOL = 1e-9
-#: Relative MIP gap of every stage.  Proving the last 1e-7 of a 5,000-item level
-#: stage took HiGHS 45 s of strong branching at the root for no practical gain.
-MIP_GAP = 1e-6
+#: Feasibility tolerances given to HiGHS (primal rows, and integrality/rows of MIP
+#: points).  Hold rows are normalised by their value, so on them they are relative.
+#: HiGHS's defaults (1e-7, 1e-6) let a MIP point sit 1e-6 below a hold row, which is
+#: what made a later stage "infeasible" (issue 16).
+PRIMAL_TOL = 1e-10
+#: Margins of a stage hold, relative: ``Σ score × x >= value − margin × max(1, |value|)``.
+#: ``value`` is what the solver's own point of the stage reached (never more than that
+#: point made exact reaches), so that point satisfies its hold whatever the margin:
+#: the first margin is 0.  A positive margin is not free: a later stage spends it
+#: (the tests measured a city project buying a 1e-9 sliver of a national one with a
+#: 1e-9 margin).  A numerical failure ("infeasible" although the previous point
+#: satisfies every row) is retried without presolve, then from the previous point,
+#: and only then with the looser margins, which the run's status reports.
+HOLD_MARGINS = (0.0, 1e-9, 1e-7, 1e-5)
+#: Relative MIP gap of every stage.
+MIP_GAP = 1e-9
+#: A tie-break probe must raise a fraction by more than this to count.
+FRACTION_TOL = 1e-9
+#: Items at 0 probed together in the tie-break (see :func:`_tie_break`).
+_BLOCK = 64
 
 
 @dataclass(frozen=True)
@@ -65,13 +80,13 @@ class LexInput:
     cap: FloatArray  # (4,)
     q_level: IntArray
     q_score: FloatArray
-    q_weight: FloatArray
+    q_rank: IntArray
     q_phaseable: BoolArray
     q_min: FloatArray
     q_upper: FloatArray
     s_level: IntArray
     s_score: FloatArray
-    s_weight: FloatArray
+    s_rank: IntArray
     edge_item: IntArray
     edge_node: IntArray
     node_class: IntArray
@@ -87,6 +102,21 @@ class LexOutput:
     stage_values: tuple[float, ...]
     proven_optimal: bool
     status: str
+    probes: int = 0
+
+
+@dataclass
+class _State:
+    """What the stages learn as they go."""
+
+    proven: bool = True
+    status: str = "optimal"
+    hold_index: int = 0
+    relaxed: list[str] = field(default_factory=list)
+    probes: int = 0
+    presolve_off: int = 0
+    started: int = 0
+    solution: FloatArray = field(default_factory=lambda: np.zeros(0))
 
 
 _banner_done = False
@@ -255,21 +285,28 @@ def solve_lexicographic(data: LexInput, *, time_limit: float | None = None) -> L
 
     h = _new_highs()
     h.setOptionValue("mip_rel_gap", MIP_GAP)
-    h.setOptionValue("mip_abs_gap", 1e-9)  # the relative gap governs
-    h.setOptionValue("primal_feasibility_tolerance", 1e-9)
-    # NB: do not tighten mip_feasibility_tolerance (to 1e-9, say): with HiGHS 1.16
-    # presolve that returned a suboptimal point reported as optimal on a 5-column
-    # semicontinuous model (tests/test_allocation_properties.py found it).
+    h.setOptionValue("mip_abs_gap", 1e-12)  # the relative gap governs
+    h.setOptionValue("primal_feasibility_tolerance", PRIMAL_TOL)
+    h.setOptionValue("mip_feasibility_tolerance", PRIMAL_TOL)
+    # NB: a tight mip_feasibility_tolerance once made HiGHS 1.16's presolve return a
+    # suboptimal point reported as optimal (a 5-column semicontinuous model); the
+    # tie-break probes run without presolve, and tests/test_allocation_exact.py
+    # checks 500 instances against an exhaustive optimum.
     h.setOptionValue("random_seed", 0)
     h.passModel(lp)
 
-    # objective columns: the fraction of every quota item and the y of every stock item
+    # objective items: the fraction of every quota item and the y of every stock item
     obj_cols = np.concatenate(
         (c_f + np.arange(k, dtype=np.int64), c_y + np.arange(s, dtype=np.int64))
     ).astype(np.int32)
     obj_level = np.concatenate((data.q_level, data.s_level))
     obj_score = np.concatenate((data.q_score, data.s_score))
-    obj_weight = np.concatenate((data.q_weight, data.s_weight))
+    obj_rank = np.concatenate((data.q_rank, data.s_rank))
+    obj_upper = upper[obj_cols]
+    obj_binary = integrality[obj_cols] == 1
+    # the binary z of each semicontinuous item, by item (-1: none)
+    z_of = np.full(k + s, -1, dtype=np.int64)
+    z_of[semi] = c_z + np.arange(n_semi, dtype=np.int64)
     # columns whose upper bound a level stage closes: f, z and y of lower levels
     gate_cols = np.concatenate(
         (
@@ -279,60 +316,149 @@ def solve_lexicographic(data: LexInput, *, time_limit: float | None = None) -> L
         )
     ).astype(np.int32)
     gate_level = np.concatenate((data.q_level, data.q_level[semi], data.s_level))
-    gate_upper = upper[gate_cols]
-    gate_lower = lower[gate_cols]
+    int_cols = np.flatnonzero(integrality == 1)
 
     deadline = math.inf if time_limit is None else time.monotonic() + time_limit
-    proven = True
-    status = "optimal"
-    stage_values: list[float] = []
-    solution: FloatArray = np.zeros(n_col)
+    state = _State(solution=np.zeros(n_col))  # all off is feasible
 
-    def run_stage(costs: FloatArray) -> float | None:
-        nonlocal proven, status, solution
+    def clean(x: FloatArray) -> FloatArray:
+        """Return the solver's point made exact: integers rounded, an item off when its z is."""
+        y = np.clip(x, lower, upper)
+        y[int_cols] = np.round(y[int_cols])
+        if n_semi:
+            off = y[c_z : c_z + n_semi] < 0.5
+            y[c_f + semi[off]] = 0.0
+        return y
+
+    def level_values(x: FloatArray) -> FloatArray:
+        vals = obj_score * x[obj_cols]
+        return np.array(
+            [math.fsum(vals[obj_level == lv]) for lv in range(data.n_levels)], dtype=np.float64
+        )
+
+    holds: list[tuple[int, float, float]] = []  # (row, value, scale)
+
+    def set_holds(margin: float) -> None:
+        for row, value, scale in holds:
+            h.changeRowBounds(row, value / scale - margin, math.inf)
+
+    def solve_once(
+        costs: FloatArray, *, presolve: bool, start: FloatArray | None = None
+    ) -> tuple[str, FloatArray | None]:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            proven = False
-            status = "time_limit"
-            return None
+            return "time_limit", None
         h.setOptionValue("time_limit", float(remaining) if math.isfinite(remaining) else math.inf)
+        h.setOptionValue("presolve", "on" if presolve else "off")
         h.changeColsCost(obj_cols.size, obj_cols, costs)
-        # No warm start from the previous stage on purpose: with HiGHS 1.16 a start
+        # No warm start from the previous stage by default: with HiGHS 1.16 a start
         # given by setSolution made presolve return suboptimal points reported as
-        # optimal (found by the brute-force tests).
+        # optimal (found by the brute-force tests).  Only the last retry, without
+        # presolve, starts from the previous point (which satisfies every row).
+        if start is not None:
+            sol = highspy.HighsSolution()
+            sol.col_value = list(start)
+            sol.value_valid = True
+            h.setSolution(sol)
         h.run()
         model_status = h.getModelStatus()
-        info = h.getInfo()
-        has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
-        if model_status != highspy.HighsModelStatus.kOptimal:
-            proven = False
-            status = h.modelStatusToString(model_status).lower().replace(" ", "_")
-            if not has_solution:
-                return None
-        solution = np.asarray(h.getSolution().col_value, dtype=np.float64)
-        return float(np.dot(costs, solution[obj_cols]))
+        has_solution = h.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible
+        x = np.asarray(h.getSolution().col_value, dtype=np.float64) if has_solution else None
+        if model_status == highspy.HighsModelStatus.kOptimal and x is not None:
+            return "optimal", x
+        if model_status == highspy.HighsModelStatus.kTimeLimit:
+            return "time_limit", x
+        return h.modelStatusToString(model_status).lower().replace(" ", "_"), None
+
+    def run(costs: FloatArray, *, presolve: bool = True) -> FloatArray | None:
+        """Solve with *costs* on the objective items.
+
+        The previous point satisfies every hold and every settled bound, so
+        "infeasible" (or any failure without a point) is numerical: solve again
+        without presolve (HiGHS 1.16's presolve has reported such models
+        infeasible), then from the previous point, then with looser holds, which
+        the run's status reports.
+        """
+        started = False
+        while True:
+            name, x = solve_once(
+                costs, presolve=presolve, start=state.solution if started else None
+            )
+            if name == "time_limit":
+                state.proven = False
+                state.status = "time_limit"
+                return x
+            if name == "optimal" and x is not None:
+                return x
+            if presolve:
+                presolve = False
+                state.presolve_off += 1
+                continue
+            if not started:
+                # HiGHS has reported a model infeasible although the previous point
+                # satisfied every row and bound of it; starting from that point settles it
+                started = True
+                state.started += 1
+                continue
+            if holds and state.hold_index + 1 < len(HOLD_MARGINS):
+                state.hold_index += 1
+                state.relaxed.append(name)
+                set_holds(HOLD_MARGINS[state.hold_index])
+                continue
+            state.proven = False
+            state.status = name
+            return None
 
     for level in range(data.n_levels):
         mask = (obj_level == level) & (obj_score > 0)
         if not mask.any():
-            stage_values.append(0.0)
             continue
         open_ = gate_level <= level
-        h.changeColsBounds(gate_cols.size, gate_cols, gate_lower, np.where(open_, gate_upper, 0.0))
-        value = run_stage(np.where(obj_level == level, obj_score, 0.0))
-        if value is None:
+        h.changeColsBounds(
+            gate_cols.size, gate_cols, lower[gate_cols], np.where(open_, upper[gate_cols], 0.0)
+        )
+        sol = run(np.where(obj_level == level, obj_score, 0.0))
+        if sol is None:
             break
-        stage_values.append(value)
-        # the row is normalised by the optimum so that the solver's absolute
-        # feasibility tolerance acts relative to it
+        state.solution = sol
+        # held at what the solver's point reaches (so that point satisfies its hold)
+        # and never above what the point made exact reaches
+        value = float(min(level_values(sol)[level], level_values(clean(sol))[level]))
+        # The row is normalised by the optimum so that the margin, and the solver's
+        # absolute feasibility tolerance, act relative to it.
         scale = max(1.0, abs(value))
         idx = obj_cols[mask]
-        h.addRow((value / scale) - STAGE_TOL, math.inf, int(idx.size), idx, obj_score[mask] / scale)
+        h.addRow(
+            value / scale - HOLD_MARGINS[state.hold_index],
+            math.inf,
+            int(idx.size),
+            idx,
+            obj_score[mask] / scale,
+        )
+        holds.append((h.getNumRow() - 1, value, scale))
     else:
-        h.changeColsBounds(gate_cols.size, gate_cols, gate_lower, gate_upper)
-        value = run_stage(obj_weight.astype(np.float64))
-        if value is not None:
-            stage_values.append(value)
+        h.changeColsBounds(gate_cols.size, gate_cols, lower[gate_cols], upper[gate_cols])
+        _tie_break(
+            h,
+            state,
+            run,
+            data,
+            obj_cols=obj_cols,
+            obj_rank=obj_rank,
+            obj_upper=obj_upper,
+            obj_binary=obj_binary,
+            z_of=z_of,
+            deadline=deadline,
+        )
+    solution = clean(state.solution)
+    stage_values = tuple(float(v) for v in level_values(solution))
+    status = state.status
+    if state.relaxed and status == "optimal":
+        status = (
+            f"optimal (stage holds relaxed to {HOLD_MARGINS[state.hold_index]:g} after HiGHS "
+            f"reported {', '.join(dict.fromkeys(state.relaxed))})"
+        )
+        state.proven = False
 
     q_fraction = np.clip(solution[c_f : c_f + k], 0.0, 1.0)
     if n_semi:
@@ -343,7 +469,144 @@ def solve_lexicographic(data: LexInput, *, time_limit: float | None = None) -> L
     return LexOutput(
         q_fraction=q_fraction,
         s_selected=s_selected,
-        stage_values=tuple(stage_values),
-        proven_optimal=proven,
+        stage_values=stage_values,
+        proven_optimal=state.proven,
         status=status,
+        probes=state.probes,
     )
+
+
+def _tie_break(
+    h: highspy.Highs,
+    state: _State,
+    run: Callable[..., FloatArray | None],
+    data: LexInput,
+    *,
+    obj_cols: npt.NDArray[np.int32],
+    obj_rank: IntArray,
+    obj_upper: FloatArray,
+    obj_binary: BoolArray,
+    z_of: IntArray,
+    deadline: float,
+) -> None:
+    """Settle the items lexicographically largest in R18 order among the level optima.
+
+    R18 exactly: level, then score descending, then project id.  Items are settled
+    one by one in R18 order, each fixed at its value so that no later item can be
+    bought with it.  An item at its upper bound, or one that the resources left by
+    the items already settled cannot raise, is settled where it is.  Otherwise the
+    model is solved for its largest value with every hold and every settled item in
+    place (a *probe*).  Items at 0 go in windows: one solve maximising the sum of
+    the window's zeros (everything not yet settled free) settles the whole window
+    when no zero rises — more freedom than the item's turn allows could not raise
+    one, so none can rise — and otherwise the first item is probed alone.  A
+    weighted sum of the items cannot do this: it can trade one project for two.
+    """
+    k = int(data.need.shape[0])
+    used = np.zeros(4)
+    order = [int(i) for i in np.argsort(obj_rank, kind="stable")]
+
+    def settle(idx: int, v: float) -> None:
+        col = int(obj_cols[idx])
+        ub = float(obj_upper[idx])
+        if obj_binary[idx]:
+            v = float(round(v))
+            h.changeColBounds(col, v, v)
+        else:
+            h.changeColBounds(col, max(0.0, v - FRACTION_TOL), min(ub, v + FRACTION_TOL))
+            if z_of[idx] >= 0:
+                on = 1.0 if v > 0 else 0.0
+                h.changeColBounds(int(z_of[idx]), on, on)
+        if idx < k:
+            used[:] += data.need[idx] * v
+
+    def can_rise(idx: int) -> bool:
+        v = float(state.solution[int(obj_cols[idx])])
+        ub = float(obj_upper[idx])
+        if v >= ub - FRACTION_TOL:
+            return False
+        if idx >= k:
+            return True
+        need = data.need[idx]
+        room = data.cap - used
+        on = need > 0
+        if obj_binary[idx]:
+            slack = PRIMAL_TOL * np.maximum(1.0, data.cap[on])
+            return bool(np.all(need[on] <= room[on] + slack))
+        if not on.any():
+            return True
+        fmax = min(ub, float(np.min(np.maximum(room[on], 0.0) / need[on])))
+        least = v if v > 0 else float(data.q_min[idx])
+        return fmax > v + FRACTION_TOL and fmax >= least - FRACTION_TOL
+
+    def maximise(items: list[int]) -> float | None:
+        """Solve for the largest (weighted) sum of *items*; keep the point; None on failure.
+
+        The weights fall from 2 to 1 along the items (R18 order), so that of the items
+        that can rise the solver favours the earlier ones; any positive sum still
+        means that some item can rise.
+        """
+        state.probes += 1
+        costs = np.zeros(obj_cols.size)
+        costs[items] = 2.0 - np.arange(len(items)) / max(len(items), 1)
+        sol = run(costs, presolve=False)
+        if sol is None:
+            return None
+        state.solution = sol
+        return float(np.sum(sol[obj_cols[items]]))
+
+    pos = 0
+    while pos < len(order):
+        if time.monotonic() > deadline:
+            state.proven = False
+            state.status = "time_limit"
+            return
+        idx = order[pos]
+        v = float(state.solution[int(obj_cols[idx])])
+        if not can_rise(idx):
+            settle(idx, v)
+            pos += 1
+            continue
+        if v > FRACTION_TOL:  # on, below its bound: probe it alone
+            got = maximise([idx])
+            if got is None:
+                return
+            settle(idx, max(v, float(state.solution[int(obj_cols[idx])])))
+            pos += 1
+            continue
+        # A window of items from here: the items at 0 that the room allows to rise
+        # (up to _BLOCK of them), passing over items at their bound or held by the
+        # room.  One solve maximising the zeros' sum, everything after the settled
+        # items free: if no zero rises, none can (the freedom only helps), so the
+        # zeros stay at 0 and the others are at their bound: the window is settled.
+        window = [idx]
+        zeros = [idx]
+        nxt = pos + 1
+        while nxt < len(order) and len(zeros) < _BLOCK:
+            j = order[nxt]
+            vj = float(state.solution[int(obj_cols[j])])
+            if can_rise(j):
+                if vj > FRACTION_TOL:
+                    break  # a partial item: probed alone, in its turn
+                zeros.append(j)
+            window.append(j)
+            nxt += 1
+        before = state.solution
+        got = maximise(zeros)
+        if got is None:
+            return
+        if not any(state.solution[int(obj_cols[j])] > FRACTION_TOL for j in zeros):
+            # the point before the solve has the zeros at 0 and the others where they
+            # were (at their bound): keep it, the new one may have moved them for nothing
+            state.solution = before
+            zero_set = set(zeros)
+            for j in window:
+                settle(j, 0.0 if j in zero_set else float(before[int(obj_cols[j])]))
+            pos += len(window)
+            continue
+        # Some zero can rise: settle this first item alone, in its turn, and go on.
+        got = maximise([idx])
+        if got is None:
+            return
+        settle(idx, float(state.solution[int(obj_cols[idx])]))
+        pos += 1

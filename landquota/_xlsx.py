@@ -46,8 +46,17 @@ def normalise_xlsx(raw: bytes, stamp: datetime) -> bytes:
     return out.getvalue()
 
 
-def frames_to_xlsx(frames: Mapping[str, pd.DataFrame], *, stamp: datetime = FIXED_STAMP) -> bytes:
-    """One sheet per frame, header row bold and frozen; deterministic bytes."""
+def frames_to_xlsx(
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    stamp: datetime = FIXED_STAMP,
+    formats: Mapping[str, Mapping[str, str]] | None = None,
+) -> bytes:
+    """One sheet per frame, header row bold and frozen; deterministic bytes.
+
+    *formats* maps a sheet to ``{column: Excel number format}``: display only, the
+    cells keep the exact values.
+    """
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -60,6 +69,11 @@ def frames_to_xlsx(frames: Mapping[str, pd.DataFrame], *, stamp: datetime = FIXE
             cell.font = Font(bold=True)
         for row in df.itertuples(index=False):
             ws.append([None if _missing(v) else v for v in row])
+        for col, fmt in (formats or {}).get(name, {}).items():
+            if col in df.columns:
+                k = list(df.columns).index(col) + 1
+                for (cell,) in ws.iter_rows(min_row=2, min_col=k, max_col=k):
+                    cell.number_format = fmt
         ws.freeze_panes = "A2"
     wb.properties.creator = "landquota"
     raw = io.BytesIO()

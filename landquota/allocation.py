@@ -34,12 +34,11 @@ Semantics
   matched in the same order, each project taking its preferred free parcel.
 * **optimal** maximises lexicographically, level by level from national to
   county, ``Σ score × fraction`` (a stock-matched project counts ``score × 1``),
-  then, among equal optima, ``Σ w_i × fraction_i`` with
-  ``w_i = (n - r_i) / n`` where ``r_i`` is the 0-based rank of the project id in
-  ascending order among all ``n`` projects: the tie-break prefers lower ids.
-  Each stage is solved to a relative MIP gap of 1e-6 and held at its value minus
-  ``1e-9 × max(1, |value|)`` in later stages.  Solved with HiGHS (``highspy``); see
-  :mod:`landquota._milp`.  The set of stock-matched projects is part of the
+  then breaks ties exactly as R18 says: every project's fraction, taken in R18
+  order (level, score descending, ``project_id``), is lexicographically largest
+  among those optima — never a weighted sum, which can trade one project for two.
+  Solved with HiGHS (``highspy``) in stages, each held at the value its point
+  reached; see :mod:`landquota._milp`.  The set of stock-matched projects is part of the
   optimisation; the parcels are then chosen by the greedy preference in R18
   order, re-arranged along an augmenting path only where that walk would leave
   a selected project without a parcel.
@@ -51,7 +50,11 @@ Needs, balances, demands and parcel areas are handled in integer hundredths
 feasibility tests are exact integer comparisons and no pool can go negative
 (R6).  A partial fraction is a multiple of 1e-9 and the amounts
 given are ``floor(need × fraction)`` hundredths; a fully funded project gets its
-need exactly.
+need exactly.  Optimal mode rounds the MILP's fractions DOWN to that grid (so
+rounding never overdraws a pool), then gives the crumb left in each pool exactly,
+raising the partly funded projects in R18 order to the largest grid fraction that
+fits; an overdraw by the solver's own tolerance is taken back from phased projects
+(lowest R18 priority first), never more than 1e-6 of a fraction from any one.
 
 Reasons
 -------
@@ -60,8 +63,9 @@ Every project that is not fully served gets at least one code (see
 that resource exceeds what was left for it (greedy: when its turn came;
 optimal: the balance minus what every other project got).  ``outranked`` means
 the project alone would have fitted in the full balances (or some parcel of the
-stock fits it) but the capacity went to projects ranked higher (greedy: earlier
-in R18 order; optimal: by the lexicographic objective).
+stock fits it) but projects ranked higher in R18 order hold what it lacks.  In
+optimal mode ``better_total_score`` says that projects ranked *lower* hold it,
+because the levels' total scores are higher that way (a project may have both).
 """
 
 from __future__ import annotations
@@ -99,6 +103,10 @@ REASON_CODES: dict[str, str] = {
     "no_matching_stock": "no free stock parcel has a fitting use and enough area",
     "below_min_fraction": "the largest fraction that fits is below the project's min_fraction",
     "outranked": "it would fit alone, but the capacity went to higher-ranked projects (R18)",
+    "better_total_score": (
+        "it would fit alone, but lower-ranked projects hold what it lacks: the levels' total "
+        "scores are higher that way (optimal mode, R18)"
+    ),
 }
 
 #: Planned uses of stock land that also fit a project of the given use (besides the
@@ -113,7 +121,7 @@ USE_COMPATIBILITY: dict[str, frozenset[str]] = {
 
 _DIMS = ("new_quota", "comp_area", "comp_paddy", "comp_grain")
 _FRAC_UNIT = 10**9  # partial fractions are multiples of 1e-9
-_SNAP = 1e-6  # optimal mode: fractions this close to 0 or 1 are snapped there
+_TOL_UNITS = 1000  # the MILP's tolerance on a fraction: 1e-6 of it, in 1e-9 units
 _MODES = ("greedy", "optimal")
 _FRAME_COLUMNS = tuple(
     c for c in layer("allocations").column_names if c not in ("allocation_id", "run_id")
@@ -223,8 +231,10 @@ class AllocationResult:
         Per pool of :data:`landquota.schema.POOLS`, what the run gives and what remains.
     objective : dict of str to float
         Per level, ``Σ score × fraction`` (stock-matched projects count fraction 1).
-    tie_break : float
-        ``Σ w_i × fraction_i`` of the id tie-break (see the module docstring).
+    tie_break : tuple of float
+        Every project's fraction (stock-matched: 1) in R18 order — level, score
+        descending, ``project_id`` — the key that optimal mode maximises
+        lexicographically after the level objectives (see the module docstring).
     proven_optimal : bool
         True in greedy mode; in optimal mode, whether HiGHS proved every stage optimal
         (False when ``time_limit`` cut a stage short: the best solution found is returned).
@@ -237,7 +247,7 @@ class AllocationResult:
     pools_used: dict[str, float]
     pools_left: dict[str, float]
     objective: dict[str, float]
-    tie_break: float
+    tie_break: tuple[float, ...]
     proven_optimal: bool = True
     status: str = "optimal"
     _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
@@ -291,7 +301,7 @@ class _P:
     town: str | None
     blocked: tuple[str, ...]
     approval: str | None
-    weight: float = 0.0
+    rank: int = 0  # position in R18 order (level, score descending, project id)
 
 
 @dataclass
@@ -410,9 +420,8 @@ def _prepare(
                 approval=p.approval_level,
             )
         )
-    n = len(out)
-    for rank, q in enumerate(sorted(out, key=lambda q: q.pid)):
-        q.weight = (n - rank) / n
+    for rank, q in enumerate(sorted(out, key=_r18_key)):
+        q.rank = rank
     sids: set[str] = set()
     parcels: list[_S] = []
     for j, s in enumerate(stock):
@@ -496,6 +505,43 @@ class _StockIndex:
             self._first_fit((self.by_use[u] for u in p.uses if u in self.by_use), p.demand)
             is not None
         )
+
+
+class _Holders:
+    """Who holds the parcels that fit a project whose site is not fixed.
+
+    Projects ranked before it (R18), after it, or both: one suffix minimum and
+    maximum of the holders' ranks per planned use, so each question is a bisection.
+    """
+
+    def __init__(self, ps: Sequence[_P], parcels: Sequence[_S], parcel: Mapping[int, int]) -> None:
+        rank_of = {j: ps[i].rank for i, j in parcel.items()}
+        self.areas: dict[str, list[int]] = {}
+        self.lo: dict[str, list[float]] = {}
+        self.hi: dict[str, list[float]] = {}
+        by_use: dict[str, list[_S]] = {}
+        for s in sorted(parcels, key=lambda s: (s.area, s.sid)):
+            if s.use is not None:
+                by_use.setdefault(s.use, []).append(s)
+        for use, lst in by_use.items():
+            lo = [math.inf] * (len(lst) + 1)
+            hi = [-math.inf] * (len(lst) + 1)
+            for k in range(len(lst) - 1, -1, -1):
+                r = rank_of.get(lst[k].j)
+                lo[k] = min(lo[k + 1], math.inf if r is None else r)
+                hi[k] = max(hi[k + 1], -math.inf if r is None else r)
+            self.areas[use] = [s.area for s in lst]
+            self.lo[use], self.hi[use] = lo, hi
+
+    def around(self, p: _P) -> tuple[bool, bool]:
+        """(held by a project ranked before *p*, held by one ranked after it)."""
+        before = after = False
+        for use in p.uses:
+            if use in self.areas:
+                k = bisect.bisect_left(self.areas[use], p.demand)
+                before = before or self.lo[use][k] < p.rank
+                after = after or self.hi[use][k] > p.rank
+        return before, after
 
 
 def _preference(p: _P, s: _S) -> tuple[bool, int, str]:
@@ -673,40 +719,47 @@ def _optimal(
         cap=np.array([c / 100 for c in cap], dtype=np.float64),
         q_level=np.array([p.level for p, _ in q_items], dtype=np.int64),
         q_score=np.array([p.score for p, _ in q_items], dtype=np.float64),
-        q_weight=np.array([p.weight for p, _ in q_items], dtype=np.float64),
+        q_rank=np.array([p.rank for p, _ in q_items], dtype=np.int64),
         q_phaseable=np.array([p.phaseable for p, _ in q_items], dtype=bool),
         q_min=np.array([p.min_q / _FRAC_UNIT for p, _ in q_items], dtype=np.float64),
         q_upper=np.array([u / _FRAC_UNIT for _, u in q_items], dtype=np.float64),
         s_level=np.array([p.level for p in kept], dtype=np.int64),
         s_score=np.array([p.score for p in kept], dtype=np.float64),
-        s_weight=np.array([p.weight for p in kept], dtype=np.float64),
+        s_rank=np.array([p.rank for p in kept], dtype=np.int64),
         edge_item=np.array(e_item, dtype=np.int64),
         edge_node=np.array(e_node, dtype=np.int64),
         node_class=node_class,
     )
     sol = solve_lexicographic(data, time_limit=time_limit)
 
-    # snap the MILP fractions to the 1e-9 grid, never below min_fraction; within 1e-6
-    # of 0 or 1 they are solver slivers traded between stages inside the tolerance
+    # The MILP's fractions, made exact: a binary is on or off; a phased fraction is
+    # rounded DOWN to the 1e-9 grid (never up, so rounding alone never overdraws a
+    # pool), and lifted to min_fraction when the solver left it a sliver below.
+    lift_rows: list[tuple[int, int, float]] = []
     for (p, upper), f in zip(q_items, sol.q_fraction, strict=True):
         if not p.phaseable:
             q = _FRAC_UNIT if f > 0.5 else 0
-        elif f <= _SNAP:
+        elif f <= 0:
             q = 0
-        elif f >= 1 - _SNAP:
-            q = _FRAC_UNIT
         else:
-            # nearest grid point; _repair takes back any overshoot exactly
-            q = max(p.min_q, min(upper, round(f * _FRAC_UNIT)))
-            if not any(_given(p.need, q)):
-                q = 0  # a solver sliver that would give nothing is no allocation
+            # down to the grid; a point within the solver's tolerance (0.1 step, 1e-10)
+            # of its upper bound is at it (1 - 3e-11 is a whole project, not a sliver)
+            steps = f * _FRAC_UNIT
+            q = upper if steps >= upper - 0.1 else math.floor(steps)
+            q = max(min(upper, q), p.min_q)
         frac[p.i] = q
-    _repair(ps, frac, cap)
+        lift_rows.append((p.i, q, float(f) if p.phaseable else q / _FRAC_UNIT))
+    status = sol.status
+    lifted = {i: q - math.floor(f * _FRAC_UNIT) for i, q, f in lift_rows}
+    if not _repair(ps, frac, cap, lifted=lifted):
+        # the solver's own point overdrew a pool beyond its tolerance: not an optimum
+        status = f"{status} (repaired: a pool was overdrawn beyond the solver's tolerance)"
     _top_up(ps, frac, cap)
 
     chosen = sorted((p for p, on in zip(kept, sol.s_selected, strict=True) if on), key=_r18_key)
     parcel = _assign_parcels(chosen, parcels)
-    return frac, parcel, sol.proven_optimal, sol.status
+    proven = sol.proven_optimal and status == sol.status
+    return frac, parcel, proven, status
 
 
 def _exact_use(ps: list[_P], frac: dict[int, int]) -> list[int]:
@@ -747,30 +800,58 @@ def _top_up(ps: list[_P], frac: dict[int, int], cap: list[int]) -> None:
             used = [u + n * (best - q) for u, n in zip(used, p.need, strict=True)]
 
 
-def _repair(ps: list[_P], frac: dict[int, int], cap: list[int]) -> None:
-    """Take back any tolerance overshoot of the snapped MILP fractions (R6).
+def _repair(
+    ps: list[_P], frac: dict[int, int], cap: list[int], *, lifted: Mapping[int, int]
+) -> bool:
+    """Take back an overdraw of the rounded MILP point, exactly; return whether it was a sliver.
 
-    Feasibility is exact: ``Σ need × fraction <= balance`` with no rounding slack.
-    Snapping (a fraction within 1e-6 of 1 becomes 1, others go to the 1e-9 grid)
-    may overdraw a pool by a sliver.  A phased project above its min_fraction gives
-    way first (lowest R18 priority first), since it can shrink by exactly the
-    sliver; only if none can does the lowest-priority project on that pool shrink
-    to what fits, or to 0.
+    Rounding down never overdraws.  What can is what rounding put *in*: a fraction
+    within the solver's tolerance of its bound taken to it, or one lifted to its
+    min_fraction (*lifted*: grid steps added per project).  That is taken back first,
+    lowest R18 priority first, each project giving at most what it was given.  The
+    solver's own row tolerance comes next: phased projects above their min_fraction,
+    lowest priority first, at most 1e-6 of a fraction each.  Should neither be
+    enough, the lowest-priority project on the pool goes (to the largest fraction
+    that fits, or 0) and False is returned: the run is then not proven optimal, and
+    its status says so.
     """
     by_i = {p.i: p for p in ps}
+    given_back = {i: max(n, 0) for i, n in lifted.items()}
+    budget = dict.fromkeys(lifted, _TOL_UNITS)
+    sliver = True
     while True:
         used = _exact_use(ps, frac)
         over = [d for d in range(4) if used[d] > cap[d] * _FRAC_UNIT]
         if not over:
-            return
+            return sliver
         d = over[0]
         users = sorted(
             (by_i[i] for i, q in frac.items() if q > 0 and by_i[i].need[d] > 0),
             key=_r18_key,
             reverse=True,
         )
-        elastic = [p for p in users if p.phaseable and frac[p.i] > p.min_q]
-        p = (elastic or users)[0]
+        excess = used[d] - cap[d] * _FRAC_UNIT
+        lifted_users = [p for p in users if given_back.get(p.i, 0) > 0]
+        if lifted_users:
+            p = lifted_users[0]
+            step = min(-(-excess // p.need[d]), given_back[p.i])
+            if p.phaseable and frac[p.i] - step >= p.min_q:
+                frac[p.i] -= step
+                given_back[p.i] -= step
+                continue
+            given_back[p.i] = 0  # cannot give back part of it: fall through next time
+            continue
+        elastic = [
+            p for p in users if p.phaseable and frac[p.i] > p.min_q and budget.get(p.i, 0) > 0
+        ]
+        if elastic:
+            p = elastic[0]
+            step = min(-(-excess // p.need[d]), budget[p.i], frac[p.i] - p.min_q)
+            frac[p.i] -= step
+            budget[p.i] -= step
+            continue
+        sliver = False
+        p = users[0]
         q = min(_fit_exact(p, used, cap, frac[p.i]), frac[p.i] - 1)
         frac[p.i] = q if p.phaseable and q >= p.min_q else 0
 
@@ -862,9 +943,18 @@ def allocate(
             split[p.i] = (nc, a - nc)
 
     fit_index = _StockIndex(parcels)
+    holders = _Holders(ps, parcels, parcel)
+    exact = _exact_use(ps, frac)
+    # per R18 rank: what the projects ranked before it were given, per resource
+    earlier_use: list[tuple[int, ...]] = []
+    acc = [0, 0, 0, 0]
+    for p in sorted(ps, key=_r18_key):
+        earlier_use.append(tuple(acc))
+        for d, a in enumerate(given.get(p.i, (0, 0, 0, 0))):
+            acc[d] += a
     rows: list[ProjectAllocation] = []
     objective = dict.fromkeys(LEVELS, 0.0)
-    tie_terms: list[float] = []
+    tie_terms: dict[int, float] = {}
     obj_terms: dict[str, list[float]] = {lv: [] for lv in LEVELS}
     for p in ps:
         need_f = tuple(n / 100 for n in p.need) if p.fixed else (math.nan,) * 4
@@ -882,28 +972,54 @@ def allocate(
             else:
                 outcome = "unfunded"
                 reasons = ["site_not_fixed", "no_matching_stock"]
-                if fit_index.fits_any(p):
-                    reasons.append("outranked")
+                if mode == "greedy":
+                    # the walk: every parcel that fits went to a project earlier in R18 order
+                    if fit_index.fits_any(p):
+                        reasons.append("outranked")
+                else:
+                    # optimal: every parcel that fits is held (a free one would have been
+                    # taken); say who holds them, truly
+                    earlier, later = holders.around(p)
+                    reasons += ["outranked"] * earlier + ["better_total_score"] * later
         else:
             q = frac[p.i]
             outcome = "funded" if q >= _FRAC_UNIT else ("partial" if q > 0 else "unfunded")
             if q < _FRAC_UNIT:
                 if mode == "greedy":
                     room = list(room_at[p.i])
+                    short = [d for d in range(4) if p.need[d] > room[d]]
                 else:
                     own = given[p.i]
                     room = [cap[d] - used[d] + own[d] for d in range(4)]
-                reasons = [f"insufficient_{_DIMS[d]}" for d in range(4) if p.need[d] > room[d]]
+                    # what is left for it, exactly (1e-9 units): the others' shares
+                    # before flooring to hundredths, so a grid crumb counts as taken
+                    short = [
+                        d
+                        for d in range(4)
+                        if p.need[d] * _FRAC_UNIT > cap[d] * _FRAC_UNIT - (exact[d] - p.need[d] * q)
+                    ]
+                reasons = [f"insufficient_{_DIMS[d]}" for d in short]
                 best = _largest_fraction(p.need, room)
                 if p.phaseable and q == 0 and 0 < best < p.min_q:
                     reasons.append("below_min_fraction")
                 if all(p.need[d] <= cap[d] for d in range(4)):
-                    reasons.append("outranked")
+                    if mode == "greedy":
+                        reasons.append("outranked")  # projects earlier in the walk took it
+                    else:
+                        # optimal: "outranked" only when projects ranked higher (R18) hold
+                        # some of what it is short of; lower-ranked holders are there
+                        # because the level objectives are higher that way
+                        before = earlier_use[p.rank]
+                        own = given[p.i]
+                        if any(before[d] > 0 for d in short):
+                            reasons.append("outranked")
+                        if any(used[d] - before[d] - own[d] > 0 for d in short):
+                            reasons.append("better_total_score")
         g = given.get(p.i, (0, 0, 0, 0))
         nc, ls = split.get(p.i, (0, 0))
         fraction = q / _FRAC_UNIT
         obj_terms[LEVELS[p.level]].append(p.score * fraction)
-        tie_terms.append(p.weight * fraction)
+        tie_terms[p.rank] = fraction
         rows.append(
             ProjectAllocation(
                 project_id=p.pid,
@@ -943,7 +1059,7 @@ def allocate(
         pools_used={k: v / 100 for k, v in used_pool.items()},
         pools_left={k: (bal[k] - v) / 100 for k, v in used_pool.items()},
         objective=objective,
-        tie_break=math.fsum(tie_terms),
+        tie_break=tuple(tie_terms[r] for r in sorted(tie_terms)),
         proven_optimal=proven,
         status=status,
     )

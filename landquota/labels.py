@@ -116,6 +116,10 @@ REASON_LABELS: Final[Labels] = _table(
             "fundable share below the project's minimum fraction",
         ),
         "outranked": ("指标优先保障了更高优先级项目", "quota went to higher-priority projects"),
+        "better_total_score": (
+            "指标用于总分更高的项目组合",
+            "quota went to a combination of projects with a higher total score",
+        ),
     }
 )
 
@@ -132,6 +136,7 @@ REASON_RULES: Final[Mapping[str, str]] = MappingProxyType(
         "insufficient_comp_paddy": "R4",
         "insufficient_comp_grain": "R4",
         "outranked": "R18",
+        "better_total_score": "R18",
     }
 )
 

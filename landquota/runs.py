@@ -180,16 +180,31 @@ class Run:
         )
 
     def write(self, out: str | Path) -> Path:
-        """Write the run's table as CSV or XLSX (by suffix); identical inputs give identical bytes."""
+        """Write the run's table as CSV or XLSX (by suffix); identical inputs give identical bytes.
+
+        Every value keeps its full precision (issue 16): a fraction is written as the
+        float it is (a multiple of 1e-9, e.g. 0.666678888, not 0.67), amounts as the
+        hundredths of m² (kg) they are, so the CSV reads back to the stored layer. The
+        XLSX shows fractions to 9 decimals and amounts to 0.01 by number format only;
+        the cells hold the exact values.
+        """
         path = Path(out)
         table = self.table()
         if path.suffix.lower() == ".csv":
-            data = table.to_csv(index=False, lineterminator="\n", float_format="%.2f")
+            # no float_format: pandas writes each float's shortest exact repr
+            data = table.to_csv(index=False, lineterminator="\n")
             _atomic_write(path, ("\ufeff" + data).encode("utf-8"))
         elif path.suffix.lower() == ".xlsx":
             from landquota._xlsx import frames_to_xlsx
 
-            _atomic_write(path, frames_to_xlsx({"allocations": table}))
+            formats = {
+                c: ("0.000000000" if c == "fraction" else "#,##0.00")
+                for c in table.columns
+                if c == "fraction" or c.endswith(("_m2", "_kg"))
+            }
+            _atomic_write(
+                path, frames_to_xlsx({"allocations": table}, formats={"allocations": formats})
+            )
         else:
             raise ParameterError(f"--out {str(out)!r}: use a .csv or .xlsx file name")
         return path

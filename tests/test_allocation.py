@@ -61,9 +61,11 @@ def test_optimal_beats_greedy_on_the_same_pool() -> None:
     assert outcomes(res) == {"A": "unfunded", "B": "funded", "C": "funded"}
     assert res.objective["county"] == 8
     assert res.pools_left["new_construction"] == 0
-    # A alone would fit in 10,000: it lost to the better pair, not to a small pool
-    assert res["A"].reasons == ("insufficient_new_quota", "outranked")
-    assert res.proven_optimal
+    # A alone would fit in 10,000: it lost to the better pair, not to a small pool, and
+    # not to a higher-priority project (B and C rank below A): the true reason is the
+    # level's total score, not "outranked" (issue 16)
+    assert res["A"].reasons == ("insufficient_new_quota", "better_total_score")
+    assert res.proven_optimal and res.status == "optimal"
 
 
 def test_higher_level_wins_whatever_the_score() -> None:
@@ -86,8 +88,54 @@ def test_tie_break_prefers_the_lower_project_id() -> None:
     for mode in ("greedy", "optimal"):
         res = allocate(ps, big_comp(new_construction=10_000), mode=mode)
         assert outcomes(res) == {"P1": "funded", "P2": "unfunded"}, mode
-        # w = (n - rank)/n: P1 has 2/2 = 1, so the tie-break sum is 1
-        assert res.tie_break == 1.0
+        # the tie-break key: fractions in R18 order (P1 before P2)
+        assert res.tie_break == (1.0, 0.0)
+        assert res["P2"].reasons == ("insufficient_new_quota", "outranked")
+
+
+def test_r18_ties_broken_by_score_then_id_not_by_a_weighted_sum() -> None:
+    # Issue 16: one county level, quota 20. P1 (score 2, needs 20) ties P2 + P3 (score 1
+    # each, 10 each) on the level's total (2 = 1 + 1). R18: score first, so P1 is funded
+    # in both modes; P2 and P3 are truly outranked (P1 ranks higher and holds the quota).
+    ps = [
+        ProjectNeed("P1", "county", 2, new_quota_m2=20),
+        ProjectNeed("P2", "county", 1, new_quota_m2=10),
+        ProjectNeed("P3", "county", 1, new_quota_m2=10),
+    ]
+    for mode in ("greedy", "optimal"):
+        res = allocate(ps, big_comp(new_construction=20), mode=mode)
+        assert outcomes(res) == {"P1": "funded", "P2": "unfunded", "P3": "unfunded"}, mode
+        assert res.objective["county"] == 2
+        for pid in ("P2", "P3"):
+            assert res[pid].reasons == ("insufficient_new_quota", "outranked"), mode
+    # the same with ids reversed: the score still decides before the id
+    ps = [
+        ProjectNeed("P3", "county", 2, new_quota_m2=20),
+        ProjectNeed("P1", "county", 1, new_quota_m2=10),
+        ProjectNeed("P2", "county", 1, new_quota_m2=10),
+    ]
+    res = allocate(ps, big_comp(new_construction=20), mode="optimal")
+    assert outcomes(res) == {"P3": "funded", "P1": "unfunded", "P2": "unfunded"}
+
+
+def test_optimum_survives_rounding_minimal_case() -> None:
+    # Issue 16: A and B national, score 9, phaseable; A needs 30,000 m², B 0.01 m²; pool
+    # 20,000.01 m². The level optimum takes B whole (9 per 0.01 m²) and gives A the
+    # 20,000.00 m² left: A's largest fraction on the 1e-9 grid that fits is
+    # floor(2,000,000 × 1e9 / 3,000,000) = 666,666,666 -> 0.666666666 (19,999.99 m²
+    # given: floor(3,000,000 hundredths × 0.666666666)). R18 order is A before B (same
+    # score, id), and A cannot rise without B falling 3e6 times as far: B = 1 stays.
+    ps = [
+        ProjectNeed("A", "national", 9, phaseable=True, new_quota_m2=30_000),
+        ProjectNeed("B", "national", 9, phaseable=True, new_quota_m2=0.01),
+    ]
+    res = allocate(ps, big_comp(new_construction=20_000.01), mode="optimal")
+    assert res.status == "optimal" and res.proven_optimal
+    assert (res["B"].outcome, res["B"].fraction, res["B"].new_quota_m2) == ("funded", 1.0, 0.01)
+    assert res["A"].fraction == 0.666666666
+    assert res["A"].new_quota_m2 == 19_999.99
+    assert res.objective["national"] == pytest.approx(9 + 9 * 0.666666666, rel=1e-15)
+    assert res.pools_left["new_construction"] >= 0
 
 
 def test_phaseable_takes_the_largest_fraction() -> None:
@@ -113,7 +161,7 @@ def test_phaseable_takes_the_largest_fraction() -> None:
             2000.0,
             500.0,
         ), mode  # compensation scales too: 1,000 x 0.5
-        assert b.reasons == ("insufficient_new_quota", "outranked")
+        assert b.reasons == ("insufficient_new_quota", "outranked")  # A ranks higher
 
 
 def test_below_min_fraction_is_unfunded_with_its_reason() -> None:

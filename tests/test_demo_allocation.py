@@ -34,6 +34,7 @@ REASONS = {
     "no_matching_stock",
     "below_min_fraction",
     "outranked",
+    "better_total_score",  # optimal mode: lower-ranked projects hold it (issue 16)
     "basic_farmland",
     "eco_redline",
     "prohibited_zone",

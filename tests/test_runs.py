@@ -268,3 +268,40 @@ def test_a_run_that_wrote_no_entries_can_be_reverted(ws) -> None:
     # and S1 is free again for the next run
     again = plan_allocation(ws, as_of=date(2014, 5, 2))
     assert again.table().set_index("project_id").loc["K3", "stock_id"] == "S1"
+
+
+def test_exports_keep_full_precision(tmp_path: Path) -> None:
+    # Issue 16: `allocate --out x.csv` wrote fractions with 2 decimals (0.666678888 showed
+    # as 0.67) while the layer kept the exact value. A, phaseable, needs 30,000.01 m²; the
+    # pool is 20,000.37 m²: fraction floor(2,000,037e9 / 3,000,001) / 1e9 = 0.666678777,
+    # given floor(3,000,001 × 0.666678777) hundredths = 20,000.36 m².
+    import openpyxl
+
+    from landquota.allocation import Pools, ProjectNeed, allocate
+    from landquota.runs import Run
+
+    res = allocate(
+        [ProjectNeed("A", "county", 1, phaseable=True, new_quota_m2=30_000.01)],
+        Pools(new_construction=20_000.37),
+        mode="optimal",
+    )
+    frame = res.to_frame()
+    frame.insert(0, "run_id", "R1")
+    frame.insert(0, "allocation_id", "R1:A")
+    projects = pd.DataFrame(
+        {"project_id": ["A"], "name": ["甲"], "level": ["county"], "score": [1.0]}
+    )
+    run = Run(record={"run_id": "R1", "status": "draft"}, allocations=frame, projects=projects)
+    a = res["A"]
+    assert (a.fraction, a.new_quota_m2) == (0.666678777, 20_000.36)
+    back = pd.read_csv(run.write(tmp_path / "a.csv"), encoding="utf-8-sig")
+    assert back.loc[0, "fraction"] == a.fraction  # the float itself, not 0.67
+    assert back.loc[0, "new_quota_m2"] == a.new_quota_m2
+    assert back.loc[0, "need_new_quota_m2"] == 30_000.01
+    book = openpyxl.load_workbook(run.write(tmp_path / "a.xlsx"))
+    sheet = book["allocations"]
+    header = [c.value for c in sheet[1]]
+    frac = sheet.cell(row=2, column=header.index("fraction") + 1)
+    quota = sheet.cell(row=2, column=header.index("new_quota_m2") + 1)
+    assert frac.value == a.fraction and frac.number_format == "0.000000000"  # shown, not rounded
+    assert quota.value == a.new_quota_m2 and quota.number_format == "#,##0.00"
