@@ -215,8 +215,14 @@ def _stages(ns: argparse.Namespace) -> int:
 # --- staff ---------------------------------------------------------------------------------------
 def _staff_args(p: argparse.ArgumentParser) -> None:
     _db(p)
-    p.add_argument("--as-of", required=True, help="review date YYYY-MM-DD")
+    p.add_argument("--as-of", default=None, help="review date YYYY-MM-DD")
     p.add_argument("--out", default=None, help="write the list as CSV")
+    p.add_argument(
+        "--adopt-names",
+        action="store_true",
+        help="turn names typed into the projects' county_leader/town_cadre/dept_cadre columns "
+        "(an imported file) into staff rows and ids first",
+    )
 
 
 @command("staff", "service staff: projects, lagging, problems, overdue visits 三级服务员督办")
@@ -226,9 +232,18 @@ def _staff(ns: argparse.Namespace) -> int:
     from landquota.rules.staff import HALF_MONTH_DAYS, staff_review
     from landquota.workspace import open_workspace
 
-    day = _date(ns.as_of, "--as-of")
-    month = f"{day.year:04d}-{day.month:02d}"
+    if ns.as_of is None and not ns.adopt_names:
+        raise ParameterError("give --as-of YYYY-MM-DD (the review date), or --adopt-names")
     with open_workspace(_target(ns)) as ws:
+        if ns.adopt_names:
+            from landquota.rules.staff import adopt_staff_names
+
+            added = adopt_staff_names(ws)
+            print(f"已登记服务员 {len(added)} new staff from the projects' name columns")
+            if ns.as_of is None:
+                return 0
+        day = _date(ns.as_of, "--as-of")
+        month = f"{day.year:04d}-{day.month:02d}"
         projects = ws.read_layer("projects")
         staff = ws.read_layer("staff")
         visits = ws.read_layer("visits")

@@ -500,8 +500,27 @@ class Workspace(abc.ABC):
             layer(name)  # unknown names raise
         if mode == "append":
             self._check_new_ids(prepared)
+        self._check_pipeline(prepared, mode)
         self._write(prepared, mode, progress=progress)
         return {k: len(v) for k, v in prepared.items()}
+
+    def _check_pipeline(self, prepared: Mapping[str, Frame], mode: WriteMode) -> None:
+        """Check stage dates and monthly returns whoever writes them (import, API, restore).
+
+        Rules across rows (issue 14): a stage ends after it starts and construction
+        starts after supply; a cumulative return never falls within a year (R17).
+        An append is checked together with the rows already there.
+        """
+        from landquota.rules.pipeline import check_stages
+        from landquota.rules.progress import check_progress
+
+        for name, check in (("project_stages", check_stages), ("project_progress", check_progress)):
+            if name not in prepared:
+                continue
+            rows = prepared[name]
+            if mode == "append" and self._count(layer(name)):
+                rows = pd.concat([self.read_layer(name), rows], ignore_index=True)
+            check(rows)
 
     def _check_new_ids(self, prepared: Mapping[str, Frame]) -> None:
         for name, df in prepared.items():

@@ -187,3 +187,17 @@ def test_a_bad_decision_writes_nothing(ws, decision: Decision, match: str) -> No
         )
     assert ws.layer_counts()["meetings"] == 0
     assert ws.read_layer("project_stages")["finished"].isna().all()  # A is not closed either
+
+
+def test_every_writer_gets_the_stage_checks(ws) -> None:
+    write_world(ws)
+    ws.write_layer("project_stages", frame(stage("B", "supply", "2014-01-05", "2014-03-20")))
+    with pytest.raises(DataError, match="before its land was supplied on 2014-03-20"):
+        ws.write_layer(
+            "project_stages", frame(stage("B", "construction", "2014-03-01")), mode="append"
+        )
+    with pytest.raises(DataError, match="finished on 2014-01-01, before it started"):
+        ws.write_layer(
+            "project_stages", frame(stage("A", "pre_review", "2014-02-01", "2014-01-01"))
+        )
+    assert ws.read_layer("project_stages")["stage_id"].tolist() == ["B:supply"]  # unchanged

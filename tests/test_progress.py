@@ -101,3 +101,23 @@ def test_demo_march_comes_from_the_march_returns(demo_small: dict[str, pd.DataFr
     april = monthly_bulletin(d["projects"], ret, month="2014-04", staff=d["staff"])
     assert april.previous_completed_yuan == b.completed_yuan
     assert april.projects["change_yuan"].sum() == 317_000_000 - b.completed_yuan
+
+
+def test_review_of_a_month_on_both_backends(ws) -> None:
+    from pipelineworld import write_world
+
+    from landquota.outputs.monthly import monthly_review
+
+    write_world(ws)
+    ws.write_layer("project_progress", returns({"A": [100, 150, 250, 300], "B": [0, 0, 0, 400]}))
+    with pytest.raises(DataError, match="less than the 300 yuan of 2014-04"):
+        ws.write_layer(
+            "project_progress", returns({"A": [None, None, None, None, 200]}), mode="append"
+        )
+    r = monthly_review(ws, month="2014-04")
+    assert r.bulletin.completed_yuan == 700.0 and r.bulletin.annual_plan_yuan == 3600.0
+    # C filed nothing: lagging since January (4 months running, listed first); A since February
+    assert r.lagging["project_id"].tolist() == ["C", "A"]
+    r4 = monthly_review(ws, month="2014-04", running=4)
+    assert r4.lagging["project_id"].tolist() == ["C"]
+    assert r.funnel["projects"].sum() == 3 and r.durations is None

@@ -133,3 +133,21 @@ def test_upgrade_adds_the_pipeline_tables_and_turns_names_into_staff(ws_target: 
     with open_workspace(ws_target) as ws:
         MIGRATIONS[2](ws)
         assert len(ws.read_layer("staff")) == 6
+
+
+def test_names_imported_into_a_v3_workspace_are_adopted(ws) -> None:
+    from pipelineworld import staff as hand_staff
+
+    from landquota.cli import main
+
+    layers = sample_layers()
+    ws.write_layers({"staff": hand_staff(), "projects": layers["projects"]})  # names, not ids
+    assert main(["staff", "--db", ws.target, "--adopt-names"]) == 0
+    st = ws.read_layer("staff").set_index("name")
+    assert len(st) == 4 + 6 and st.loc["张三（虚构）", "staff_id"] == "S001"  # after L1, L2, T1, D1
+    pr = ws.read_layer("projects").set_index("project_id")
+    # role order, then code-point order of the names: 周八 (U+5468) comes before 陈七 (U+9648)
+    assert pr.loc["K01", "county_leader"] == "S001" and pr.loc["K02", "dept_cadre"] == "S005"
+    assert main(["staff", "--db", ws.target, "--adopt-names"]) == 0  # again: nothing new
+    assert len(ws.read_layer("staff")) == 10
+    assert main(["staff", "--db", ws.target]) == 2  # neither --as-of nor --adopt-names

@@ -208,9 +208,14 @@ def current_stages(
         else list(last.index)
     )
     out = pd.DataFrame({"project_id": pd.Series(ids, dtype="str")})
-    out["current_stage"] = out["project_id"].map(last["stage"]).fillna("none").astype("str")
-    out["stage_started"] = out["project_id"].map(last["started"]).astype("datetime64[ns]")
-    out["stage_finished"] = out["project_id"].map(last["finished"]).astype("datetime64[ns]")
+    stage_of = {str(k): str(v) for k, v in last["stage"].items()}
+    out["current_stage"] = [stage_of.get(p, "none") for p in out["project_id"]]
+    out["current_stage"] = out["current_stage"].astype("str")
+    for col, src in (("stage_started", "started"), ("stage_finished", "finished")):
+        when = {str(k): v for k, v in last[src].items()}
+        out[col] = pd.to_datetime(
+            pd.Series([when.get(p, pd.NaT) for p in out["project_id"]], dtype="object")
+        ).astype("datetime64[ns]")
     has = out["current_stage"] != "none"
     out["open"] = has & out["stage_finished"].isna()
     end = out["stage_finished"].fillna(day)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,10 +35,14 @@ import pandas as pd
 from landquota.errors import ParameterError
 from landquota.schema import STAFF_ROLES
 
+if TYPE_CHECKING:
+    from landquota.workspace import Workspace
+
 __all__ = [
     "DUTY_LABELS",
     "HALF_MONTH_DAYS",
     "ROLE_LABELS",
+    "adopt_staff_names",
     "overdue_visits",
     "staff_review",
     "with_staff_names",
@@ -213,3 +217,54 @@ def staff_review(
             "n_overdue",
         ],
     )
+
+
+def adopt_staff_names(ws: Workspace) -> pd.DataFrame:
+    """Turn names typed into the projects' staff columns into ``staff`` rows and ids.
+
+    For projects imported with names in ``county_leader``, ``town_cadre`` or
+    ``dept_cadre`` (as older files have them): a name already in ``staff``
+    with that role takes its id; every other name becomes a new person
+    (``S`` + the next free number, in role then name order, as the schema-3
+    migration numbers them). Running it again changes nothing.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``staff`` rows added.
+    """
+    from landquota.migrations import staff_from_names
+
+    projects = ws.read_layer("projects", columns=list(STAFF_ROLES))
+    staff = ws.read_layer("staff")
+    ids = set(staff["staff_id"].astype(str))
+    known = {
+        (str(n), str(r)): str(i)
+        for n, r, i in zip(staff["name"], staff["role"], staff["staff_id"], strict=True)
+    }
+    names = projects[list(STAFF_ROLES)].where(~projects[list(STAFF_ROLES)].isin(ids))
+    fresh, _ = staff_from_names(names)
+    numbers = [int(i[1:]) for i in ids if i[:1] == "S" and i[1:].isdigit()]
+    start = max(numbers, default=0)
+    keep = [
+        (name, role)
+        for name, role in zip(fresh["name"], fresh["role"], strict=True)
+        if (name, role) not in known
+    ]
+    new_ids = {nr: f"S{start + k + 1:03d}" for k, nr in enumerate(keep)}
+    mask = [(n, r) in new_ids for n, r in zip(fresh["name"], fresh["role"], strict=True)]
+    added = fresh.loc[np.asarray(mask, dtype=bool)]
+    added = added.assign(
+        staff_id=[new_ids[(n, r)] for n, r in zip(added["name"], added["role"], strict=True)]
+    )
+    if len(added):
+        ws.write_layer("staff", added, mode="append")
+    for role in STAFF_ROLES:
+        recode = {}
+        for name in names[role].dropna().unique():
+            first_role = fresh.loc[fresh["name"] == name, "role"].iloc[0]
+            key = (str(name), str(first_role))
+            recode[str(name)] = known.get(key) or new_ids[key]
+        if recode:
+            ws._recode("projects", role, recode)
+    return added.reset_index(drop=True)
