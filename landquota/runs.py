@@ -141,6 +141,20 @@ class Run:
         )
         return out.rename(columns={"name": "project_name"})
 
+    def solver(self) -> tuple[str, bool] | None:
+        """Return the solver's status and whether it proved the optimum (None: not recorded)."""
+        if self.result is not None:
+            return self.result.status, self.result.proven_optimal
+        import json
+
+        try:
+            info = json.loads(str(self.record.get("params") or "{}")).get("solver")
+        except ValueError:
+            return None
+        if not isinstance(info, dict):
+            return None
+        return str(info.get("status")), bool(info.get("proven_optimal"))
+
     def counts(self) -> dict[str, int]:
         """Projects per outcome."""
         vc = self.allocations["outcome"].value_counts()
@@ -153,6 +167,13 @@ class Run:
             f"分配方案 run {self.run_id} ({self.record['mode']}, as of {pd.Timestamp(self.record['as_of']).date()}, "
             f"{self.status}{', forced' if self.record.get('forced') else ''})",
         ]
+        solver = self.solver()
+        if solver is not None and self.record.get("mode") == "optimal":
+            status, proven = solver
+            lines.append(
+                f"  求解状态 solver: {status}"
+                + ("" if proven else " — 未证明最优 not proven optimal (docs/allocation.md)")
+            )
         for k, n in self.counts().items():
             zh, en = OUTCOME_NAMES[k]
             lines.append(f"  {zh} {en}: {n}")
@@ -342,7 +363,16 @@ def plan_allocation(
         "mode": mode,
         "as_of": pd.Timestamp(as_of),
         "scenario": None if scenario is None else scenario.name,
-        "params": canonical_json({**params, "inputs": inputs}),
+        # what the solver said (issue 16): "optimal", or e.g. "optimal (stage holds
+        # relaxed to 1e-07 after HiGHS reported infeasible)", "time_limit"; kept with
+        # the run (not part of the digest: the inputs decide the run)
+        "params": canonical_json(
+            {
+                **params,
+                "inputs": inputs,
+                "solver": {"status": result.status, "proven_optimal": result.proven_optimal},
+            }
+        ),
         "input_digest": digest,
         "software_version": __version__,
         "forced": bool(force and n_blocking),

@@ -60,6 +60,10 @@ def test_hand_checked_run(wws) -> None:
 
 def test_commit_debits_then_revert_restores(wws) -> None:
     run = plan_allocation(wws, mode="optimal", as_of=MAY1)
+    # the solver's status is kept with the run and shown (issue 16)
+    assert '"solver":{"proven_optimal":true,"status":"optimal"}' in run.record["params"]
+    assert "求解状态 solver: optimal" in run.summary()
+    assert read_run(wws, run.run_id).solver() == ("optimal", True)
     before = _balance(wws, "new_construction")
     entries = commit_run(wws, run.run_id)
     assert set(entries["kind"]) == {"allocation"} and (entries["run_id"] == run.run_id).all()
