@@ -277,7 +277,7 @@ def import_survey(
         by_std[f.std.code] = f
     for std in STANDARD_LAYERS:
         if std.code not in by_std:
-            (rep.missing.append(std.label))
+            rep.missing.append(std.label)
     if "DLTB" not in by_std:
         names = ", ".join(f.name for f in found) or "none"
         raise ImportDataError(
