@@ -49,6 +49,7 @@ def _bulletin(ns: argparse.Namespace) -> int:
     with open_workspace(_target(ns)) as ws:
         review = monthly_review(ws, month=ns.month, running=ns.running)
     print(review.bulletin)
+    print(f"链头 chain head {review.chain_head}  (file it with the bulletin)")
     for out in ns.out:
         if Path(out).suffix.lower() == ".pdf":
             from landquota.outputs.bulletin_pdf import write_bulletin_pdf

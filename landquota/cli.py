@@ -743,7 +743,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 def _report(ns: argparse.Namespace) -> int:
     from landquota.bulletin import investment_bulletin
     from landquota.reports import REPORT_LAYERS, write_report
-    from landquota.rules.chain import chain_head
+    from landquota.rules.chain import head_digest
     from landquota.rules.staff import with_staff_names
     from landquota.workspace import open_workspace
 
@@ -754,7 +754,7 @@ def _report(ns: argparse.Namespace) -> int:
         layers = {name: ws.read_layer(name) for name in REPORT_LAYERS if name != "parcels"}
         # the bulletin shows the service staff's names, not their staff ids (issue 14)
         layers["projects"] = with_staff_names(layers["projects"], ws.read_layer("staff"))
-        head = chain_head(ws)
+        head = head_digest(layers["ledger_chain"])
         plots = layers["linkage_plots"]
         layers["parcels"] = (
             ws.read_layer("parcels", bbox=tuple(plots.total_bounds))

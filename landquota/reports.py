@@ -59,6 +59,7 @@ from landquota.labels import (
 )
 from landquota.ledger import AREA_POOLS, statement
 from landquota.outputs.symbology import CHART_COLOURS, CJK_FONT
+from landquota.rules.chain import head_digest
 from landquota.schema import CRS_EPSG, LEVELS, POOLS, layer
 
 __all__ = [
@@ -83,6 +84,7 @@ REPORT_LAYERS: tuple[str, ...] = (
     "parcels",
     "allocation_runs",
     "allocations",
+    "ledger_chain",  # only its head is shown (issue 12): the digest to file with the report
 )
 
 Fmt = Literal["xlsx", "csv"]
@@ -746,6 +748,7 @@ def _summary_sheet(
     idle: pd.DataFrame | None,
     rate: float,
     linkage: pd.DataFrame | None,
+    head: str | None = None,
 ) -> ReportSheet:
     from landquota import __version__
 
@@ -792,6 +795,15 @@ def _summary_sheet(
     if linkage is not None:
         rows.append(
             ("逾期挂钩项目区 Overdue linkage areas", int(linkage["overdue"].sum()), "int", "R8")
+        )
+    if head is not None:
+        rows.append(
+            (
+                "台账链头 Ledger chain head",
+                head,
+                "text",
+                "file it; `landquota verify --head` proves a later ledger extends it",
+            )
         )
     rows += [
         ("面积单位 Area units", "1 公顷 ha = 10,000 m² = 15 亩 mu", "text", ""),
@@ -878,8 +890,17 @@ def _build(
         get("linkage_areas"), get("linkage_plots"), get("parcels"), day
     )
     bull_sheet, level_sheet, b = _bulletin_sheets(projects, day)
+    chain = get("ledger_chain")
     summary = _summary_sheet(
-        as_of=day, start=start, run=run, runs=runs, b=b, idle=idle, rate=rate, linkage=link
+        as_of=day,
+        start=start,
+        run=run,
+        runs=runs,
+        b=b,
+        idle=idle,
+        rate=rate,
+        linkage=link,
+        head=None if chain is None else head_digest(chain),
     )
     sheets = [
         summary,

@@ -405,3 +405,25 @@ def test_override_restores_and_is_recorded_in_the_chain(backup, ws_target: str) 
         rep = verify_workspace(ws)
         # the restored ledger still says what is wrong; the override link itself is sound
         assert [f.ref for f in rep.findings] == ["entry X1"]
+
+
+def test_report_prints_and_files_the_chain_head(wws, tmp_path, capsys) -> None:
+    _committed(wws)
+    head = chain_head(wws)
+    out = tmp_path / "report"
+    assert main(["report", "--db", wws.target, "--out", str(out), "--format", "csv", "--as-of", "2014-05-31"]) == 0
+    assert f"chain head {head}" in capsys.readouterr().out
+    summary = next(p for p in out.iterdir() if "summary" in p.name)
+    assert head in summary.read_text(encoding="utf-8-sig")
+
+
+def test_monthly_bulletin_prints_the_chain_head(wws, tmp_path, capsys) -> None:
+    _committed(wws)
+    stage = {"stage_id": ["K1:pre_review"], "project_id": ["K1"], "stage": ["pre_review"]}
+    wws.write_layer("project_stages", pd.DataFrame({**stage, "started": [pd.Timestamp("2014-01-10")]}))
+    head = chain_head(wws)
+    xlsx = tmp_path / "b.xlsx"
+    assert main(["bulletin", "--db", wws.target, "--month", "2014-04", "--out", str(xlsx)]) == 0
+    assert f"chain head {head}" in capsys.readouterr().out
+    summary = pd.read_excel(xlsx, sheet_name=0)
+    assert head in summary.astype(str).to_numpy().ravel().tolist()

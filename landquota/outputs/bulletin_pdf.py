@@ -99,6 +99,9 @@ def _page1(fig: Any, r: MonthlyReview) -> None:
     fig.text(
         0.5, 0.93, f"截至 as of {r.as_of.isoformat()}（一月一通报 R17）", ha="center", fontsize=9
     )
+    if r.chain_head:
+        # the ledger's chain head, filed with the printed bulletin (issue 12)
+        fig.text(0.5, 0.015, f"台账链头 ledger chain head {r.chain_head}", ha="center", fontsize=7)
     verdict = "滞后 lagging" if base.lagging else "未滞后 on schedule"
     lines = [
         f"全县 {base.n_projects} 个重点项目年度计划投资 {b.annual_plan_yuan:,.0f} 元，"

@@ -69,6 +69,9 @@ class MonthlyReview:
         Overdue (county leader, project) visits, with the leader's name.
     running : int
         The N of "lagging N months running".
+    chain_head : str
+        The ledger's chain head when the bulletin was made (``SEQ:HEX``, issue 12):
+        printed on the bulletin so that the bureau files it each month.
     """
 
     bulletin: MonthlyBulletin
@@ -80,6 +83,7 @@ class MonthlyReview:
     overdue_approvals: pd.DataFrame
     overdue_visits: pd.DataFrame
     running: int
+    chain_head: str = ""
 
     @property
     def title(self) -> str:
@@ -98,6 +102,7 @@ class MonthlyReview:
 
 def monthly_review(ws: Workspace, *, month: str, running: int = 3) -> MonthlyReview:
     """Read a workspace and assemble the review of *month* (``YYYY-MM``)."""
+    from landquota.rules.chain import chain_head
     projects = ws.read_layer("projects")
     staff = ws.read_layer("staff")
     b = monthly_bulletin(projects, ws.read_layer("project_progress"), month=month, staff=staff)
@@ -135,6 +140,7 @@ def monthly_review(ws: Workspace, *, month: str, running: int = 3) -> MonthlyRev
         overdue_approvals=over.reset_index(drop=True),
         overdue_visits=visits.reset_index(drop=True),
         running=running,
+        chain_head=chain_head(ws),
     )
 
 
@@ -163,6 +169,8 @@ def _summary(r: MonthlyReview) -> pd.DataFrame:
         ("超期审批 Overdue approvals", f"{len(r.overdue_approvals)}"),
         ("超期未走访 Overdue visits (half-month rule)", f"{len(r.overdue_visits)}"),
     ]
+    if r.chain_head:
+        items.append(("台账链头 Ledger chain head (file it)", r.chain_head))
     return pd.DataFrame(items, columns=["item", "value"])
 
 
