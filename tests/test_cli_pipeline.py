@@ -24,6 +24,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+@pytest.mark.slow  # renders the three A4 pages (about 5 s)
 def test_bulletin_of_april_is_the_published_figure(
     demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
