@@ -121,3 +121,25 @@ def test_review_of_a_month_on_both_backends(ws) -> None:
     r4 = monthly_review(ws, month="2014-04", running=4)
     assert r4.lagging["project_id"].tolist() == ["C"]
     assert r.funnel["projects"].sum() == 3 and r.durations is None
+
+
+def test_the_bulletin_workbook_is_reproducible(tmp_path) -> None:
+    from openpyxl import load_workbook
+    from pipelineworld import write_world
+
+    from landquota.outputs.monthly import monthly_review, write_bulletin_xlsx
+    from landquota.workspace import open_workspace
+
+    with open_workspace(tmp_path / "w.gpkg", create=True) as ws:
+        write_world(ws)
+        ws.write_layer("project_progress", returns({"A": [100, 150, 250, 300]}))
+        r = monthly_review(ws, month="2014-04")
+    one = write_bulletin_xlsx(r, tmp_path / "1.xlsx").read_bytes()
+    two = write_bulletin_xlsx(r, tmp_path / "2.xlsx").read_bytes()
+    assert one == two
+    wb = load_workbook(tmp_path / "1.xlsx", read_only=True)
+    assert "连续滞后 lagging" in wb.sheetnames and "超期走访 overdue visits" in wb.sheetnames
+    rows = list(wb["连续滞后 lagging"].iter_rows(values_only=True))
+    # B and C filed nothing: 4 months running (then by id); A lags since February
+    assert [r[0] for r in rows[1:]] == ["B", "C", "A"]
+    wb.close()
