@@ -1286,7 +1286,10 @@ def _plan_crs(
         codes, hint = suggest_crs(bounds, near=near) if bounds is not None else ([], "")
         sugg = f" Likely: --crs {codes[0]}" + (f" (or {', '.join(codes[1:])})" if len(codes) > 1 else "") if codes else ""
         raise CRSError(
-            f"{source.path!r} has no CRS (no .prj or an empty one), and landquota never guesses one."
+            f"{source.path!r} has no CRS ("
+            + ("its VCT header's Spheroid/Projection/Parameters name none landquota knows"
+               if source.kind == "vct" else "no .prj or an empty one")
+            + "), and landquota never guesses one."
             f"{sugg}{'.' if sugg else ''} {hint[:1].upper() + hint[1:] if hint else ''}".rstrip()
             + ". Give it with --crs EPSG:xxxx (crs='EPSG:xxxx')."
         )

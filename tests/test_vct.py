@@ -266,3 +266,15 @@ def test_memory_grows_by_an_index_not_by_the_file(tmp_path: Path, monkeypatch: p
         assert rows == n
     per_patch = (peaks[1] - peaks[0]) / 6_000
     assert per_patch < 300, f"{per_patch:.0f} bytes per patch"
+
+
+def test_a_header_crs_landquota_does_not_know_asks_for_crs(tmp_path: Path, ws: object) -> None:
+    from landquota.errors import CRSError
+    from landquota.importer import import_layer
+
+    p = tmp_path / "nocrs.vct"
+    p.write_bytes(TEXT.replace("Spheroid:CGCS2000,6378137,298.257222101", "Spheroid:Krasovsky?").encode("gb18030"))
+    assert vct.read_header(p).crs is None
+    with pytest.raises(CRSError, match=r"VCT header's Spheroid/Projection/Parameters .* --crs EPSG"):
+        import_layer(p, ws, layer="parcels", src_layer="DLTB")  # type: ignore[arg-type]
+    assert import_layer(p, ws, layer="parcels", src_layer="DLTB", crs="EPSG:4547").rows_imported == 2  # type: ignore[arg-type]
