@@ -1,4 +1,4 @@
-"""Benchmark of ``landquota.allocation.allocate`` against a naive PuLP baseline.
+"""Benchmark of ``landquota.allocation.model.allocate`` against a naive PuLP baseline.
 
 Synthetic instances of 100, 1,000 and 10,000 projects (stock parcels = 1/5 of the
 projects, all five pools, pools covering roughly 40 % of the total need) are
@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landquota.allocation import (
+from landquota.allocation.model import (
     USE_COMPATIBILITY,
     Pools,
     ProjectNeed,

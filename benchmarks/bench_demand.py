@@ -86,8 +86,8 @@ def _peak_mb() -> float:
 
 
 def _landquota(target: str) -> dict[str, Any]:
-    from landquota.demand import demand_from_workspace
-    from landquota.workspace import open_workspace
+    from landquota.engines.api import demand_from_workspace
+    from landquota.store.api import open_workspace
 
     with open_workspace(target) as ws:
         t = time.perf_counter()
@@ -98,10 +98,14 @@ def _landquota(target: str) -> dict[str, Any]:
 
 
 def _overlay_alone(target: str, max_boxes: int) -> dict[str, Any]:
-    from landquota._overlay import fixed_sites
-    from landquota.compliance import compliance_of_sites
-    from landquota.demand import demand_from_sites, read_parcels_near, read_parcels_under_sites
-    from landquota.workspace import open_workspace
+    from landquota.rules.compliance import compliance_of_sites
+    from landquota.rules.demand import (
+        demand_from_sites,
+        read_parcels_near,
+        read_parcels_under_sites,
+    )
+    from landquota.rules.overlay import fixed_sites
+    from landquota.store.api import open_workspace
 
     with open_workspace(target) as ws:
         sites = ws.read_layer("projects")
@@ -123,8 +127,8 @@ def _postgis_sql(url: str) -> dict[str, Any]:
     import pandas as pd
     import sqlalchemy as sa
 
-    from landquota._postgis import split_url
-    from landquota.landclasses import category_of
+    from landquota.rules.landclasses import category_of
+    from landquota.store.postgis import split_url
 
     sa_url, schema = split_url(url, "landquota")
     eng = sa.create_engine(sa_url)
@@ -144,9 +148,9 @@ def _postgis_sql(url: str) -> dict[str, Any]:
 def _gpd_overlay(target: str) -> dict[str, Any]:
     import geopandas as gpd
 
-    from landquota.areas import ellipsoidal_area
-    from landquota.landclasses import category_of
-    from landquota.workspace import open_workspace
+    from landquota.rules.areas import ellipsoidal_area
+    from landquota.rules.landclasses import category_of
+    from landquota.store.api import open_workspace
 
     with open_workspace(target) as ws:
         sites = ws.read_layer("projects")[["project_id", "geometry"]]
@@ -194,7 +198,7 @@ def load(
 ) -> tuple[str, str | None, float]:
     from gridcounty import county
 
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
 
     t = time.perf_counter()
     layers = county(n_parcels, n_sites, seed=seed)
@@ -216,7 +220,7 @@ def load(
 
 
 def drop(url: str) -> None:
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
 
     with open_workspace(url) as ws:
         ws.drop()  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """Load N generated parcels from a GeoPackage into PostGIS three ways and compare.
 
-1. ``landquota.importer.import_layer`` (this product): Arrow batches from GDAL,
+1. ``landquota.intake.importer.import_layer`` (this product): Arrow batches from GDAL,
    checks and repairs, binary COPY into the contract table (constraints, unique
    id, GiST index), one transaction.
 2. ``geopandas.read_file`` + ``GeoDataFrame.to_postgis`` (the baseline).
@@ -183,12 +183,12 @@ def vct_main(src: Path, ns: argparse.Namespace) -> None:
             Path(target).unlink()
     else:
         target = f"{PG.split('?')[0]}?schema=bench_vct_{uuid.uuid4().hex[:8]}"
-    subprocess.run([sys.executable, "-c", f"from landquota.workspace import open_workspace; "
+    subprocess.run([sys.executable, "-c", f"from landquota.store.workspace import open_workspace; "
                     f"open_workspace({target!r}, create=True).close()"], check=True, cwd=ROOT)
     try:
         wall, mb = timed(
             "landquota import_layer (VCT)",
-            [sys.executable, "-c", "from landquota.workspace import open_workspace; from landquota.importer "
+            [sys.executable, "-c", "from landquota.store.workspace import open_workspace; from landquota.intake.importer "
              f"import import_layer; ws = open_workspace({target!r}); r = import_layer({str(src)!r}, ws, "
              "layer='parcels', src_layer='DLTB'); print(r.rows_imported)"],
         )
@@ -208,10 +208,11 @@ def vct_main(src: Path, ns: argparse.Namespace) -> None:
 FLOOR_SCRIPT = r"""
 import sys, time
 import psycopg, pyogrio, sqlalchemy as sa
-from landquota.importer import import_layer
-from landquota.schema import layer
-from landquota.workspace import open_workspace, prepare_frame
-from landquota._postgis import _COPY_SIGNATURE, _COPY_TRAILER, GEOM, _binary_rows
+from landquota.intake.importer import import_layer
+from landquota.store.schema import layer
+from landquota.store.workspace import prepare_frame
+from landquota.store.api import open_workspace
+from landquota.store.postgis import _COPY_SIGNATURE, _COPY_TRAILER, GEOM, _binary_rows
 
 src, url, base, schema = sys.argv[1:5]
 lyr = layer("parcels")
@@ -257,7 +258,7 @@ with psycopg.connect(base) as c:
 def server_floor(src: Path, base: str, schema: str) -> tuple[float, float]:
     """Seconds the server alone needs (COPY + index builds), and of them the COPY."""
     url = f"{base}?schema={schema}"
-    subprocess.run([sys.executable, "-c", f"from landquota.workspace import open_workspace; "
+    subprocess.run([sys.executable, "-c", f"from landquota.store.api import open_workspace; "
                     f"open_workspace({url!r}, create=True).close()"], check=True, cwd=ROOT)
     checkpoint()
     out = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, str(src), url, base, schema],
@@ -310,12 +311,12 @@ def gpkg_main(src: Path, ns: argparse.Namespace) -> None:
     for f in out.glob("*.gpkg"):
         f.unlink()
     ws_path, gp_path, og_path = out / "landquota.gpkg", out / "geopandas.gpkg", out / "ogr2ogr.gpkg"
-    subprocess.run([sys.executable, "-c", f"from landquota.workspace import open_workspace; "
+    subprocess.run([sys.executable, "-c", f"from landquota.store.api import open_workspace; "
                     f"open_workspace({str(ws_path)!r}, create=True).close()"], check=True, cwd=ROOT)
     results = {
         "landquota import_layer": timed(
             "landquota import_layer",
-            [sys.executable, "-c", "from landquota.workspace import open_workspace; from landquota.importer "
+            [sys.executable, "-c", "from landquota.store.api import open_workspace; from landquota.intake.importer "
              f"import import_layer; ws = open_workspace({str(ws_path)!r}); r = import_layer({str(src)!r}, ws, "
              "layer='parcels'); print(r.rows_imported)"],
         )
@@ -373,11 +374,11 @@ def main() -> None:
     try:
         # 1. this product (the workspace is created first, outside the timing)
         url = f"{base}?schema={schemas['landquota']}"
-        subprocess.run([sys.executable, "-c", f"from landquota.workspace import open_workspace; "
+        subprocess.run([sys.executable, "-c", f"from landquota.store.api import open_workspace; "
                         f"open_workspace({url!r}, create=True).close()"], check=True, cwd=ROOT)
         results["landquota import_layer"] = timed(
             "landquota import_layer",
-            [sys.executable, "-c", "from landquota.workspace import open_workspace; from landquota.importer "
+            [sys.executable, "-c", "from landquota.store.api import open_workspace; from landquota.intake.importer "
              f"import import_layer; ws = open_workspace({url!r}); r = import_layer({str(src)!r}, ws, "
              "layer='parcels'); print(r.rows_imported)"]
         )

@@ -1,14 +1,14 @@
 """Load benchmark: 20 concurrent readers and 2 allocation committers on one PostGIS workspace.
 
-The demo county (``landquota.demo.demo_workspace``, 20,000 survey patches, 78 key
+The demo county (``landquota.demo.build.demo_workspace``, 20,000 survey patches, 78 key
 projects) is built into a fresh schema of the PostGIS on loopback. Then, for a bounded
 time, all at once:
 
 * **readers** (20 by default), each with its own workspace connection, in a loop:
   ``bbox`` — ``read_layer("parcels", bbox=…)`` of a random 0.02° × 0.02° box in the
   county (the query a map pan or a site check makes); ``demand`` —
-  ``landquota.demand.demand_from_workspace`` (R1–R4 needs and R13–R15 compliance of
-  every fixed site); ``map`` — ``landquota.maps.map_workspace`` and the HTML rendered,
+  ``landquota.engines.api.demand_from_workspace`` (R1–R4 needs and R13–R15 compliance of
+  every fixed site); ``map`` — ``landquota.outputs.maps.map_workspace`` and the HTML rendered,
   what ``landquota map`` does. Readers are split 8 bbox / 8 demand / 4 map.
 * **committers** (2 by default), in a loop: ``plan_allocation`` (greedy, a new as-of
   day each time, so every run is new), ``commit_run``, then ``revert_run`` to give the
@@ -23,7 +23,7 @@ let them use both cores. Each committer is a spawned process of its own with its
 session, like two approvers on two machines. The server shares the same 2 cores.
 
 Afterwards the ledger is checked: every (pool, vintage) running balance >= 0
-(``landquota.ledger.check_nonnegative``, R6); every committed run's debits equal its
+(``landquota.rules.ledger.check_nonnegative``, R6); every committed run's debits equal its
 allocations pool by pool; every reverted run is fully reversed (one reversal per debit,
 sums back to zero); no draft has any entry and no run is half-committed. Any failed
 request or broken invariant makes the exit status 1.
@@ -72,9 +72,9 @@ Record = tuple[str, float, str, str]  # (kind, seconds, "ok" | "refused" | "fail
 
 # --- workers (run in spawned processes) -----------------------------------------------------------
 def _reader(url: str, kind: str, seed: int, go: Any, seconds: float, out: list[Record]) -> None:
-    from landquota.demand import demand_from_workspace
-    from landquota.maps import map_workspace
-    from landquota.workspace import open_workspace
+    from landquota.engines.api import demand_from_workspace
+    from landquota.outputs.maps import map_workspace
+    from landquota.store.api import open_workspace
 
     rng = random.Random(seed)
     ws = open_workspace(url)
@@ -130,9 +130,9 @@ def reader_process(url: str, kinds: list[str], seed: int, q: Any, go: Any, secon
 
 def committer_process(url: str, c: int, q: Any, go: Any, seconds: float) -> None:
     """Plan, commit and revert runs in a loop; send the records back when done."""
+    from landquota.allocation.runs import commit_run, plan_allocation, revert_run
     from landquota.errors import ConcurrencyError, LedgerError
-    from landquota.runs import commit_run, plan_allocation, revert_run
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
 
     out: list[Record] = []
     name = f"committer{c}"
@@ -205,8 +205,8 @@ def check_ledger(url: str) -> tuple[list[Check], dict[str, int]]:
     import pandas as pd
 
     from landquota.errors import LandquotaError
-    from landquota.ledger import check_nonnegative
-    from landquota.workspace import open_workspace
+    from landquota.rules.ledger import check_nonnegative
+    from landquota.store.api import open_workspace
 
     with open_workspace(url) as ws:
         ledger = ws.read_layer("quota_ledger")
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import sqlalchemy as sa
 
-    from landquota.demo import demo_workspace
+    from landquota.demo.build import demo_workspace
     from landquota.settings import mask_url
 
     schema = f"bench_load_{uuid.uuid4().hex[:8]}"

@@ -1,11 +1,11 @@
-"""Benchmark: the county map with 200,000 survey patches, landquota.maps vs naive folium.
+"""Benchmark: the county map with 200,000 survey patches, landquota.outputs.maps vs naive folium.
 
 Generates seeded Voronoi patches over a ~3,370 km² box near Yangshan
 (112.4–113.0°E, 24.0–24.5°N, EPSG:4490) with spatially clustered land classes
 (mostly forest, farmland in valleys, some construction and water), then builds
 the map two ways:
 
-* ``landquota``: :func:`landquota.maps.build_map` + :func:`~landquota.maps.save_map`;
+* ``landquota``: :func:`landquota.outputs.maps.build_map` + :func:`~landquota.outputs.maps.save_map`;
 * ``naive``: ``folium.GeoJson`` of the raw layer with a style function by class,
   on a default (SVG) ``folium.Map``; Leaflet is inlined the same way so that both
   load offline.
@@ -41,8 +41,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from landquota._mapjs import external_references, inline_leaflet
-from landquota.maps import _PATCH_CLASSES, build_map, land_display_class, save_map
+from landquota.outputs._mapjs import external_references, inline_leaflet
+from landquota.outputs.maps import _PATCH_CLASSES, build_map, land_display_class, save_map
 
 BOX = (112.4, 24.0, 113.0, 24.5)
 CHROMIUM = "/usr/bin/chromium"

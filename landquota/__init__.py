@@ -5,23 +5,12 @@ compliance, review stock land and linkage swaps, allocate, and draw maps and
 reports. Everything here is also what the ``landquota`` command calls.
 """
 
-# before the imports: modules record it in runs and workspaces
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING, Any
 
+from landquota._version import __version__  # recorded in runs and workspaces
+
 if TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time they load on first use
-    from landquota.adjustment import (
-        PlanAdjustment,
-        R16Report,
-        ScenarioComparison,
-        adjusted_run,
-        check_r16,
-        compare_scenarios,
-        read_scenario,
-        retirement_polygons,
-    )
-    from landquota.allocation import (
+    from landquota.allocation.model import (
         REASON_CODES,
         AllocationResult,
         Pools,
@@ -30,16 +19,29 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time they loa
         StockOffer,
         allocate,
     )
-    from landquota.areas import ellipsoidal_area, m2_to_ha, m2_to_mu
-    from landquota.backup import export_workspace, restore_workspace
-    from landquota.bulletin import Bulletin, investment_bulletin, time_progress
-    from landquota.compliance import compliance_of_sites
-    from landquota.demand import DemandResult, demand_from_sites, demand_from_workspace
-    from landquota.demo import build_demo, demo_workspace
+    from landquota.allocation.runs import Run, commit_run, plan_allocation, read_run, revert_run
+    from landquota.allocation.scenarios import ScenarioComparison, adjusted_run, compare_scenarios
+    from landquota.demo.build import build_demo, demo_workspace
+    from landquota.engines.api import demand_from_workspace
     from landquota.errors import LandquotaError
-    from landquota.importer import ImportReport, import_layer
-    from landquota.landclasses import LAND_CLASSES, category_of, land_class
-    from landquota.ledger import (
+    from landquota.intake.importer import ImportReport, import_layer
+    from landquota.intake.validate import ValidationReport, require_valid, validate_workspace
+    from landquota.outputs.maps import build_map, map_workspace, save_map
+    from landquota.outputs.reports import write_report
+    from landquota.outputs.summary import workspace_summary
+    from landquota.rules.adjustment import (
+        PlanAdjustment,
+        R16Report,
+        check_r16,
+        read_scenario,
+        retirement_polygons,
+    )
+    from landquota.rules.areas import ellipsoidal_area, m2_to_ha, m2_to_mu
+    from landquota.rules.bulletin import Bulletin, investment_bulletin, time_progress
+    from landquota.rules.compliance import compliance_of_sites
+    from landquota.rules.demand import DemandResult, demand_from_sites
+    from landquota.rules.landclasses import LAND_CLASSES, category_of, land_class
+    from landquota.rules.ledger import (
         available_balances,
         balances,
         carryover_expiries,
@@ -47,98 +49,95 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time they loa
         reversal_entries,
         statement,
     )
-    from landquota.linkage import credit_linkage_surplus, linkage_credits, linkage_review
-    from landquota.maps import build_map, map_workspace, save_map
-    from landquota.reports import write_report
-    from landquota.roles import grant_roles
-    from landquota.runs import Run, commit_run, plan_allocation, read_run, revert_run
-    from landquota.schema import LAYERS, SCHEMA_VERSION
-    from landquota.settings import Settings, get_settings
-    from landquota.stock import (
+    from landquota.rules.linkage import credit_linkage_surplus, linkage_credits, linkage_review
+    from landquota.rules.stock import (
         available_stock,
         idle_review,
         return_lapsed,
         review_stock,
         unsupplied_cohorts,
     )
-    from landquota.summary import workspace_summary
-    from landquota.validate import ValidationReport, require_valid, validate_workspace
-    from landquota.workspace import Workspace, init_workspace, open_workspace
+    from landquota.settings import Settings, get_settings
+    from landquota.store.api import init_workspace, open_workspace
+    from landquota.store.backup import export_workspace, restore_workspace
+    from landquota.store.roles import grant_roles
+    from landquota.store.schema import LAYERS, SCHEMA_VERSION
+    from landquota.store.workspace import Workspace
 
 #: where each public name lives. ``import landquota`` loads none of them, so a
 #: command that imports a parcel layer does not pay for folium and the map code
 #: (1.8 s of imports otherwise, longer than a small import itself).
 _LAZY: dict[str, str] = {
-    "PlanAdjustment": "landquota.adjustment",
-    "R16Report": "landquota.adjustment",
-    "ScenarioComparison": "landquota.adjustment",
-    "adjusted_run": "landquota.adjustment",
-    "check_r16": "landquota.adjustment",
-    "compare_scenarios": "landquota.adjustment",
-    "read_scenario": "landquota.adjustment",
-    "retirement_polygons": "landquota.adjustment",
-    "AllocationResult": "landquota.allocation",
-    "Pools": "landquota.allocation",
-    "ProjectAllocation": "landquota.allocation",
-    "ProjectNeed": "landquota.allocation",
-    "REASON_CODES": "landquota.allocation",
-    "StockOffer": "landquota.allocation",
-    "allocate": "landquota.allocation",
-    "ellipsoidal_area": "landquota.areas",
-    "m2_to_ha": "landquota.areas",
-    "m2_to_mu": "landquota.areas",
-    "export_workspace": "landquota.backup",
-    "restore_workspace": "landquota.backup",
-    "Bulletin": "landquota.bulletin",
-    "investment_bulletin": "landquota.bulletin",
-    "time_progress": "landquota.bulletin",
-    "compliance_of_sites": "landquota.compliance",
-    "DemandResult": "landquota.demand",
-    "demand_from_sites": "landquota.demand",
-    "demand_from_workspace": "landquota.demand",
-    "build_demo": "landquota.demo",
-    "demo_workspace": "landquota.demo",
+    "PlanAdjustment": "landquota.rules.adjustment",
+    "R16Report": "landquota.rules.adjustment",
+    "ScenarioComparison": "landquota.allocation.scenarios",
+    "adjusted_run": "landquota.allocation.scenarios",
+    "check_r16": "landquota.rules.adjustment",
+    "compare_scenarios": "landquota.allocation.scenarios",
+    "read_scenario": "landquota.rules.adjustment",
+    "retirement_polygons": "landquota.rules.adjustment",
+    "AllocationResult": "landquota.allocation.model",
+    "Pools": "landquota.allocation.model",
+    "ProjectAllocation": "landquota.allocation.model",
+    "ProjectNeed": "landquota.allocation.model",
+    "REASON_CODES": "landquota.allocation.model",
+    "StockOffer": "landquota.allocation.model",
+    "allocate": "landquota.allocation.model",
+    "ellipsoidal_area": "landquota.rules.areas",
+    "m2_to_ha": "landquota.rules.areas",
+    "m2_to_mu": "landquota.rules.areas",
+    "export_workspace": "landquota.store.backup",
+    "restore_workspace": "landquota.store.backup",
+    "Bulletin": "landquota.rules.bulletin",
+    "investment_bulletin": "landquota.rules.bulletin",
+    "time_progress": "landquota.rules.bulletin",
+    "compliance_of_sites": "landquota.rules.compliance",
+    "DemandResult": "landquota.rules.demand",
+    "demand_from_sites": "landquota.rules.demand",
+    "demand_from_workspace": "landquota.engines.api",
+    "build_demo": "landquota.demo.build",
+    "demo_workspace": "landquota.demo.build",
     "LandquotaError": "landquota.errors",
-    "ImportReport": "landquota.importer",
-    "import_layer": "landquota.importer",
-    "LAND_CLASSES": "landquota.landclasses",
-    "category_of": "landquota.landclasses",
-    "land_class": "landquota.landclasses",
-    "available_balances": "landquota.ledger",
-    "balances": "landquota.ledger",
-    "carryover_expiries": "landquota.ledger",
-    "debit_entries": "landquota.ledger",
-    "reversal_entries": "landquota.ledger",
-    "statement": "landquota.ledger",
-    "credit_linkage_surplus": "landquota.linkage",
-    "linkage_credits": "landquota.linkage",
-    "linkage_review": "landquota.linkage",
-    "build_map": "landquota.maps",
-    "map_workspace": "landquota.maps",
-    "save_map": "landquota.maps",
-    "write_report": "landquota.reports",
-    "grant_roles": "landquota.roles",
-    "Run": "landquota.runs",
-    "commit_run": "landquota.runs",
-    "plan_allocation": "landquota.runs",
-    "read_run": "landquota.runs",
-    "revert_run": "landquota.runs",
-    "LAYERS": "landquota.schema",
-    "SCHEMA_VERSION": "landquota.schema",
+    "ImportReport": "landquota.intake.importer",
+    "import_layer": "landquota.intake.importer",
+    "LAND_CLASSES": "landquota.rules.landclasses",
+    "category_of": "landquota.rules.landclasses",
+    "land_class": "landquota.rules.landclasses",
+    "available_balances": "landquota.rules.ledger",
+    "balances": "landquota.rules.ledger",
+    "carryover_expiries": "landquota.rules.ledger",
+    "debit_entries": "landquota.rules.ledger",
+    "reversal_entries": "landquota.rules.ledger",
+    "statement": "landquota.rules.ledger",
+    "credit_linkage_surplus": "landquota.rules.linkage",
+    "linkage_credits": "landquota.rules.linkage",
+    "linkage_review": "landquota.rules.linkage",
+    "build_map": "landquota.outputs.maps",
+    "map_workspace": "landquota.outputs.maps",
+    "save_map": "landquota.outputs.maps",
+    "write_report": "landquota.outputs.reports",
+    "grant_roles": "landquota.store.roles",
+    "Run": "landquota.allocation.runs",
+    "commit_run": "landquota.allocation.runs",
+    "plan_allocation": "landquota.allocation.runs",
+    "read_run": "landquota.allocation.runs",
+    "revert_run": "landquota.allocation.runs",
+    "LAYERS": "landquota.store.schema",
+    "SCHEMA_VERSION": "landquota.store.schema",
     "Settings": "landquota.settings",
     "get_settings": "landquota.settings",
-    "available_stock": "landquota.stock",
-    "idle_review": "landquota.stock",
-    "return_lapsed": "landquota.stock",
-    "review_stock": "landquota.stock",
-    "unsupplied_cohorts": "landquota.stock",
-    "workspace_summary": "landquota.summary",
-    "ValidationReport": "landquota.validate",
-    "require_valid": "landquota.validate",
-    "validate_workspace": "landquota.validate",
-    "Workspace": "landquota.workspace",
-    "init_workspace": "landquota.workspace",
-    "open_workspace": "landquota.workspace",
+    "available_stock": "landquota.rules.stock",
+    "idle_review": "landquota.rules.stock",
+    "return_lapsed": "landquota.rules.stock",
+    "review_stock": "landquota.rules.stock",
+    "unsupplied_cohorts": "landquota.rules.stock",
+    "workspace_summary": "landquota.outputs.summary",
+    "ValidationReport": "landquota.intake.validate",
+    "require_valid": "landquota.intake.validate",
+    "validate_workspace": "landquota.intake.validate",
+    "Workspace": "landquota.store.workspace",
+    "init_workspace": "landquota.store.api",
+    "open_workspace": "landquota.store.api",
 }
 
 

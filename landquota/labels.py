@@ -1,6 +1,6 @@
 """Chinese and English display labels of every stored code: the one table per code list.
 
-Codes are stored as short English tokens (``landquota.schema``); summaries, reports
+Codes are stored as short English tokens (``landquota.store.schema``); summaries, reports
 and maps show them as ``中文 English``. Every module that shows a code takes its
 label from here, so that a report and a map never call the same thing by two names.
 
@@ -86,7 +86,7 @@ OUTCOME_LABELS: Final[Labels] = _table(
 )
 
 #: Reason codes of ``allocations.reasons``: the compliance codes (R13, R15; see
-#: ``landquota.compliance.REASONS``) and the engine's own (``allocation.REASON_CODES``).
+#: ``landquota.rules.compliance.REASONS``) and the engine's own (``allocation.REASON_CODES``).
 #: The rule each one enforces is in :data:`REASON_RULES`; :func:`reason_label` adds it.
 REASON_LABELS: Final[Labels] = _table(
     {
@@ -183,7 +183,7 @@ STOCK_KIND_LABELS: Final[Labels] = _table(
     }
 )
 
-#: Statuses of the idle-land review (``landquota.stock.STOCK_STATUSES``).
+#: Statuses of the idle-land review (``landquota.rules.stock.STOCK_STATUSES``).
 STOCK_STATUS_LABELS: Final[Labels] = _table(
     {
         "idle": ("闲置土地", "idle"),
@@ -198,7 +198,7 @@ STOCK_STATUS_LABELS: Final[Labels] = _table(
     }
 )
 
-#: R10 branches (``landquota.stock.IDLE_RULES``).
+#: R10 branches (``landquota.rules.stock.IDLE_RULES``).
 IDLE_RULE_LABELS: Final[Labels] = _table(
     {
         "not_started": ("满一年未动工", "not started one year after the agreed date"),
@@ -316,8 +316,8 @@ SEVERITY_LABELS: Final[Labels] = _table(
     {"blocking": ("阻断", "blocking"), "warning": ("警告", "warning")}
 )
 
-#: The labels table of each code list, by the code list's name in ``landquota.schema``
-#: (``STOCK_STATUSES`` and ``IDLE_RULES`` are in ``landquota.stock``, ``REASONS`` are the
+#: The labels table of each code list, by the code list's name in ``landquota.store.schema``
+#: (``STOCK_STATUSES`` and ``IDLE_RULES`` are in ``landquota.rules.stock``, ``REASONS`` are the
 #: reason codes of ``allocations.reasons``).
 CODE_LABELS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = MappingProxyType(
     {

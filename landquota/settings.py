@@ -15,7 +15,36 @@ from pathlib import Path
 
 from landquota.errors import ParameterError
 
-__all__ = ["Settings", "get_settings", "mask_url"]
+__all__ = ["Settings", "get_settings", "mask_secrets", "mask_url"]
+
+# userinfo password of any URL scheme: keep "scheme://user:", mask up to the LAST "@" of
+# the token, so that an unencoded "@" in a password is masked too
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/?#@\s]*:)\S*@")
+# password=… in a query string or a libpq conninfo string, quoted or not
+_KV_PASSWORD = re.compile(
+    r"(?i)(\b(?:password|passwd|pwd|pgpassword|sslpassword)\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&;]+)"
+)
+
+
+def mask_secrets(text: str) -> str:
+    """Return *text* with every database password in it replaced by ``***``.
+
+    Handles URL user-info (``postgresql://ann:s3cret@host``, also with an
+    unencoded ``@`` in the password), ``?password=…`` query parameters and
+    libpq conninfo strings (``host=db password='s 3'``).
+
+    Examples
+    --------
+    >>> mask_secrets("postgresql://ann:s3cret@db:5432/land")
+    'postgresql://ann:***@db:5432/land'
+    >>> mask_secrets("postgresql://ann@db/land?sslmode=require&password=s3cret")
+    'postgresql://ann@db/land?sslmode=require&password=***'
+    >>> mask_secrets("host=db user=ann password='a b'")
+    'host=db user=ann password=***'
+    """
+    text = _URL_PASSWORD.sub(r"\1***@", text)
+    return _KV_PASSWORD.sub(r"\1***", text)
+
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -30,9 +59,7 @@ def mask_url(url: str) -> str:
     >>> mask_url("demo.gpkg")
     'demo.gpkg'
     """
-    from landquota.dburl import mask_secrets  # also ?password=… and conninfo strings
-
-    return mask_secrets(url)
+    return mask_secrets(url)  # also ?password=… and conninfo strings
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from landquota.demo import DEMO_AS_OF, demo_workspace
-from landquota.workspace import open_workspace
+from landquota.demo.build import DEMO_AS_OF, demo_workspace
+from landquota.store.api import open_workspace
 
 # The demo county as a GeoPackage, built once. 5,000 survey patches keep each notebook
 # well under a minute; `landquota demo` builds the full 50,000-patch county.
@@ -63,7 +63,7 @@ def quickstart() -> list[nbformat.NotebookNode]:
             "balance (m², ha and mu; grain in kg)."
         ),
         new_code_cell(
-            "from landquota.summary import workspace_summary\n\nworkspace_summary(ws, as_of=AS_OF)"
+            "from landquota.outputs.summary import workspace_summary\n\nworkspace_summary(ws, as_of=AS_OF)"
         ),
         new_markdown_cell(
             "## Layers\n\nEvery layer reads as a GeoDataFrame in EPSG:4490 "
@@ -86,8 +86,8 @@ def quickstart() -> list[nbformat.NotebookNode]:
             "net cultivated areas (R2):"
         ),
         new_code_cell(
-            "from landquota.areas import ellipsoidal_area\n"
-            "from landquota.landclasses import category_of\n\n"
+            "from landquota.rules.areas import ellipsoidal_area\n"
+            "from landquota.rules.landclasses import category_of\n\n"
             'parcels = ws.read_layer("parcels")\n'
             'parcels["category"] = category_of(parcels["land_class"])\n'
             'parcels["area_ha"] = ellipsoidal_area(parcels.geometry) / 10_000\n'
@@ -111,7 +111,7 @@ def quickstart() -> list[nbformat.NotebookNode]:
             'ledger[["entry_id", "pool", "kind", "amount", "year", "effective_date", "source"]]'
         ),
         new_code_cell(
-            "from landquota.ledger import available_balances\n\n"
+            "from landquota.rules.ledger import available_balances\n\n"
             "# What a run may use on 30 April 2014 (plan quota carried over for two years)\n"
             "available_balances(ledger, as_of=AS_OF)"
         ),
@@ -120,7 +120,7 @@ def quickstart() -> list[nbformat.NotebookNode]:
             "key projects. It is offline (no basemap): Leaflet is inlined."
         ),
         new_code_cell(
-            "from landquota.maps import build_map\n\n\n" + MAP_LAYERS + "\n\n\n"
+            "from landquota.outputs.maps import build_map\n\n\n" + MAP_LAYERS + "\n\n\n"
             "county_map = build_map(\n"
             '    layers("county", "towns", "parcels", "plan_zones", "control_lines",\n'
             '           "stock_land", "linkage_areas", "linkage_plots", "projects")\n'
@@ -150,8 +150,8 @@ def plan_adjustment() -> list[nbformat.NotebookNode]:
         ),
         new_code_cell(
             "import geopandas as gpd\n\n"
-            "from landquota.demand import demand_from_workspace\n"
-            "from landquota.demo import DEMO_PLAN_VERSION\n\n"
+            "from landquota.engines.api import demand_from_workspace\n"
+            "from landquota.demo.build import DEMO_PLAN_VERSION\n\n"
             "demand = demand_from_workspace(ws)\n"
             "compliance = demand.compliance\n"
             'FREEABLE = {"restricted_zone", "conditional_zone_needs_adjustment", '
@@ -174,7 +174,7 @@ def plan_adjustment() -> list[nbformat.NotebookNode]:
             "construction scale: the check says by how much the allowed zone grew."
         ),
         new_code_cell(
-            "from landquota.adjustment import PlanAdjustment, adjusted_run, "
+            "from landquota.rules.adjustment import PlanAdjustment, adjusted_run, "
             "retirement_polygons\n\n"
             "draft = PlanAdjustment(\n"
             '    "只新增 make allowed only", make_allowed=make_allowed, '
@@ -235,7 +235,7 @@ def plan_adjustment() -> list[nbformat.NotebookNode]:
             "(`adjusted_zones`), and the projects coloured by their outcome in each run."
         ),
         new_code_cell(
-            "from landquota.maps import build_map\n\n\n" + MAP_LAYERS + "\n\n\n"
+            "from landquota.outputs.maps import build_map\n\n\n" + MAP_LAYERS + "\n\n\n"
             'base = layers("county", "towns", "plan_zones", "control_lines", "projects")\n'
             "before_map = build_map(base, allocations=before.allocations)\n"
             "before_map"
@@ -299,7 +299,7 @@ def plan_adjustment() -> list[nbformat.NotebookNode]:
         new_code_cell(
             "# A run refuses it: plan_allocation checks R16 first\n"
             "from landquota.errors import AllocationError\n"
-            "from landquota.runs import plan_allocation\n\n"
+            "from landquota.allocation.runs import plan_allocation\n\n"
             "try:\n"
             '    plan_allocation(ws, mode="greedy", as_of=AS_OF, scenario=bad, save=False)\n'
             "except AllocationError as exc:\n"
@@ -320,7 +320,7 @@ def idle_land() -> list[nbformat.NotebookNode]:
         new_code_cell(SETUP),
         new_code_cell(
             "from datetime import date\n\n"
-            "from landquota.stock import review_stock\n\n"
+            "from landquota.rules.stock import review_stock\n\n"
             "review = review_stock(ws, as_of=date(2014, 4, 30))\n"
             "review"
         ),
@@ -351,7 +351,7 @@ def idle_land() -> list[nbformat.NotebookNode]:
             'review.available[["stock_id", "source_status", "planned_use", "town", "area_m2"]]'
         ),
         new_code_cell(
-            "from landquota.runs import plan_allocation\n\n"
+            "from landquota.allocation.runs import plan_allocation\n\n"
             'run = plan_allocation(ws, mode="greedy", as_of=AS_OF, save=False)\n'
             "table = run.table()\n"
             'table[table["outcome"] == "stock_matched"][["project_id", "project_name", '
@@ -359,7 +359,7 @@ def idle_land() -> list[nbformat.NotebookNode]:
         ),
         new_markdown_cell("## The stock on the map, coloured by review status"),
         new_code_cell(
-            "from landquota.maps import build_map\n\n"
+            "from landquota.outputs.maps import build_map\n\n"
             "stock_map = build_map(\n"
             '    {name: ws.read_layer(name) for name in ("county", "towns", "stock_land", '
             '"projects")},\n'
@@ -456,7 +456,7 @@ def monthly_bulletin() -> list[nbformat.NotebookNode]:
         ),
         new_markdown_cell("## The projects on the map, coloured by approval stage"),
         new_code_cell(
-            "from landquota.maps import build_map\n"
+            "from landquota.outputs.maps import build_map\n"
             "from landquota.outputs.stage_map import stage_info\n"
             "from landquota.rules.staff import with_staff_names\n\n"
             'layers = {name: ws.read_layer(name) for name in ("county", "towns", "projects")}\n'

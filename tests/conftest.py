@@ -122,7 +122,7 @@ def ws_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def ws(ws_target: str) -> Iterator[object]:
     """An empty workspace on each backend."""
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
 
     w = open_workspace(ws_target, create=True)
     yield w
@@ -132,6 +132,6 @@ def ws(ws_target: str) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def demo_small() -> dict[str, object]:
     """The smallest demo county (2,000 patches), built once per session (~3 s)."""
-    from landquota.demo import build_demo
+    from landquota.demo.build import build_demo
 
     return dict(build_demo(seed=2014, n_parcels=2_000))

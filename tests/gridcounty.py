@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from landquota.areas import ellipsoidal_area
+from landquota.rules.areas import ellipsoidal_area
 
 EXTENT = (112.37, 23.97, 113.02, 24.93)
 CRS = "EPSG:4490"

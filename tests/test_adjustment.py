@@ -27,17 +27,16 @@ import pytest
 import shapely
 from geoms import Grid, frame
 
-from landquota.adjustment import (
+from landquota.allocation.runs import plan_allocation
+from landquota.allocation.scenarios import adjusted_run, compare_scenarios
+from landquota.errors import AllocationError, CRSError, DataError, ParameterError
+from landquota.rules.adjustment import (
     DEFAULT_TOLERANCE_M2,
     PlanAdjustment,
-    adjusted_run,
     check_r16,
-    compare_scenarios,
     read_scenario,
     retirement_polygons,
 )
-from landquota.errors import AllocationError, CRSError, DataError, ParameterError
-from landquota.runs import plan_allocation
 
 G = Grid(112.8, 24.5)
 BREAKS = [0, 100, 150, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
@@ -476,7 +475,7 @@ def test_read_scenario_refuses_a_missing_file_and_another_crs(tmp_path: Path) ->
 def test_adjusted_zones_move_the_polygons() -> None:
     zones = county_layers()["plan_zones"]
     out = free_k1(200).adjusted_zones(zones).set_index("zone_id")
-    from landquota.areas import ellipsoidal_area
+    from landquota.rules.areas import ellipsoidal_area
 
     by_type = {
         t: float(ellipsoidal_area(out[out["zone_type"] == t].geometry).sum())

@@ -11,7 +11,7 @@ import math
 import pandas as pd
 import pytest
 
-from landquota.allocation import (
+from landquota.allocation.model import (
     REASON_CODES,
     Pools,
     ProjectNeed,
@@ -19,7 +19,7 @@ from landquota.allocation import (
     allocate,
 )
 from landquota.errors import ParameterError
-from landquota.schema import layer
+from landquota.store.schema import layer
 
 BIG = 1e9  # compensation pools large enough not to bind
 

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from landquota.allocation import (
+from landquota.allocation.model import (
     USE_COMPATIBILITY,
     AllocationResult,
     Pools,
@@ -37,7 +37,7 @@ from landquota.allocation import (
     StockOffer,
     allocate,
 )
-from landquota.schema import LEVELS
+from landquota.store.schema import LEVELS
 
 LEVEL_TOL = 1e-9  # relative, per level
 FRACTION_TOL = 1e-6  # per fraction of the R18 vector

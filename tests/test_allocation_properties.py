@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from landquota.allocation import (
+from landquota.allocation.model import (
     REASON_CODES,
     USE_COMPATIBILITY,
     AllocationResult,
@@ -29,7 +29,7 @@ from landquota.allocation import (
     StockOffer,
     allocate,
 )
-from landquota.schema import LEVELS
+from landquota.store.schema import LEVELS
 
 U = 10**9  # fraction grid of the engine (1e-9)
 POOL_NAMES = ("new_construction", "linkage_surplus", "comp_area", "comp_paddy", "comp_grain")

@@ -21,8 +21,8 @@ def test_import_is_lazy() -> None:
     import sys
 
     code = (
-        "import sys, landquota; heavy = [m for m in ('folium', 'sqlalchemy', 'geopandas', 'landquota.maps') "
-        "if m in sys.modules]; print(heavy); landquota.open_workspace; assert 'landquota.workspace' in sys.modules"
+        "import sys, landquota; heavy = [m for m in ('folium', 'sqlalchemy', 'geopandas', 'landquota.outputs.maps') "
+        "if m in sys.modules]; print(heavy); landquota.open_workspace; assert 'landquota.store.workspace' in sys.modules"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -20,7 +20,8 @@ from geoms import (
 )
 from shapely import box
 
-from landquota.areas import (
+from landquota.errors import CRSError, ParameterError
+from landquota.rules.areas import (
     M2_PER_MU,
     ellipsoidal_area,
     equal_area_crs,
@@ -30,7 +31,6 @@ from landquota.areas import (
     mu_to_m2,
     to_equal_area,
 )
-from landquota.errors import CRSError, ParameterError
 
 R1 = 1e-4  # R1: agree with ST_Area(geography) to 0.01 %
 

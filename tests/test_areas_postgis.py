@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from gridcounty import county, grid_parcels
 
-from landquota.areas import ellipsoidal_area
-from landquota.demand import DEMAND_OUT_COLUMNS, demand_from_workspace
-from landquota.workspace import open_workspace
+from landquota.engines.api import DEMAND_OUT_COLUMNS, demand_from_workspace
+from landquota.rules.areas import ellipsoidal_area
+from landquota.store.api import open_workspace
 
 pytestmark = pytest.mark.postgis
 
@@ -53,7 +53,7 @@ def test_parcel_areas_match_st_area_geography(pg_url: str) -> None:
 
 
 def test_demo_county_areas_match_st_area_geography(pg_url: str) -> None:
-    demo = pytest.importorskip("landquota.demo")
+    demo = pytest.importorskip("landquota.demo.build")
     layers = demo.build_demo(seed=2014, n_parcels=2_000)
     with open_workspace(pg_url, create=True) as ws:
         ws.write_layers(layers)

@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 import shapely
 
-from landquota import backup
-from landquota.backup import export_workspace, read_snapshot, restore_workspace, write_order
 from landquota.errors import ParameterError
-from landquota.roles import install_stamp_triggers
-from landquota.schema import LAYERS
-from landquota.workspace import RunTransition, Workspace, open_workspace
+from landquota.store import backup
+from landquota.store.api import open_workspace
+from landquota.store.backup import export_workspace, read_snapshot, restore_workspace, write_order
+from landquota.store.roles import install_stamp_triggers
+from landquota.store.schema import LAYERS
+from landquota.store.workspace import RunTransition, Workspace
 from tests.sample import sample_layers
 
 # Metadata that describes one copy rather than the content.
@@ -120,7 +121,7 @@ def test_gpkg_to_postgis_to_gpkg_is_lossless(tmp_path: Path, pg_url: str) -> Non
     first = export_workspace(src, tmp_path / "first.gpkg")
     with restore_workspace(first, pg_url) as pg:
         assert pg.kind == "postgis"
-        from landquota.roles import installed_stamp_triggers
+        from landquota.store.roles import installed_stamp_triggers
 
         with pg.engine.connect() as con:  # type: ignore[attr-defined]
             # the restored workspace carries the stamp triggers, enabled again
@@ -138,7 +139,7 @@ def test_gpkg_to_postgis_to_gpkg_is_lossless(tmp_path: Path, pg_url: str) -> Non
 
 @pytest.mark.postgis
 def test_demo_workspace_round_trips_through_postgis(tmp_path: Path, pg_url: str) -> None:
-    demo = pytest.importorskip("landquota.demo", reason="landquota.demo does not exist yet")
+    demo = pytest.importorskip("landquota.demo.build", reason="landquota.demo.build does not exist yet")
     src = tmp_path / "demo.gpkg"
     with open_workspace(src, create=True) as ws:
         ws.write_layers(demo.build_demo(seed=2014, n_parcels=2_000))  # the smallest demo

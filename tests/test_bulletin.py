@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from landquota.bulletin import (
+from landquota.errors import DataError, ParameterError
+from landquota.rules.bulletin import (
     BULLETIN_COLUMNS,
     LEVEL_TOTAL_COLUMNS,
     investment_bulletin,
     time_progress,
 )
-from landquota.errors import DataError, ParameterError
 from tests.sample import sample_layers
 
 APRIL = date(2014, 4, 30)

@@ -16,20 +16,20 @@ import pytest
 import sqlalchemy as sa
 
 from landquota import errors
+from landquota.allocation.runs import commit_run, plan_allocation, read_run, revert_run
 from landquota.cli import main
-from landquota.ledger import statement
-from landquota.rules.chain import (
+from landquota.rules.ledger import statement
+from landquota.store.api import open_workspace
+from landquota.store.chain import (
     GENESIS,
     canonical_entry,
     chain_head,
     decimal_text,
     link_hash,
     new_links,
-    verify_workspace,
 )
-from landquota.runs import commit_run, plan_allocation, read_run, revert_run
-from landquota.schema import SCHEMA_VERSION
-from landquota.workspace import open_workspace
+from landquota.store.schema import SCHEMA_VERSION
+from landquota.store.verify import verify_workspace
 from tests.runworld import world
 
 MAY1 = date(2014, 5, 1)
@@ -333,7 +333,7 @@ _TAMPERINGS = {
 
 @pytest.fixture
 def backup(tmp_path):
-    from landquota.backup import export_workspace
+    from landquota.store.backup import export_workspace
 
     src = tmp_path / "src.gpkg"
     with open_workspace(src, create=True) as ws:
@@ -344,7 +344,7 @@ def backup(tmp_path):
 
 
 def test_untampered_backup_restores_and_verifies(backup, ws_target: str, capsys) -> None:
-    from landquota.backup import restore_workspace
+    from landquota.store.backup import restore_workspace
 
     path, _run, head = backup
     with restore_workspace(path, ws_target) as ws:
@@ -359,7 +359,7 @@ def test_untampered_backup_restores_and_verifies(backup, ws_target: str, capsys)
 def test_tampered_backup_is_refused_and_verify_names_the_entry(
     backup, ws_target: str, how: str, capsys
 ) -> None:
-    from landquota.backup import restore_workspace
+    from landquota.store.backup import restore_workspace
 
     path, run, _head = backup
     stmts, named = _TAMPERINGS[how]
@@ -387,7 +387,7 @@ def test_tampered_backup_is_refused_and_verify_names_the_entry(
 
 
 def test_override_restores_and_is_recorded_in_the_chain(backup, ws_target: str) -> None:
-    from landquota.backup import restore_workspace
+    from landquota.store.backup import restore_workspace
 
     path, _run, _head = backup
     stmts, _named = _TAMPERINGS["positive_entry"]

@@ -63,7 +63,7 @@ def test_idle_return_lapsed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     """R9 from the command line: a dry run writes nothing; the return needs a decision; once only."""
     from datetime import date
 
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
     from tests import ruleworld as W
 
     db = tmp_path / "w.gpkg"
@@ -86,6 +86,6 @@ def test_idle_return_lapsed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     with open_workspace(db) as ws:
         led = ws.read_layer("quota_ledger")
         assert led["entry_id"].tolist() == ["lapse:U1"]
-        from landquota.ledger import balances
+        from landquota.rules.ledger import balances
 
         assert balances(led, as_of=date(2014, 4, 30)).set_index("pool").loc["new_construction", "balance"] > 9_999

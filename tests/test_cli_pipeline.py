@@ -11,12 +11,12 @@ import pytest
 from pipelineworld import stage, write_world
 
 from landquota.cli import main
-from landquota.workspace import open_workspace
+from landquota.store.api import open_workspace
 
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from landquota.demo import demo_workspace
+    from landquota.demo.build import demo_workspace
 
     db = tmp_path_factory.mktemp("demo") / "demo.gpkg"
     with demo_workspace(db, n_parcels=2_000, force=True):

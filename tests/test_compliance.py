@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from geoms import BOWTIE, Grid, frame
 
-from landquota.compliance import COMPLIANCE_COLUMNS, compliance_of_sites
-from landquota.demand import demand_from_sites
 from landquota.errors import CRSError, DataError, ParameterError
+from landquota.rules.compliance import COMPLIANCE_COLUMNS, compliance_of_sites
+from landquota.rules.demand import demand_from_sites
 
 G = Grid()  # metres east/north of (112.5°E, 24°N)
 SITE = G.rect(0, 0, 100, 100, xs=[50])  # 10,000 m²

@@ -8,15 +8,15 @@ import pandas as pd
 import pytest
 from gridcounty import county
 
-from landquota.demand import DEMAND_OUT_COLUMNS, demand_from_workspace
+from landquota.engines.api import DEMAND_OUT_COLUMNS, demand_from_workspace
 from landquota.errors import ParameterError
 from landquota.settings import mask_url
-from landquota.workspace import open_workspace
+from landquota.store.api import open_workspace
 
 pytest.importorskip("dask_geopandas")
 pytest.importorskip("distributed")
 
-from landquota._dask_engine import _reusable, write_partitions
+from landquota.engines.dask import _reusable, write_partitions
 
 
 @pytest.fixture(scope="module")

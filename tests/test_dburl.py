@@ -8,18 +8,20 @@ from pathlib import Path
 
 import pytest
 
-import landquota.dburl
+import landquota.settings
+import landquota.store.dburl
 from landquota.cli import main
-from landquota.dburl import mask_secrets, resolve_db
 from landquota.errors import ParameterError, WorkspaceError
-from landquota.settings import Settings, mask_url
-from landquota.workspace import open_workspace
+from landquota.settings import Settings, mask_secrets, mask_url
+from landquota.store.api import open_workspace
+from landquota.store.dburl import resolve_db
 
 SECRET = "Zq7-s3cret-pw"
 
 
 def test_docstring_examples() -> None:
-    assert doctest.testmod(landquota.dburl).failed == 0
+    assert doctest.testmod(landquota.store.dburl).failed == 0
+    assert doctest.testmod(landquota.settings).failed == 0  # mask_secrets' examples
 
 
 @pytest.mark.parametrize(

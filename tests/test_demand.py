@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from geoms import BOWTIE, LINE, MULTIPART, SQUARE_3D, WITH_HOLE, Grid, frame, geod_area
 
-from landquota.demand import DEMAND_COLUMNS, demand_from_sites
 from landquota.errors import CRSError, DataError, ParameterError
+from landquota.rules.demand import DEMAND_COLUMNS, demand_from_sites
 
 G = Grid()  # metres east/north of (112.5°E, 24°N), on the zone edge
 SITE = G.rect(0, 0, 100, 100, xs=[50])  # 100 m × 100 m = 10,000 m²

@@ -1,4 +1,4 @@
-"""Tests of the deterministic demo county (landquota.demo)."""
+"""Tests of the deterministic demo county (landquota.demo.build)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from landquota.demo import (
+from landquota.demo.build import (
     DEMO_AS_OF,
     DEMO_LAYERS,
     DEMO_PLAN_VERSION,
@@ -21,8 +21,8 @@ from landquota.demo import (
     county_boundary,
 )
 from landquota.errors import ParameterError
-from landquota.landclasses import LAND_CLASSES
-from landquota.schema import LAYERS
+from landquota.rules.landclasses import LAND_CLASSES
+from landquota.store.schema import LAYERS
 
 N = 5_000  # small enough for a fast test, large enough for the land-class shares
 
@@ -140,7 +140,7 @@ def test_geometries_stay_valid_when_reprojected(demo: dict[str, pd.DataFrame], n
 
 
 def test_workspace_accepts_every_layer(demo: dict[str, pd.DataFrame]) -> None:
-    workspace = pytest.importorskip("landquota.workspace")
+    workspace = pytest.importorskip("landquota.store.workspace")
     for name in DEMO_LAYERS:
         workspace.prepare_frame(LAYERS[name], demo[name], source="demo")
 
@@ -162,7 +162,7 @@ def test_county_is_the_real_boundary(demo: dict[str, pd.DataFrame]) -> None:
     assert county.loc[0, "name"] == "阳山县"
     assert shapely.equals_exact(county.geometry.iloc[0], county_boundary(), tolerance=0)
     # published 3,330 km²; the web-map outline gives about 3,324 km² (ellipsoidal)
-    from landquota.areas import ellipsoidal_area
+    from landquota.rules.areas import ellipsoidal_area
 
     area_km2 = float(ellipsoidal_area(county.geometry).sum()) / 1e6
     assert 3_300 < area_km2 < 3_350
@@ -176,7 +176,7 @@ def test_partitions_cover_the_county(
 ) -> None:
     # Each layer tiles the county: the areas add up to the county's (slivers
     # under 1 m² dropped from patches) and no two features overlap.
-    from landquota.areas import ellipsoidal_area
+    from landquota.rules.areas import ellipsoidal_area
 
     county = float(ellipsoidal_area(demo["county"].geometry).sum())
     parts = ellipsoidal_area(demo[name].geometry)
@@ -225,7 +225,7 @@ def test_parcel_codes_are_known(demo: dict[str, pd.DataFrame]) -> None:
 
 
 def test_parcel_areas(demo: dict[str, pd.DataFrame]) -> None:
-    from landquota.areas import ellipsoidal_area
+    from landquota.rules.areas import ellipsoidal_area
 
     p = demo["parcels"]
     # R1: TBMJ is the ellipsoidal area of the patch
@@ -358,7 +358,7 @@ def test_project_sites_and_flags(demo: dict[str, pd.DataFrame]) -> None:
     assert pr.loc[~ph, "min_fraction"].isna().all()
     exc = pr[pr["national_exception"]]
     assert 1 <= len(exc) <= 3 and (exc["level"] == "national").all()
-    from landquota.areas import ellipsoidal_area
+    from landquota.rules.areas import ellipsoidal_area
 
     mu = ellipsoidal_area(pr.loc[fixed].geometry) / (10_000 / 15)
     assert mu.min() >= 5 and mu.max() <= 2_000
@@ -398,7 +398,7 @@ def test_every_compliance_rule_fires(demo: dict[str, pd.DataFrame]) -> None:
 
 
 def test_some_unfixed_projects_match_available_stock(demo: dict[str, pd.DataFrame]) -> None:
-    from landquota.areas import ellipsoidal_area
+    from landquota.rules.areas import ellipsoidal_area
 
     s, pr = demo["stock_land"], demo["projects"]
     lapsed = (
@@ -421,7 +421,7 @@ def test_some_unfixed_projects_match_available_stock(demo: dict[str, pd.DataFram
 
 
 def test_unsupplied_cohorts(demo: dict[str, pd.DataFrame]) -> None:
-    from landquota.areas import ellipsoidal_area
+    from landquota.rules.areas import ellipsoidal_area
 
     s = demo["stock_land"]
     au = s[s["kind"] == "approved_unsupplied"]
@@ -446,7 +446,7 @@ def _idle(s: pd.DataFrame) -> pd.Series:
 
 
 def test_idle_land(demo: dict[str, pd.DataFrame]) -> None:
-    from landquota.areas import ellipsoidal_area
+    from landquota.rules.areas import ellipsoidal_area
 
     s = demo["stock_land"]
     idle = _idle(s) | (s["disposal_status"] != "none")
@@ -471,7 +471,7 @@ def test_idle_land(demo: dict[str, pd.DataFrame]) -> None:
 def test_disposal_cases(demo: dict[str, pd.DataFrame]) -> None:
     s = demo["stock_land"]
     methods = set(s["disposal_method"])
-    from landquota.schema import DISPOSAL_METHODS
+    from landquota.store.schema import DISPOSAL_METHODS
 
     assert methods == set(DISPOSAL_METHODS)
     closing = {"construction_started", "free_reclamation", "paid_reclamation", "swap"}
@@ -488,7 +488,7 @@ def test_disposal_cases(demo: dict[str, pd.DataFrame]) -> None:
 
 
 def test_linkage_areas(demo: dict[str, pd.DataFrame]) -> None:
-    from landquota.areas import ellipsoidal_area
+    from landquota.rules.areas import ellipsoidal_area
 
     a, plots = demo["linkage_areas"], demo["linkage_plots"]
     assert 4 <= len(a) <= 6
@@ -561,7 +561,7 @@ def test_opening_ledger(demo: dict[str, pd.DataFrame]) -> None:
     quota_ha = led.loc[led["pool"] == "new_construction", "amount"].sum() / 1e4
     assert 40 <= quota_ha <= 151
     pr = demo["projects"]
-    from landquota.areas import ellipsoidal_area
+    from landquota.rules.areas import ellipsoidal_area
 
     demand_ha = (
         ellipsoidal_area(pr.loc[pr["site_fixed"]].geometry).sum() + pr["demand_m2"].sum()
@@ -570,7 +570,7 @@ def test_opening_ledger(demo: dict[str, pd.DataFrame]) -> None:
 
 
 def test_linkage_credit_matches_linkage_review(demo: dict[str, pd.DataFrame]) -> None:
-    linkage = pytest.importorskip("landquota.linkage")
+    linkage = pytest.importorskip("landquota.rules.linkage")
     new = linkage.linkage_credits(
         linkage.linkage_review(
             demo["linkage_areas"], demo["linkage_plots"], demo["parcels"], as_of=DEMO_AS_OF
@@ -585,7 +585,7 @@ def test_linkage_credit_matches_linkage_review(demo: dict[str, pd.DataFrame]) ->
 
 
 def _findings(layers: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    from landquota.validate import validate_frames
+    from landquota.intake.validate import validate_frames
 
     return validate_frames(layers, checked_at=pd.Timestamp("2014-04-30T00:00:00Z"))
 
@@ -619,7 +619,7 @@ def test_small_demo_passes_validation(demo: dict[str, pd.DataFrame]) -> None:
 
 
 def test_clip_keeps_features_inside_the_county() -> None:
-    from landquota.demo import _clip
+    from landquota.demo.build import _clip
 
     # a 1° × 1° county; one feature inside, one sticking out over its corner
     county = shapely.box(112.0, 24.0, 113.0, 25.0)
@@ -635,8 +635,8 @@ def test_clip_keeps_features_inside_the_county() -> None:
 
 
 def test_clip_leaves_no_geodesic_sliver_on_a_long_edge() -> None:
-    from landquota.areas import ellipsoidal_area
-    from landquota.demo import _clip
+    from landquota.demo.build import _clip
+    from landquota.rules.areas import ellipsoidal_area
 
     # County edge a-b is ~1.1 km long. A feature along it with a vertex 1e-13°
     # (~10 µm) outside its middle sticks out by a triangle a-mid-b of zero width
@@ -655,7 +655,7 @@ def test_clip_leaves_no_geodesic_sliver_on_a_long_edge() -> None:
 
 
 def test_snap_coverage_makes_a_partition() -> None:
-    from landquota.demo import _snap_coverage
+    from landquota.demo.build import _snap_coverage
 
     # a and b meet at x = 10, but b's edge is 4 mm inside a: on the 1 cm grid both
     # are x = 10, so each keeps 10 × 10 = 100 m² and they only touch. c overlaps
@@ -714,7 +714,7 @@ def test_progress_goes_to_stderr(
 
 
 def test_demo_workspace_writes_and_keeps(tmp_path: Path) -> None:
-    from landquota.demo import demo_workspace
+    from landquota.demo.build import demo_workspace
 
     target = tmp_path / "demo.gpkg"
     with demo_workspace(target, seed=3, n_parcels=2_000) as ws:

@@ -1,4 +1,4 @@
-"""The default demo county tells the 2014 story when allocated (landquota.demo + runs).
+"""The default demo county tells the 2014 story when allocated (landquota.demo.build + runs).
 
 As of 2014-04-30 the county is short of quota: the fixed sites in the allowed
 zone sit partly on cultivated land, the new-construction and compensation pools
@@ -16,9 +16,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from landquota.demo import demo_workspace
-from landquota.runs import Run, plan_allocation
-from landquota.schema import ALLOCATION_OUTCOMES, LEVELS
+from landquota.allocation.runs import Run, plan_allocation
+from landquota.demo.build import demo_workspace
+from landquota.store.schema import ALLOCATION_OUTCOMES, LEVELS
 
 AS_OF = date(2014, 4, 30)
 MODES = ("greedy", "optimal")

@@ -14,7 +14,8 @@ from pyproj import CRS
 from landquota.errors import ParameterError
 from landquota.intake import vct
 from landquota.outputs.export import dbf_names, export_layers
-from landquota.workspace import Workspace, open_workspace
+from landquota.store.api import open_workspace
+from landquota.store.workspace import Workspace
 from tests.sample import sample_layers
 
 

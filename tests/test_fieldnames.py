@@ -17,8 +17,8 @@ import pytest
 import shapely
 
 from landquota.errors import CRSError, ImportDataError
-from landquota.importer import import_layer
 from landquota.intake.fieldnames import dbf_cut, match_fields
+from landquota.intake.importer import import_layer
 
 EXPECTED_TOWN = ["阳城镇", "阳城镇", "黎埠镇", "黎埠镇"]
 
@@ -171,7 +171,7 @@ def test_readme_mapping_example_works(ws: Any, tmp_path: Path) -> None:
 def test_cli_import_of_a_gbk_shapefile_with_chinese_field_names(tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     from landquota.cli import main
-    from landquota.workspace import init_workspace, open_workspace
+    from landquota.store.api import init_workspace, open_workspace
 
     db = tmp_path / "ws.gpkg"
     init_workspace(str(db)).close()

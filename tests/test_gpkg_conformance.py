@@ -17,11 +17,11 @@ import geopandas as gpd
 import pytest
 import shapely
 
-from landquota.backup import export_workspace
-from landquota.demo import build_demo
-from landquota.importer import import_layer
-from landquota.schema import SCHEMA_VERSION
-from landquota.workspace import open_workspace
+from landquota.demo.build import build_demo
+from landquota.intake.importer import import_layer
+from landquota.store.api import open_workspace
+from landquota.store.backup import export_workspace
+from landquota.store.schema import SCHEMA_VERSION
 from tests.sample import sample_layers
 
 SYSTEM_PYTHON = "/usr/bin/python3"

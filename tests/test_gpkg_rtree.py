@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import shapely
 
-from landquota._gpkg import BULK_RTREE_ROWS, bulk_load_rtree
+from landquota.store.gpkg import BULK_RTREE_ROWS, bulk_load_rtree
 
 
 def _boxes(n: int, seed: int = 1) -> np.ndarray:
@@ -55,7 +55,7 @@ def _rtree_state(path: Path) -> tuple[str, int, int]:
 
 def test_bulk_writes_keep_index_triggers_and_extent(tmp_path: Path) -> None:
     """Replace (bulk-loaded), append (row by row) and an edit afterwards: the index stays exact."""
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
     from tests.gridcounty import grid_parcels
 
     path = tmp_path / "w.gpkg"

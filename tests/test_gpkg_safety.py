@@ -26,8 +26,9 @@ import pyogrio
 import pytest
 import sqlalchemy as sa
 
-from landquota.backup import read_snapshot
-from landquota.workspace import RunTransition, Workspace, open_workspace
+from landquota.store.api import open_workspace
+from landquota.store.backup import read_snapshot
+from landquota.store.workspace import RunTransition, Workspace
 from tests.sample import sample_layers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,9 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 _CHILD = r"""
 import json, sys, time
 import numpy as np, pandas as pd, geopandas as gpd, shapely
-import landquota._gpkg as gpkg
+import landquota.store.gpkg as gpkg
 from landquota.errors import ConcurrencyError
-from landquota.workspace import RunTransition, open_workspace
+from landquota.store.workspace import RunTransition
+from landquota.store.api import open_workspace
 
 import os
 target, action, n, tag, pause, go, timeout = sys.argv[1:8]

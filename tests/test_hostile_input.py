@@ -33,9 +33,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from landquota import errors
+from landquota.allocation.runs import plan_allocation
 from landquota.cli import main
-from landquota.runs import plan_allocation
-from landquota.workspace import open_workspace
+from landquota.store.api import open_workspace
 from tests.runworld import world
 
 MAY1 = date(2014, 5, 1)
@@ -711,7 +711,7 @@ def test_integer_filter_out_of_range_is_a_parameter_error(wws: Any) -> None:
 
 
 def test_report_api_far_future_date(tmp_path: Path) -> None:
-    from landquota.reports import write_report
+    from landquota.outputs.reports import write_report
 
     with contextlib.suppress(errors.LandquotaError):  # a clear refusal is fine too
         write_report(world(), out=tmp_path / "r.xlsx", as_of=date(2200, 1, 1))

@@ -19,7 +19,7 @@ import pytest
 import shapely
 
 from landquota.errors import CRSError, ImportDataError, ParameterError
-from landquota.importer import detect_encoding, import_layer, load_mapping, suggest_crs
+from landquota.intake.importer import detect_encoding, import_layer, load_mapping, suggest_crs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,7 +156,7 @@ def test_append_adds_new_rows(ws: Any, tmp_path: Path) -> None:
 
 def test_error_in_a_late_batch_leaves_workspace_unchanged(ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches 1 is written before batch 2 fails: the one transaction rolls both back."""
-    import landquota.importer as imp
+    import landquota.intake.importer as imp
 
     before = _seed(ws, tmp_path)
     monkeypatch.setattr(imp, "BATCH_ROWS", 2)
@@ -183,7 +183,7 @@ def test_mapping_file_toml_and_yaml(ws: Any, tmp_path: Path) -> None:
 
 
 def test_plan_zones_with_chinese_codes_and_defaults(tmp_path: Path) -> None:
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
 
     g = fx.survey()[["BSM", "geometry"]].rename(columns={"BSM": "zone_id"})
     g["GZQLX"] = ["允许建设区", "有条件建设区", "限制建设区", "禁止建设区"]
@@ -217,7 +217,7 @@ def test_bad_mapping_refused(mapping: dict[str, Any], words: list[str]) -> None:
 
 
 def test_legacy_datums_warn(tmp_path: Path) -> None:
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
 
     for epsg, datum in ((2383, "Xian 1980"), (2435, "Beijing 1954")):
         with open_workspace(tmp_path / f"ws{epsg}.gpkg", create=True) as ws:
@@ -280,9 +280,9 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys, time
     sys.path.insert(0, {tests!r})
-    import landquota._postgis as pg
-    import landquota.importer as imp
-    from landquota.workspace import open_workspace
+    import landquota.store.postgis as pg
+    import landquota.intake.importer as imp
+    from landquota.store.api import open_workspace
     imp.BATCH_ROWS = 500
     imp.BULK_ROWS = 1_000  # the bulk path: table truncated, keys and indexes dropped until the end
     real = pg._binary_rows
@@ -303,7 +303,7 @@ KILL_SCRIPT = textwrap.dedent(
 
 @pytest.mark.postgis
 def test_sigkill_mid_import_leaves_postgis_unchanged(pg_url: str, tmp_path: Path) -> None:
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
 
     ws = open_workspace(pg_url, create=True)
     try:
@@ -346,8 +346,8 @@ def test_bulk_replace_on_postgis_restores_keys_and_indexes(pg_url: str, tmp_path
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The bulk path drops the id keys and indexes during the load: after success, and after a
     duplicate id or a bad value in a late batch, the table has exactly its keys and indexes."""
-    import landquota.importer as imp
-    from landquota.workspace import open_workspace
+    import landquota.intake.importer as imp
+    from landquota.store.api import open_workspace
 
     monkeypatch.setattr(imp, "BULK_ROWS", 4)
     monkeypatch.setattr(imp, "BATCH_ROWS", 2)
@@ -378,7 +378,7 @@ def test_report_summary_is_bilingual(ws: Any, tmp_path: Path) -> None:
 
 
 def test_table_without_geometry_from_gbk_csv(tmp_path: Path) -> None:
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
 
     src = tmp_path / "areas.csv"
     pd.DataFrame({
@@ -406,7 +406,7 @@ def test_fast_path_stores_the_source_geometries_exactly(ws: Any, tmp_path: Path,
     """WKB passed through unchanged: the stored geometries equal the file's, bit for bit."""
     import pyogrio
 
-    import landquota.importer as imp
+    import landquota.intake.importer as imp
 
     monkeypatch.setattr(imp, "BATCH_ROWS", 4)  # two batches, so the read-ahead thread runs ahead
     src = fx.multipolygons_4490(tmp_path)
@@ -419,7 +419,7 @@ def test_fast_path_stores_the_source_geometries_exactly(ws: Any, tmp_path: Path,
 
 def test_fast_path_still_repairs_an_invalid_multipolygon(ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The validity test made ahead finds the bow-tie in the second batch; it is repaired and reported."""
-    import landquota.importer as imp
+    import landquota.intake.importer as imp
 
     monkeypatch.setattr(imp, "BATCH_ROWS", 4)
     rep = import_layer(fx.multipolygons_4490(tmp_path, bowtie_at=4), ws, layer="parcels")
@@ -432,7 +432,7 @@ def test_fast_path_still_repairs_an_invalid_multipolygon(ws: Any, tmp_path: Path
 def test_duplicate_id_across_batches_names_both_rows(ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      batch: int) -> None:
     """Rows 2 and 6 share an id: refused with both rows named, in one batch or across three."""
-    import landquota.importer as imp
+    import landquota.intake.importer as imp
 
     before = _seed(ws, tmp_path)
     monkeypatch.setattr(imp, "BATCH_ROWS", batch)
@@ -442,7 +442,7 @@ def test_duplicate_id_across_batches_names_both_rows(ws: Any, tmp_path: Path, mo
 
 
 def test_read_ahead_keeps_order_raises_where_it_failed_and_closes_the_source() -> None:
-    from landquota.importer import read_ahead
+    from landquota.intake.importer import read_ahead
 
     closed: list[bool] = []
 
@@ -477,6 +477,6 @@ def test_read_ahead_keeps_order_raises_where_it_failed_and_closes_the_source() -
     ],
 )
 def test_latin1_prefilter(values: list[str | None], maybe: bool) -> None:
-    from landquota.importer import _may_hold_latin1
+    from landquota.intake.importer import _may_hold_latin1
 
     assert _may_hold_latin1(pd.Series(values, dtype=object).astype("str")) is maybe

@@ -22,10 +22,10 @@ import pytest
 import shapely
 from sample import sample_layers
 
-import landquota.importer as imp
+import landquota.intake.importer as imp
 from landquota.errors import ImportDataError
-from landquota.importer import import_layer
 from landquota.intake.gdal_errors import GdalErrors, gdal_errors
+from landquota.intake.importer import import_layer
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPORTABLE = [n for n in sample_layers() if n not in imp._NOT_IMPORTABLE]
@@ -99,7 +99,7 @@ def test_source_that_would_lose_data_is_refused(ws: Any, tmp_path: Path, name: s
 
 
 def test_cli_refusals_exit_2_with_one_line_and_keep_the_rows(ws_target: str, tmp_path: Path) -> None:
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
 
     with open_workspace(ws_target, create=True) as ws:
         before = _seed(ws, tmp_path)

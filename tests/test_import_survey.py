@@ -9,9 +9,9 @@ import pytest
 import shapely
 import surveydata as sd
 
-from landquota.areas import ellipsoidal_area
 from landquota.errors import ImportDataError
 from landquota.intake.survey import find_layers, import_survey
+from landquota.rules.areas import ellipsoidal_area
 
 
 def _check_filled(ws: Any) -> None:
@@ -124,7 +124,7 @@ def test_layer_names_with_county_code_and_chinese_names(tmp_path: Path) -> None:
 
 def test_cli_import_survey(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from landquota.cli import main
-    from landquota.workspace import init_workspace
+    from landquota.store.api import init_workspace
 
     db = tmp_path / "ws.gpkg"
     init_workspace(str(db)).close()

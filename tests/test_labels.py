@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from landquota import bulletin, compliance, labels, maps, reports, runs, schema, stock, summary
-from landquota.allocation import REASON_CODES
+from landquota import labels
+from landquota.allocation import runs
+from landquota.allocation.model import REASON_CODES
 from landquota.labels import (
     CODE_LABELS,
     LEVEL_LABELS,
@@ -20,12 +21,15 @@ from landquota.labels import (
     label_map,
     reason_label,
 )
+from landquota.outputs import maps, reports, summary
+from landquota.rules import bulletin, compliance, stock
+from landquota.store import schema
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def _schema_code_lists() -> dict[str, tuple[str, ...]]:
-    """Every public code tuple of landquota.schema (upper-case name, tuple of text)."""
+    """Every public code tuple of landquota.store.schema (upper-case name, tuple of text)."""
     return {
         name: value
         for name, value in vars(schema).items()
@@ -166,7 +170,7 @@ def test_reports_and_maps_use_the_same_words(
 
 
 def test_every_planned_use_of_the_demo_has_a_chinese_and_an_english_label() -> None:
-    from landquota.demo import build_demo
+    from landquota.demo.build import build_demo
     from landquota.labels import PLANNED_USE_LABELS, label
 
     layers = build_demo(seed=2014, n_parcels=2_000)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from landquota.errors import DataError, ParameterError
-from landquota.landclasses import (
+from landquota.rules.landclasses import (
     DEFAULT_GRAIN_KG_PER_M2,
     GROUPS,
     LAND_CLASSES,

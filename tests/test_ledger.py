@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from landquota.errors import DataError, LedgerError, ParameterError
-from landquota.ledger import (
+from landquota.rules.ledger import (
     balances,
     carryover_expiries,
     check_nonnegative,
@@ -18,7 +18,7 @@ from landquota.ledger import (
     reversal_entries,
     statement,
 )
-from landquota.schema import layer
+from landquota.store.schema import layer
 
 
 def led(*rows: tuple[Any, ...]) -> pd.DataFrame:

@@ -18,11 +18,13 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from landquota import _postgis, errors
-from landquota.backup import export_workspace, restore_workspace
-from landquota.roles import grant_roles, role_names
-from landquota.rules.chain import verify_workspace
-from landquota.workspace import RunTransition, open_workspace
+from landquota import errors
+from landquota.store import postgis as _postgis
+from landquota.store.api import open_workspace
+from landquota.store.backup import export_workspace, restore_workspace
+from landquota.store.roles import grant_roles, role_names
+from landquota.store.verify import verify_workspace
+from landquota.store.workspace import RunTransition
 from tests.sample import sample_layers
 
 pytestmark = pytest.mark.postgis
@@ -93,7 +95,7 @@ def test_a_viewer_holding_the_old_advisory_lock_does_not_stall_a_commit(logins, 
     viewer = psycopg.connect(_conninfo(made["viewer"][1]))
     try:
         # the advisory lock landquota used to take: any login could hold it forever
-        viewer.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"landquota.ledger.{schema}",))
+        viewer.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"landquota.rules.ledger.{schema}",))
         viewer.execute(f'SELECT * FROM "{schema}".ledger_lock')  # and keep reading in a transaction
         with pytest.raises(psycopg.errors.InsufficientPrivilege), viewer.transaction():
             viewer.execute(f'LOCK TABLE "{schema}".ledger_lock IN EXCLUSIVE MODE')

@@ -17,8 +17,8 @@ import shapely
 from pyproj import Geod
 
 from landquota.errors import CRSError, DataError
-from landquota.ledger import balances, empty_entries
-from landquota.linkage import linkage_credits, linkage_review
+from landquota.rules.ledger import balances, empty_entries
+from landquota.rules.linkage import linkage_credits, linkage_review
 
 AS_OF = date(2014, 4, 30)
 GEOD = Geod(ellps="GRS80")

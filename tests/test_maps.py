@@ -1,4 +1,4 @@
-"""Tests of landquota.maps without a browser: contents, offline-ness, escaping, errors."""
+"""Tests of landquota.outputs.maps without a browser: contents, offline-ness, escaping, errors."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon, box
 
-from landquota._mapjs import external_references, leaflet_css, leaflet_js
 from landquota.errors import CRSError, DataError, LayerError, ParameterError
-from landquota.landclasses import LAND_CLASSES, category_of, is_cultivated
-from landquota.maps import (
+from landquota.outputs._mapjs import external_references, leaflet_css, leaflet_js
+from landquota.outputs.maps import (
     _encode,
     _fmt_m2,
     _project_popup,
@@ -26,6 +25,7 @@ from landquota.maps import (
     land_display_class,
     save_map,
 )
+from landquota.rules.landclasses import LAND_CLASSES, category_of, is_cultivated
 
 _BLOCK = re.compile(r'<script type="application/json" id="(lq-data-\w+)">(.*?)</script>', re.DOTALL)
 
@@ -89,7 +89,7 @@ def test_land_display_class(code: Any, expected: str) -> None:
 
 def test_land_display_class_follows_landclasses() -> None:
     # Every known code: its own code if cultivated (0101-0103), else a display class of
-    # its own category from landquota.landclasses (R3: a legend never puts a class in
+    # its own category from landquota.rules.landclasses (R3: a legend never puts a class in
     # another category); an unknown code is not guessed from its prefix.
     from landquota.outputs.symbology import LAND_DISPLAY
 
@@ -322,7 +322,7 @@ def test_crs_is_transformed() -> None:
 def test_progress_reports_the_long_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     import contextlib
 
-    import landquota.maps as maps
+    import landquota.outputs.maps as maps
 
     seen: list[tuple[str, object]] = []
 

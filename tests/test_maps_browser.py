@@ -16,7 +16,7 @@ from typing import Any
 import mapdata as d
 import pytest
 
-from landquota.maps import _fmt_m2, build_map, save_map
+from landquota.outputs.maps import _fmt_m2, build_map, save_map
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ import mapdata as d
 import pandas as pd
 from pipelineworld import stage
 
-from landquota.maps import build_map, save_map
+from landquota.outputs.maps import build_map, save_map
 from landquota.outputs.stage_map import STAGE_COLOURS, stage_info
 
 _BLOCK = re.compile(r'<script type="application/json" id="(lq-data-\w+)">(.*?)</script>', re.DOTALL)

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from landquota.workspace import open_workspace
+from landquota.store.api import open_workspace
 from tests.runworld import world
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,7 +29,7 @@ CSV_TOL = 0.006
 
 @pytest.fixture(scope="session")
 def notebook_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    from landquota.demo import demo_workspace
+    from landquota.demo.build import demo_workspace
 
     root = tmp_path_factory.mktemp("notebooks")
     db = root / "yangshan_demo.gpkg"

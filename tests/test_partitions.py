@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from landquota._dask_engine import export_partitions, hilbert_distance, write_partitions
+from landquota.engines.dask import export_partitions, hilbert_distance, write_partitions
 from tests.gridcounty import grid_parcels
 
 

@@ -15,7 +15,7 @@ from tests import ruleworld as W
 
 
 def test_unhex_chunks_nulls_slices_and_case() -> None:
-    from landquota._postgis import _unhex
+    from landquota.store.postgis import _unhex
 
     boxes = shapely.box(np.arange(5.0), 0, np.arange(5.0) + 1, 1)
     hexes: list[str | None] = [shapely.to_wkb(g, hex=True) for g in boxes]
@@ -34,7 +34,7 @@ AWKWARD = ["a,b", 'say "hi"', "two\nlines", "", "tab\there", "\\N", "阳城镇�
 
 @pytest.mark.postgis
 def test_awkward_text_dates_booleans_and_nulls_round_trip(pg_url: str) -> None:
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
 
     rows: list[dict[str, Any]] = []
     for i, text in enumerate(AWKWARD):
@@ -67,8 +67,8 @@ def test_awkward_text_dates_booleans_and_nulls_round_trip(pg_url: str) -> None:
 def test_datetimes_come_back_in_utc_whatever_the_session_time_zone(pg_url: str) -> None:
     import sqlalchemy as sa
 
-    from landquota.ledger import _entries_frame
-    from landquota.workspace import open_workspace
+    from landquota.rules.ledger import _entries_frame
+    from landquota.store.api import open_workspace
 
     entry = _entries_frame([{"entry_id": "E1", "pool": "new_construction", "kind": "opening", "amount": 5.0,
                              "year": 2014, "effective_date": pd.Timestamp(date(2014, 1, 1)), "source": "D1",

@@ -128,7 +128,7 @@ def test_the_bulletin_workbook_is_reproducible(tmp_path) -> None:
     from pipelineworld import write_world
 
     from landquota.outputs.monthly import monthly_review, write_bulletin_xlsx
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
 
     with open_workspace(tmp_path / "w.gpkg", create=True) as ws:
         write_world(ws)

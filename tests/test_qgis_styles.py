@@ -19,7 +19,7 @@ import pytest
 import shapely
 
 from landquota import labels as lbl
-from landquota.demo import build_demo
+from landquota.demo.build import build_demo
 from landquota.outputs import symbology as sym
 from landquota.outputs.qgis_project import PROJECT_NAME, qgis_project_xml, write_qgis_project
 from landquota.outputs.styles import (
@@ -30,7 +30,8 @@ from landquota.outputs.styles import (
     read_layer_styles,
     write_layer_styles,
 )
-from landquota.workspace import Workspace, open_workspace
+from landquota.store.api import open_workspace
+from landquota.store.workspace import Workspace
 from tests.test_gpkg_conformance import validate
 
 SYSTEM_PYTHON = "/usr/bin/python3"

@@ -29,8 +29,7 @@ import pandas as pd
 import pytest
 
 from landquota.errors import DataError, ParameterError
-from landquota.ledger import balances
-from landquota.reports import (
+from landquota.outputs.reports import (
     CHART_FILES,
     HIGHLIGHT_FILL,
     REPORT_LAYERS,
@@ -38,6 +37,7 @@ from landquota.reports import (
     select_run,
     write_report,
 )
+from landquota.rules.ledger import balances
 from tests.sample import sample_layers
 
 APRIL = date(2014, 4, 30)
@@ -248,14 +248,14 @@ def test_charts_are_in_the_workbook(sample_xlsx: Any) -> None:
 # --- the demo reproduces the county's 2014 bulletin ---------------------------------------------
 @pytest.fixture(scope="module")
 def demo_layers() -> dict[str, pd.DataFrame]:
-    demo = pytest.importorskip("landquota.demo")
+    demo = pytest.importorskip("landquota.demo.build")
     return demo.build_demo(seed=2014, n_parcels=2_000)  # type: ignore[no-any-return]
 
 
 def test_demo_bulletin_is_10_8_against_33_3(
     demo_layers: dict[str, pd.DataFrame], tmp_path: Path
 ) -> None:
-    from landquota.bulletin import investment_bulletin
+    from landquota.rules.bulletin import investment_bulletin
 
     p = demo_layers["projects"]
     # the published figures: 78 projects, 2,935 M planned, 317 M completed by end of April
@@ -382,7 +382,7 @@ def test_csv_and_xlsx_hold_the_same_tables(tmp_path: Path) -> None:
 
 
 def test_png_fallback_without_cjk_font(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import landquota.reports as reports
+    import landquota.outputs.reports as reports
 
     monkeypatch.setattr(reports, "_cjk_family", lambda: None)
     with pytest.warns(UserWarning, match="no CJK font"):
@@ -393,7 +393,7 @@ def test_png_fallback_without_cjk_font(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_a_cjk_font_is_installed() -> None:
     # scripts/setup-system installs fonts-noto-cjk; charts need it for Chinese labels
-    from landquota.reports import _cjk_family
+    from landquota.outputs.reports import _cjk_family
 
     assert _cjk_family() is not None
 

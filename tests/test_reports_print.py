@@ -18,8 +18,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from landquota.outputs.reports import write_report
 from landquota.outputs.symbology import CJK_FONT
-from landquota.reports import write_report
 from tests.sample import sample_layers
 
 APRIL = date(2014, 4, 30)
@@ -56,7 +56,7 @@ def _tool(name: str) -> str:
 @pytest.fixture(scope="module")
 def printed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     soffice, _ = _tool("soffice"), _tool("pdftotext")
-    demo = pytest.importorskip("landquota.demo")
+    demo = pytest.importorskip("landquota.demo.build")
     layers: dict[str, pd.DataFrame] = demo.build_demo(seed=2014, n_parcels=2_000)
     folder = tmp_path_factory.mktemp("print")
     xlsx = write_report(layers, out=folder / "report.xlsx", as_of=APRIL)

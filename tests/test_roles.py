@@ -16,7 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from landquota.errors import LandquotaError, ParameterError
-from landquota.roles import (
+from landquota.store.api import open_workspace
+from landquota.store.roles import (
     DATA_LAYERS,
     ROLE_KINDS,
     grant_roles,
@@ -24,8 +25,8 @@ from landquota.roles import (
     revoke_role,
     role_names,
 )
-from landquota.schema import LAYERS
-from landquota.workspace import RunTransition, Workspace, open_workspace
+from landquota.store.schema import LAYERS
+from landquota.store.workspace import RunTransition, Workspace
 from tests.sample import sample_layers
 
 pytestmark = pytest.mark.postgis

@@ -22,14 +22,14 @@ import pandas as pd
 import pytest
 
 from landquota import errors
-from landquota.adjustment import PlanAdjustment, check_r16
-from landquota.areas import ellipsoidal_area
-from landquota.bulletin import investment_bulletin, time_progress
-from landquota.demand import demand_from_workspace
-from landquota.ledger import balances
-from landquota.linkage import credit_linkage_surplus
-from landquota.runs import commit_run, plan_allocation, read_run
-from landquota.stock import return_lapsed, review_stock
+from landquota.allocation.runs import commit_run, plan_allocation, read_run
+from landquota.engines.api import demand_from_workspace
+from landquota.rules.adjustment import PlanAdjustment, check_r16
+from landquota.rules.areas import ellipsoidal_area
+from landquota.rules.bulletin import investment_bulletin, time_progress
+from landquota.rules.ledger import balances
+from landquota.rules.linkage import credit_linkage_surplus
+from landquota.rules.stock import return_lapsed, review_stock
 from tests import ruleworld as W
 from tests.geoms import ZONE_EDGE_STRADDLING, Grid, geod_area
 

@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 
 from landquota import errors
-from landquota.ledger import balances
-from landquota.runs import commit_run, plan_allocation, read_run, revert_run
-from landquota.workspace import open_workspace
+from landquota.allocation.runs import commit_run, plan_allocation, read_run, revert_run
+from landquota.rules.ledger import balances
+from landquota.store.api import open_workspace
 from tests.runworld import world
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +197,7 @@ def test_two_processes_racing_the_ledger_never_overdraw(ws_target: str) -> None:
         w.write_layers({"quota_ledger": world()["quota_ledger"]})
     code = (
         "import sys, pandas as pd\n"
-        "from landquota.workspace import open_workspace\n"
+        "from landquota.store.api import open_workspace\n"
         "from landquota.errors import LedgerError\n"
         "w = open_workspace(sys.argv[1])\n"
         "e = pd.DataFrame([{'entry_id': sys.argv[2], 'pool': 'new_construction', 'kind': 'adjustment',"
@@ -231,8 +231,9 @@ def test_killed_commit_leaves_balances_and_draft(ws_target: str) -> None:
     # inserted, before COMMIT) until we kill it
     code = (
         "import sys, time\n"
-        "from landquota.workspace import open_workspace\n"
-        "from landquota import runs, _gpkg, _postgis\n"
+        "from landquota.store.api import open_workspace\n"
+        "from landquota.allocation import runs\n"
+        "from landquota.store import gpkg as _gpkg, postgis as _postgis\n"
         "w = open_workspace(sys.argv[1])\n"
         "def hang(*a, **k):\n    print('inside', flush=True); time.sleep(600)\n"
         "orig_g, orig_p = _gpkg.GpkgWorkspace._insert, _postgis.PostgisWorkspace._copy\n"
@@ -281,8 +282,8 @@ def test_exports_keep_full_precision(tmp_path: Path) -> None:
     # given floor(3,000,001 × 0.666678777) hundredths = 20,000.36 m².
     import openpyxl
 
-    from landquota.allocation import Pools, ProjectNeed, allocate
-    from landquota.runs import Run
+    from landquota.allocation.model import Pools, ProjectNeed, allocate
+    from landquota.allocation.runs import Run
 
     res = allocate(
         [ProjectNeed("A", "county", 1, phaseable=True, new_quota_m2=30_000.01)],

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from landquota.schema import LAYERS, schema_markdown
+from landquota.store.schema import LAYERS, schema_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_schema_doc_is_generated_from_the_code() -> None:
     doc = (ROOT / "docs" / "workspace-schema.md").read_text(encoding="utf-8")
     assert doc.strip() == schema_markdown().strip(), (
-        "docs/workspace-schema.md is stale: run `python -m landquota.schema > docs/workspace-schema.md`"
+        "docs/workspace-schema.md is stale: run `python -m landquota.store.schema > docs/workspace-schema.md`"
     )
 
 

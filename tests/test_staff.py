@@ -11,8 +11,8 @@ from pipelineworld import projects, staff
 from sample import sample_layers
 
 from landquota.rules.staff import HALF_MONTH_DAYS, overdue_visits, staff_review, with_staff_names
-from landquota.schema import SCHEMA_VERSION
-from landquota.workspace import open_workspace
+from landquota.store.api import open_workspace
+from landquota.store.schema import SCHEMA_VERSION
 
 
 def visits(*rows: tuple[str, str, str, str | None, bool]) -> pd.DataFrame:
@@ -128,7 +128,7 @@ def test_upgrade_adds_the_pipeline_tables_and_turns_names_into_staff(ws_target: 
         named = with_staff_names(ws.read_layer("projects"), ws.read_layer("staff"))
     assert named["county_leader"].tolist() == ["张三（虚构）", "李四（虚构）"]
     # running the step again changes nothing
-    from landquota.migrations import MIGRATIONS
+    from landquota.store.migrations import MIGRATIONS
 
     with open_workspace(ws_target) as ws:
         MIGRATIONS[2](ws)

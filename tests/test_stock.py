@@ -18,7 +18,7 @@ import shapely
 from pyproj import Geod
 
 from landquota.errors import DataError, ParameterError
-from landquota.stock import (
+from landquota.rules.stock import (
     STOCK_STATUSES,
     available_stock,
     five_year_supply_rate,
@@ -526,7 +526,7 @@ def test_cohort_without_batch_and_empty_layer() -> None:
 
 # --- R9, second half: lapsed land returned as quota by decision --------------------------------
 def _empty_ledger() -> pd.DataFrame:
-    from landquota.ledger import _entries_frame
+    from landquota.rules.ledger import _entries_frame
 
     return _entries_frame([])
 
@@ -542,7 +542,7 @@ def _lapse_stock() -> gpd.GeoDataFrame:
 
 
 def test_lapse_return_is_one_credit_of_the_ellipsoidal_area() -> None:
-    from landquota.stock import lapse_returns
+    from landquota.rules.stock import lapse_returns
 
     e = lapse_returns(_lapse_stock(), _empty_ledger(), as_of=AS_OF, stock_ids=["L1", "L1"], decision="阳国土〔2014〕9号")
     assert e[["entry_id", "pool", "kind", "source", "year"]].values.tolist() == [
@@ -564,7 +564,7 @@ def test_lapse_return_is_one_credit_of_the_ellipsoidal_area() -> None:
     ],
 )
 def test_lapse_return_refusals(ids: list[str], kw: dict[str, Any], words: list[str]) -> None:
-    from landquota.stock import lapse_returns
+    from landquota.rules.stock import lapse_returns
 
     args: dict[str, Any] = {"decision": "D1", **kw}
     with pytest.raises(ParameterError) as exc:
@@ -574,8 +574,8 @@ def test_lapse_return_refusals(ids: list[str], kw: dict[str, Any], words: list[s
 
 
 def test_lapse_return_again_after_a_reversal_gets_a_new_id() -> None:
-    from landquota.ledger import _entries_frame
-    from landquota.stock import lapse_returns, returned_stock_ids
+    from landquota.rules.ledger import _entries_frame
+    from landquota.rules.stock import lapse_returns, returned_stock_ids
 
     first = lapse_returns(_lapse_stock(), _empty_ledger(), as_of=AS_OF, stock_ids=["L1"], decision="D1")
     first["entered_at"] = pd.Timestamp("2014-04-30", tz="UTC")

@@ -35,7 +35,7 @@ import pytest
 
 from landquota.errors import ImportDataError
 from landquota.intake.supply import import_supply
-from landquota.stock import idle_review
+from landquota.rules.stock import idle_review
 
 IDS = [f"4418232011B0000{i}" for i in range(1, 6)]
 HEADER = ["序号", "电子监管号", "项目名称", "供地方式", "土地用途", "面积(公顷)", "成交价款（万元）",
@@ -101,7 +101,7 @@ def test_supply_workbook_feeds_idle_review(ws: Any, tmp_path: Path) -> None:
 
 def test_cli_idle_runs_on_the_records(tmp_path: Path) -> None:
     from landquota.cli import main
-    from landquota.workspace import init_workspace
+    from landquota.store.api import init_workspace
 
     db = tmp_path / "ws.gpkg"
     init_workspace(str(db)).close()
@@ -116,7 +116,7 @@ def test_cli_idle_runs_on_the_records(tmp_path: Path) -> None:
 
 
 def test_records_join_to_the_parcels_and_keep_the_review(ws: Any, tmp_path: Path) -> None:
-    from landquota.importer import import_layer
+    from landquota.intake.importer import import_layer
 
     import_layer(fx.gbk_shapefile_without_cpg(tmp_path), ws, layer="parcels")
     # a stock row already reviewed: its cause and disposal case must survive the records

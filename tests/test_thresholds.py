@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from geoms import Grid, frame
 
-from landquota.compliance import (
+from landquota.rules.compliance import (
     STATE_COUNCIL_CULTIVATED_M2,
     STATE_COUNCIL_OTHER_M2,
     compliance_of_sites,
 )
-from landquota.demand import demand_from_sites
+from landquota.rules.demand import demand_from_sites
 from landquota.rules.thresholds import (
     THRESHOLDS,
     anniversary,
@@ -181,7 +181,7 @@ def test_r14_other_land_70_ha_built_through_the_net_area(delta: float, level: st
 def _review(row: dict[str, Any], as_of: date) -> pd.Series:
     from test_stock import stock
 
-    from landquota.stock import idle_review
+    from landquota.rules.stock import idle_review
 
     return idle_review(stock([{"stock_id": "S", **row}]), as_of=as_of).iloc[0]
 
@@ -280,7 +280,7 @@ def test_r11_reclaimed_after_two_full_years(as_of: date, due: bool) -> None:
 def test_r8_overdue_only_after_three_years(as_of: date, overdue: bool) -> None:
     from test_linkage import fixtures
 
-    from landquota.linkage import linkage_review
+    from landquota.rules.linkage import linkage_review
 
     a, p, c = fixtures()  # L3: approved 2011-04-30, reclaimed 3,000 < turnover 10,000
     a.loc[a["linkage_id"] == "L3", "approval_date"] = pd.Timestamp("2011-04-30 18:00")
@@ -293,7 +293,7 @@ def test_r8_overdue_only_after_three_years(as_of: date, overdue: bool) -> None:
 def test_r8_shortfall_against_tolerance_at_the_unit(delta: float, overdue: bool) -> None:
     from test_linkage import fixtures
 
-    from landquota.linkage import linkage_review
+    from landquota.rules.linkage import linkage_review
 
     a, p, c = fixtures()  # L2: overdue, short by 45,000 m²; tolerate 45,000 + delta
     r = linkage_review(a, p, c, as_of=date(2014, 4, 30), tolerance_m2=45_000.0 + delta)
@@ -304,7 +304,7 @@ def test_r8_shortfall_against_tolerance_at_the_unit(delta: float, overdue: bool)
 def test_r7_construction_at_most_reclaimed_at_the_unit(delta: float, ok: bool) -> None:
     from test_linkage import fixtures
 
-    from landquota.linkage import linkage_review
+    from landquota.rules.linkage import linkage_review
 
     a, p, c = fixtures()
     # L1: construction ≈ 20,000 m² (two 100 m squares); reclaim exactly that, ± one unit

@@ -12,7 +12,7 @@ import shapely
 from geoms import Grid
 
 from landquota.errors import ValidationBlockedError
-from landquota.validate import (
+from landquota.intake.validate import (
     RULES,
     blocking_errors,
     require_valid,
@@ -88,7 +88,7 @@ def test_parcel_rules() -> None:
     assert "off by 1,000.00 m²" in msg["LQ-003A"]
     assert "5,000.0 m²" in msg["LQ-005E"] or "4,999.9 m²" in msg["LQ-005E"]
     # the overlap finding carries the overlap region: 20 m × 100 m
-    from landquota.areas import ellipsoidal_area
+    from landquota.rules.areas import ellipsoidal_area
 
     ov = e.geometry[e.rule == "LQ-004"].iloc[0]
     assert ellipsoidal_area(ov) == pytest.approx(2_000.0, rel=1e-3)

@@ -191,7 +191,7 @@ def test_unknown_layer_lists_the_layers(fixture_vct: Path) -> None:
 
 
 def test_import_through_the_load_pipeline(fixture_vct: Path, ws: object) -> None:
-    from landquota.importer import import_layer
+    from landquota.intake.importer import import_layer
 
     report = import_layer(fixture_vct, ws, layer="parcels", src_layer="DLTB")  # type: ignore[arg-type]
     assert report.rows_imported == 2 and report.driver == "VCT" and report.source_crs == "EPSG:4547"
@@ -218,7 +218,7 @@ def test_cli_import_vct(fixture_vct: Path, tmp_path: Path) -> None:
 
 def test_a_line_layer_is_refused_in_plain_words(fixture_vct: Path, ws: object) -> None:
     from landquota.errors import ImportDataError
-    from landquota.importer import import_layer
+    from landquota.intake.importer import import_layer
 
     with pytest.raises(ImportDataError, match="lines"):
         import_layer(fixture_vct, ws, layer="parcels", src_layer="DLJX")  # type: ignore[arg-type]
@@ -270,7 +270,7 @@ def test_memory_grows_by_an_index_not_by_the_file(tmp_path: Path, monkeypatch: p
 
 def test_a_header_crs_landquota_does_not_know_asks_for_crs(tmp_path: Path, ws: object) -> None:
     from landquota.errors import CRSError
-    from landquota.importer import import_layer
+    from landquota.intake.importer import import_layer
 
     p = tmp_path / "nocrs.vct"
     p.write_bytes(TEXT.replace("Spheroid:CGCS2000,6378137,298.257222101", "Spheroid:Krasovsky?").encode("gb18030"))

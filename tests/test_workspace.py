@@ -13,8 +13,9 @@ import shapely
 import sqlalchemy as sa
 
 from landquota import errors
-from landquota.schema import LAYERS, SCHEMA_VERSION
-from landquota.workspace import open_workspace, prepare_frame
+from landquota.store.api import open_workspace
+from landquota.store.schema import LAYERS, SCHEMA_VERSION
+from landquota.store.workspace import prepare_frame
 from tests.sample import box, sample_layers
 
 
@@ -332,8 +333,7 @@ def test_ogrinfo_lists_every_layer(tmp_path: Path) -> None:
 
 
 def test_schema_version_mismatch_says_what_to_run(ws_target: str, monkeypatch) -> None:
-    from landquota import migrations
-
+    from landquota.store import migrations
     with open_workspace(ws_target, create=True) as w:
         w.set_meta("schema_version", "0")
     with pytest.raises(errors.SchemaVersionError, match="landquota upgrade --db"):

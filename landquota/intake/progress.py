@@ -33,7 +33,7 @@ from landquota.errors import DataError, ParameterError
 from landquota.rules.progress import check_progress, parse_month
 
 if TYPE_CHECKING:
-    from landquota.workspace import Workspace
+    from landquota.store.workspace import Workspace
 
 __all__ = ["HEADINGS", "import_returns", "read_returns"]
 

@@ -31,10 +31,10 @@ import pandas as pd
 import shapely
 
 from landquota.errors import ImportDataError, LandquotaError, ParameterError
-from landquota.importer import Load, _iso_date, detect_encoding, load_layers, prepare_import
 from landquota.intake.fieldnames import match_fields, normalize
-from landquota.schema import layer
-from landquota.workspace import Workspace, prepare_frame
+from landquota.intake.importer import Load, _iso_date, detect_encoding, load_layers, prepare_import
+from landquota.store.schema import layer
+from landquota.store.workspace import Workspace, prepare_frame
 
 __all__ = ["SUPPLY_COLUMNS", "SupplyReport", "import_supply", "read_supply_table"]
 
@@ -372,7 +372,7 @@ def _multi(g: Any) -> Any:
 
 
 def _check_areas(frame: gpd.GeoDataFrame, stated: pd.Series, name: str, rows: Any, rep: SupplyReport) -> None:
-    from landquota.areas import ellipsoidal_area
+    from landquota.rules.areas import ellipsoidal_area
 
     ha = pd.to_numeric(stated.map(lambda v: v.replace(",", "") if isinstance(v, str) else v), errors="coerce")
     area = np.asarray(ellipsoidal_area(frame.geometry), dtype=float) / 10_000.0

@@ -4,7 +4,7 @@ A county's third land survey (三调) database, and its plan and control-line
 layers, arrive as one package — a File Geodatabase, a GeoPackage, a VCT file or
 a folder of shapefiles — whose layers carry the standards' names. This module
 finds those layers, maps each to the workspace's layers and loads all of them in
-ONE transaction (:func:`landquota.importer.load_layers`): the workspace gets the
+ONE transaction (:func:`landquota.intake.importer.load_layers`): the workspace gets the
 whole delivery or, when any layer is unusable, nothing.
 
 =================  ======================  ==========================================
@@ -42,10 +42,16 @@ import pyogrio
 import shapely
 
 from landquota.errors import ImportDataError, LandquotaError, ParameterError
-from landquota.importer import ImportReport, Load, PreparedImport, load_layers, prepare_import
 from landquota.intake.fieldnames import normalize
-from landquota.schema import layer
-from landquota.workspace import Workspace, prepare_frame
+from landquota.intake.importer import (
+    ImportReport,
+    Load,
+    PreparedImport,
+    load_layers,
+    prepare_import,
+)
+from landquota.store.schema import layer
+from landquota.store.workspace import Workspace, prepare_frame
 
 __all__ = ["STANDARD_LAYERS", "StandardLayer", "SurveyReport", "find_layers", "import_survey"]
 
@@ -240,7 +246,7 @@ def import_survey(
         name already in the workspace for the same code, else the code itself
         (with a warning).
     encoding, crs : optional
-        As for :func:`landquota.importer.import_layer`, for every layer.
+        As for :func:`landquota.intake.importer.import_layer`, for every layer.
     allow_shrink : bool, default False
         Let a layer end with fewer rows than it holds (imports never lose data
         unless told so; see ``docs/import.md``).

@@ -52,7 +52,7 @@ def _pct(v: float) -> str:
 
 
 def _cjk() -> str | None:
-    from landquota.reports import _cjk_family
+    from landquota.outputs.reports import _cjk_family
 
     return _cjk_family()
 

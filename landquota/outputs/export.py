@@ -2,7 +2,7 @@
 
 ``landquota export --format shp|gpkg|filegdb|vct [--layer NAME]... --out PATH``.
 (Plain ``export`` and ``--format gpkg`` without ``--layer`` keep writing the
-whole-workspace backup of :mod:`landquota.backup`; this module is everything else.)
+whole-workspace backup of :mod:`landquota.store.backup`; this module is everything else.)
 
 * **shp**: a folder with one shapefile per layer (a table without geometry as a
   lone ``.dbf``). Text is written in UTF-8, or with ``encoding="gbk"`` in GBK for
@@ -42,8 +42,8 @@ import pyogrio
 from pyproj import CRS
 
 from landquota.errors import ParameterError
-from landquota.schema import LAYERS
-from landquota.workspace import Workspace
+from landquota.store.schema import LAYERS
+from landquota.store.workspace import Workspace
 
 __all__ = ["FORMATS", "ExportResult", "dbf_names", "export_layers"]
 

@@ -40,7 +40,7 @@ from landquota.rules.progress import MonthlyBulletin, month_end, monthly_bulleti
 from landquota.rules.staff import overdue_visits
 
 if TYPE_CHECKING:
-    from landquota.workspace import Workspace
+    from landquota.store.workspace import Workspace
 
 __all__ = ["MonthlyReview", "bulletin_frames", "monthly_review", "write_bulletin_xlsx"]
 
@@ -102,7 +102,7 @@ class MonthlyReview:
 
 def monthly_review(ws: Workspace, *, month: str, running: int = 3) -> MonthlyReview:
     """Read a workspace and assemble the review of *month* (``YYYY-MM``)."""
-    from landquota.rules.chain import chain_head
+    from landquota.store.chain import chain_head
     projects = ws.read_layer("projects")
     staff = ws.read_layer("staff")
     b = monthly_bulletin(projects, ws.read_layer("project_progress"), month=month, staff=staff)

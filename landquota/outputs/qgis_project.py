@@ -33,12 +33,12 @@ from xml.sax.saxutils import escape, quoteattr
 from pyproj import CRS
 
 from landquota.outputs.styles import LAYER_TITLES, OUTCOME_FIELD, renderer_qml
-from landquota.schema import CRS_EPSG
+from landquota.store.schema import CRS_EPSG
 
 if TYPE_CHECKING:
-    from landquota._gpkg import GpkgWorkspace
-    from landquota._postgis import PostgisWorkspace
-    from landquota.workspace import Workspace
+    from landquota.store.gpkg import GpkgWorkspace
+    from landquota.store.postgis import PostgisWorkspace
+    from landquota.store.workspace import Workspace
 
 __all__ = ["PROJECT_NAME", "project_uri", "qgis_project_xml", "write_qgis_project"]
 
@@ -137,7 +137,7 @@ def _run_filter(ws: Workspace, run_id: str | None) -> str:
 
     Without a fixed run the filter is a subquery evaluated by SQLite / PostgreSQL each
     time QGIS reads the table: the latest committed run, else the latest draft, never a
-    reverted one (as ``landquota.reports.select_run`` chooses), so a run committed after
+    reverted one (as ``landquota.outputs.reports.select_run`` chooses), so a run committed after
     the project was written colours the projects without rewriting the project.
     """
     if run_id is not None:

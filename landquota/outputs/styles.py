@@ -34,9 +34,9 @@ from landquota import labels as lbl
 from landquota.outputs import symbology as sym
 
 if TYPE_CHECKING:
-    from landquota._gpkg import GpkgWorkspace
-    from landquota._postgis import PostgisWorkspace
-    from landquota.workspace import Workspace
+    from landquota.store.gpkg import GpkgWorkspace
+    from landquota.store.postgis import PostgisWorkspace
+    from landquota.store.workspace import Workspace
 
 __all__ = [
     "LAYER_TITLES",

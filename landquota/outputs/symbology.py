@@ -1,6 +1,6 @@
 """One definition of the display classes and colours of every layer (图例与配色).
 
-The HTML map (:mod:`landquota.maps`), the QGIS styles stored in the workspace
+The HTML map (:mod:`landquota.outputs.maps`), the QGIS styles stored in the workspace
 (:mod:`landquota.outputs.styles`), the QGIS project
 (:mod:`landquota.outputs.qgis_project`) and the report charts all take their classes,
 colours and Chinese/English labels from here, so that a planner sees the same legend in
@@ -14,7 +14,7 @@ classes that GB/T 21010-2017's three-category table counts as agricultural land:
 reservoirs 1103, ponds 1104/1104A/1104K and ditches 1107/1107A — then construction land
 (建设用地) and unused land (未利用地), whose natural waters (rivers 1101, lakes 1102, tidal
 flats 1105/1106, swamps 1108, glaciers 1110) are shown apart from the rest. The category
-of every code is :mod:`landquota.landclasses`' (R3, R4).
+of every code is :mod:`landquota.rules.landclasses`' (R3, R4).
 
 Examples
 --------
@@ -32,7 +32,7 @@ from types import MappingProxyType
 from typing import Final
 
 from landquota import labels as lbl
-from landquota.landclasses import LAND_CLASSES, LandClass
+from landquota.rules.landclasses import LAND_CLASSES, LandClass
 
 __all__ = [
     "CHART_COLOURS",
@@ -221,7 +221,7 @@ _STOCK_COLOURS = {
     "not_yet_approved": "#deebf7",
 }
 
-#: Stock land by review status (``landquota.stock.STOCK_STATUSES``) plus ``unreviewed``.
+#: Stock land by review status (``landquota.rules.stock.STOCK_STATUSES``) plus ``unreviewed``.
 STOCK_STATUSES: Final[Mapping[str, Symbol]] = MappingProxyType(
     {
         **_symbols(

@@ -45,10 +45,10 @@ import numpy as np
 import pandas as pd
 
 from landquota.errors import DataError, ParameterError
-from landquota.schema import APPROVAL_LEVELS, STAGES
+from landquota.store.schema import APPROVAL_LEVELS, STAGES
 
 if TYPE_CHECKING:
-    from landquota.workspace import Workspace
+    from landquota.store.workspace import Workspace
 
 __all__ = [
     "APPROVAL_STAGES",

@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from landquota.bulletin import Bulletin, investment_bulletin
 from landquota.errors import DataError, ParameterError
+from landquota.rules.bulletin import Bulletin, investment_bulletin
 from landquota.rules.staff import with_staff_names
-from landquota.schema import LEVELS
+from landquota.store.schema import LEVELS
 
 __all__ = [
     "GROUP_COLUMNS",

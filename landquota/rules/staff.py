@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 
 from landquota.errors import ParameterError
-from landquota.schema import STAFF_ROLES
+from landquota.store.schema import STAFF_ROLES
 
 if TYPE_CHECKING:
-    from landquota.workspace import Workspace
+    from landquota.store.workspace import Workspace
 
 __all__ = [
     "DUTY_LABELS",
@@ -233,7 +233,7 @@ def adopt_staff_names(ws: Workspace) -> pd.DataFrame:
     pandas.DataFrame
         The ``staff`` rows added.
     """
-    from landquota.migrations import staff_from_names
+    from landquota.store.migrations import staff_from_names
 
     projects = ws.read_layer("projects", columns=list(STAFF_ROLES))
     staff = ws.read_layer("staff")

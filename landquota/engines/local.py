@@ -1,0 +1,84 @@
+"""The local engine: demand and compliance of the fixed sites in this process.
+
+Reads the patches under the sites (one spatial-index join in the database, or
+bbox queries around groups of sites), then runs
+:func:`~landquota.rules.demand.demand_from_sites` (R1–R4) and
+:func:`~landquota.rules.compliance.compliance_of_sites` (R13–R15). Called by
+:func:`landquota.engines.api.demand_from_workspace` with ``engine='local'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from landquota.rules.compliance import compliance_of_sites
+from landquota.rules.demand import (
+    DemandResult,
+    demand_from_sites,
+    read_parcels_near,
+    read_parcels_under_sites,
+)
+from landquota.rules.overlay import Centre, fixed_sites
+
+__all__ = ["demand_and_compliance_local"]
+
+
+def demand_and_compliance_local(
+    ws: Any,
+    sites: gpd.GeoDataFrame,
+    zones: gpd.GeoDataFrame | None,
+    lines: gpd.GeoDataFrame,
+    *,
+    grain_defaults: Mapping[str, float] | None,
+    tolerance_m2: float,
+    check_coverage: bool,
+    plan_version: str | None = None,
+    adjusted_allowed: gpd.GeoSeries | None = None,
+    progress: bool = False,
+) -> tuple[DemandResult, pd.DataFrame, int]:
+    """Demand and compliance of *sites* in this process (``engine='local'``).
+
+    Returns the demand, the compliance frame and the number of patches read.
+    """
+    fixed = fixed_sites(sites)
+    joined = read_parcels_under_sites(ws) if len(fixed.ids) else None
+    parcels = read_parcels_near(ws, fixed.geoms) if joined is None else joined
+    n_read = len(parcels)
+    result = demand_from_sites(
+        sites,
+        parcels,
+        grain_defaults=grain_defaults,
+        tolerance_m2=tolerance_m2,
+        check_coverage=check_coverage,
+        progress=progress,
+    )
+    compliance = _compliance(
+        sites, zones, lines, result, tolerance_m2, adjusted_allowed, plan_version, None
+    )
+    return result, compliance, n_read
+
+
+def _compliance(
+    sites: gpd.GeoDataFrame,
+    zones: gpd.GeoDataFrame | None,
+    lines: gpd.GeoDataFrame,
+    demand: DemandResult,
+    tolerance_m2: float,
+    adjusted_allowed: gpd.GeoSeries | None,
+    plan_version: str | None,
+    centre: Centre | None,
+) -> pd.DataFrame:
+    return compliance_of_sites(
+        sites,
+        zones,
+        lines,
+        demand=demand,
+        tolerance_m2=tolerance_m2,
+        adjusted_allowed=adjusted_allowed,
+        plan_version=plan_version,
+        centre=centre,
+    )
