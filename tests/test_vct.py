@@ -76,6 +76,16 @@ def test_a_line_made_of_lines(tmp_path: Path) -> None:
     assert vct.read_layer(p, "DLTB").geometry.iloc[0].equals(PARCEL_11)
 
 
+def test_an_empty_style_code_line(tmp_path: Path) -> None:
+    # 图形表现编码 left empty: the object's third line is blank, not missing
+    text = TEXT.replace("11\n2001010000\n0\n100", "11\n2001010000\n\n100")
+    text = text.replace("101\n2001010300\n0\n1", "101\n2001010300\n\n1")
+    assert text.count("\n\n1") == 2
+    p = tmp_path / "nostyle.vct"
+    p.write_bytes(text.encode("gb18030"))
+    assert vct.read_layer(p, "DLTB").geometry.iloc[0].equals(PARCEL_11)
+
+
 def test_batches_stream_in_the_size_asked(fixture_vct: Path) -> None:
     sizes = [len(b) for b in vct.iter_batches(fixture_vct, "DLJX", batch_size=3)]
     assert sizes == [3, 1]

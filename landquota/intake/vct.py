@@ -233,6 +233,16 @@ class _Lines:
             raise self.error(f"the file ends where {what} was expected")
         return item
 
+    def physical(self, what: str) -> tuple[int, str]:
+        """Return the next line even when it is blank (an empty style code)."""
+        if self._peeked is not None:
+            return self.next(what)
+        line = self._line()
+        if not line:
+            raise self.error(f"the file ends where {what} was expected")
+        self.no += 1
+        return self.no, line.strip()
+
     def peek(self) -> tuple[int, str] | None:
         if self._peeked is None:
             self._peeked = self._raw()
@@ -973,7 +983,8 @@ def _read_objects(lines: _Lines, geo: _Geo, kind: str, want: set[str], coords: _
             return
         oid = _int(lines, no, text, f"an object id (标识码) in the {kind} section")
         _cno, code = lines.next(f"the feature code of object {oid}")
-        lines.next(f"the style code of object {oid}")
+        # the style code (图形表现编码) may be an empty line: read it as a physical line
+        lines.physical(f"the style code of object {oid}")
         tno, ttext = lines.next(f"the feature type of object {oid}")
         ftype = _int(lines, tno, ttext, f"the feature type of object {oid}")
         if kind == "Point":
