@@ -183,7 +183,7 @@ def _page2(fig: Any, r: MonthlyReview) -> None:
         fontsize=12,
         weight="bold",
     )
-    ax = fig.add_axes((0.3, 0.68, 0.62, 0.24))
+    ax = fig.add_axes((0.4, 0.68, 0.52, 0.24))  # room for the long stage names
     f = r.funnel.iloc[::-1]
     y = np.arange(len(f))
     ax.barh(y, f["projects"], color="#5d8aa8")
