@@ -29,13 +29,7 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time they loa
     from landquota.outputs.maps import build_map, map_workspace, save_map
     from landquota.outputs.reports import write_report
     from landquota.outputs.summary import workspace_summary
-    from landquota.rules.adjustment import (
-        PlanAdjustment,
-        R16Report,
-        check_r16,
-        read_scenario,
-        retirement_polygons,
-    )
+    from landquota.rules.adjustment import PlanAdjustment, check_r16, read_scenario
     from landquota.rules.areas import ellipsoidal_area, m2_to_ha, m2_to_mu
     from landquota.rules.bulletin import Bulletin, investment_bulletin, time_progress
     from landquota.rules.compliance import compliance_of_sites
@@ -50,6 +44,7 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time they loa
         statement,
     )
     from landquota.rules.linkage import credit_linkage_surplus, linkage_credits, linkage_review
+    from landquota.rules.plan_totals import R16Report, retirement_polygons
     from landquota.rules.stock import (
         available_stock,
         idle_review,
@@ -69,13 +64,13 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time they loa
 #: (1.8 s of imports otherwise, longer than a small import itself).
 _LAZY: dict[str, str] = {
     "PlanAdjustment": "landquota.rules.adjustment",
-    "R16Report": "landquota.rules.adjustment",
+    "R16Report": "landquota.rules.plan_totals",
     "ScenarioComparison": "landquota.allocation.scenarios",
     "adjusted_run": "landquota.allocation.scenarios",
     "check_r16": "landquota.rules.adjustment",
     "compare_scenarios": "landquota.allocation.scenarios",
     "read_scenario": "landquota.rules.adjustment",
-    "retirement_polygons": "landquota.rules.adjustment",
+    "retirement_polygons": "landquota.rules.plan_totals",
     "AllocationResult": "landquota.allocation.model",
     "Pools": "landquota.allocation.model",
     "ProjectAllocation": "landquota.allocation.model",

@@ -174,8 +174,9 @@ def plan_adjustment() -> list[nbformat.NotebookNode]:
             "construction scale: the check says by how much the allowed zone grew."
         ),
         new_code_cell(
-            "from landquota.rules.adjustment import PlanAdjustment, adjusted_run, "
-            "retirement_polygons\n\n"
+            "from landquota.allocation.scenarios import adjusted_run\n"
+            "from landquota.rules.adjustment import PlanAdjustment\n"
+            "from landquota.rules.plan_totals import retirement_polygons\n\n"
             "draft = PlanAdjustment(\n"
             '    "只新增 make allowed only", make_allowed=make_allowed, '
             "plan_version=DEMO_PLAN_VERSION\n"

@@ -35,8 +35,8 @@ from landquota.rules.adjustment import (
     PlanAdjustment,
     check_r16,
     read_scenario,
-    retirement_polygons,
 )
+from landquota.rules.plan_totals import retirement_polygons
 
 G = Grid(112.8, 24.5)
 BREAKS = [0, 100, 150, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
