@@ -183,12 +183,12 @@ def vct_main(src: Path, ns: argparse.Namespace) -> None:
             Path(target).unlink()
     else:
         target = f"{PG.split('?')[0]}?schema=bench_vct_{uuid.uuid4().hex[:8]}"
-    subprocess.run([sys.executable, "-c", f"from landquota.store.workspace import open_workspace; "
+    subprocess.run([sys.executable, "-c", f"from landquota.store.api import open_workspace; "
                     f"open_workspace({target!r}, create=True).close()"], check=True, cwd=ROOT)
     try:
         wall, mb = timed(
             "landquota import_layer (VCT)",
-            [sys.executable, "-c", "from landquota.store.workspace import open_workspace; from landquota.intake.importer "
+            [sys.executable, "-c", "from landquota.store.api import open_workspace; from landquota.intake.importer "
              f"import import_layer; ws = open_workspace({target!r}); r = import_layer({str(src)!r}, ws, "
              "layer='parcels', src_layer='DLTB'); print(r.rows_imported)"],
         )
