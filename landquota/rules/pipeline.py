@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from landquota.errors import DataError, ParameterError
+from landquota.store.pipeline_check import check_stages
 from landquota.store.schema import APPROVAL_LEVELS, STAGES
 
 if TYPE_CHECKING:
@@ -116,63 +117,6 @@ def _day(value: Any, what: str) -> date:
 
 def _iso(v: Any) -> str:
     return "—" if v is None or pd.isna(v) else pd.Timestamp(v).date().isoformat()
-
-
-def check_stages(stages: pd.DataFrame) -> None:
-    """Check the dates of ``project_stages`` rows; raise one clear error for the first fault.
-
-    Raises
-    ------
-    DataError
-        A stage finished before it started; a stage code outside :data:`STAGES`;
-        two rows for one project and stage; construction started before the
-        land was supplied, or with no supply finished at all (the message names
-        the project and both dates).
-    """
-    if not len(stages):
-        return
-    df = pd.DataFrame(stages).reset_index(drop=True)
-    bad = ~df["stage"].isin(STAGES)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(
-            f"project_stages: project {df.at[i, 'project_id']!r} has stage "
-            f"{df.at[i, 'stage']!r}; allowed: {', '.join(STAGES)}"
-        )
-    dup = df.duplicated(["project_id", "stage"], keep=False)
-    if dup.any():
-        i = int(np.flatnonzero(dup.to_numpy())[0])
-        raise DataError(
-            f"project_stages: project {df.at[i, 'project_id']!r} has stage "
-            f"{df.at[i, 'stage']!r} twice; keep one row per project and stage"
-        )
-    started = pd.to_datetime(df["started"])
-    finished = pd.to_datetime(df["finished"])
-    bad = finished.notna() & (finished < started)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(
-            f"project_stages: stage {df.at[i, 'stage']!r} of project {df.at[i, 'project_id']!r} "
-            f"finished on {_iso(finished[i])}, before it started on {_iso(started[i])}; "
-            "correct one of the two dates"
-        )
-    supply = df[df["stage"] == "supply"].set_index("project_id")
-    for i in np.flatnonzero((df["stage"] == "construction").to_numpy()).tolist():
-        pid = df.at[i, "project_id"]
-        start = started[i]
-        done = pd.to_datetime(supply["finished"]).get(pid) if pid in supply.index else None
-        if done is None or pd.isna(done):
-            raise DataError(
-                f"project_stages: project {pid!r} started construction on {_iso(start)} but its "
-                "land has not been supplied (no 供地 stage with a finish date); record the "
-                "supply (划拨 or 出让) first"
-            )
-        if start < done:
-            raise DataError(
-                f"project_stages: project {pid!r} started construction on {_iso(start)}, before "
-                f"its land was supplied on {_iso(done)}; construction cannot start before supply "
-                "(correct one of the two dates)"
-            )
 
 
 def current_stages(

@@ -27,7 +27,6 @@ departments are ranked by completion (highest first; ties by name).
 
 from __future__ import annotations
 
-import re
 from calendar import monthrange
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ import pandas as pd
 from landquota.errors import DataError, ParameterError
 from landquota.rules.bulletin import Bulletin, investment_bulletin
 from landquota.rules.staff import with_staff_names
+from landquota.store.pipeline_check import check_progress, parse_month
 from landquota.store.schema import LEVELS
 
 __all__ = [
@@ -50,8 +50,6 @@ __all__ = [
     "monthly_bulletin",
     "parse_month",
 ]
-
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 #: Columns of the per-group tables (towns, leaders, departments).
 GROUP_COLUMNS: tuple[str, ...] = (
@@ -67,62 +65,10 @@ GROUP_COLUMNS: tuple[str, ...] = (
 )
 
 
-def parse_month(value: Any) -> tuple[int, int]:
-    """Return (year, month) of a ``YYYY-MM`` text; raise a ParameterError naming the fix."""
-    m = _MONTH.match(str(value).strip()) if isinstance(value, str) else None
-    if m is None or not 1 <= int(m.group(2)) <= 12:
-        raise ParameterError(f"month {value!r} is not a month; give YYYY-MM, e.g. 2014-04")
-    return int(m.group(1)), int(m.group(2))
-
-
 def month_end(value: str) -> date:
     """Return the last day of a ``YYYY-MM`` month (the bulletin's "as of" date)."""
     y, m = parse_month(value)
     return date(y, m, monthrange(y, m)[1])
-
-
-def check_progress(progress: pd.DataFrame) -> None:
-    """Check monthly returns: months well formed, cumulative figures never falling in a year.
-
-    Raises
-    ------
-    DataError
-        A month that is not ``YYYY-MM``; two returns of one project for one
-        month; a cumulative figure lower than the project's earlier return of
-        the same year (the message names the project and both months).
-    """
-    if not len(progress):
-        return
-    df = pd.DataFrame(progress).reset_index(drop=True)
-    for i, v in enumerate(df["month"]):
-        try:
-            parse_month(v)
-        except ParameterError:
-            raise DataError(
-                f"project_progress: return {df.at[i, 'progress_id']!r} has month {v!r}; "
-                "give YYYY-MM, e.g. 2014-04"
-            ) from None
-    dup = df.duplicated(["project_id", "month"], keep=False)
-    if dup.any():
-        i = int(np.flatnonzero(dup.to_numpy())[0])
-        raise DataError(
-            f"project_progress: project {df.at[i, 'project_id']!r} has two returns for "
-            f"{df.at[i, 'month']!s}; keep one per project and month"
-        )
-    df["_year"] = df["month"].str.slice(0, 4)
-    df = df.sort_values(["project_id", "month"], kind="stable")
-    prev = df.groupby(["project_id", "_year"])["completed_yuan"].shift()
-    prev_month = df.groupby(["project_id", "_year"])["month"].shift()
-    bad = prev.notna() & (df["completed_yuan"] < prev)
-    if bad.any():
-        i = df.index[bad.to_numpy()][0]
-        now, before = float(df["completed_yuan"][i]), float(prev[i])
-        raise DataError(
-            f"project_progress: project {df.at[i, 'project_id']!r} reports "
-            f"{now:,.0f} yuan for {df.at[i, 'month']!s}, less than the "
-            f"{before:,.0f} yuan of {prev_month[i]!s}; the figure is cumulative from 1 January "
-            "and cannot fall (correct one of the two returns)"
-        )
 
 
 def _figures(projects: pd.DataFrame, progress: pd.DataFrame, year: int, month: int) -> pd.DataFrame:

@@ -38,6 +38,7 @@ from landquota.errors import (
     WorkspaceError,
 )
 from landquota.settings import mask_url
+from landquota.store.pipeline_check import check_progress, check_stages
 from landquota.store.schema import CRS_EPSG, LAYERS, Layer, layer
 
 __all__ = [
@@ -509,9 +510,6 @@ class Workspace(abc.ABC):
         starts after supply; a cumulative return never falls within a year (R17).
         An append is checked together with the rows already there.
         """
-        from landquota.rules.pipeline import check_stages
-        from landquota.rules.progress import check_progress
-
         for name, check in (("project_stages", check_stages), ("project_progress", check_progress)):
             if name not in prepared:
                 continue
