@@ -401,3 +401,18 @@ def test_missing_needs_of_a_blocked_unfixed_project_are_fine() -> None:
     # a blocked project is not allocated, so its missing demand does not matter
     p = ProjectNeed("A", "city", 1, site_fixed=False, blocked_reasons=("eco_redline",))
     assert allocate([p], Pools())["A"].outcome == "blocked"
+
+
+@pytest.mark.parametrize("mode", ["greedy", "optimal"])
+def test_a_pool_is_never_overdrawn_by_rounding_to_the_hundredth(mode: str) -> None:
+    # 2/3 of a million m² (as 1,000,000 m² of plan quota in mu gives): rounded to nearest,
+    # the engine saw 666,666.67 and gave out 0.0033 m² more than the ledger holds (R6)
+    pool = 2_000_000 / 3
+    ps = [
+        ProjectNeed("A", "county", 5, new_quota_m2=600_000),
+        ProjectNeed("B", "county", 4, new_quota_m2=100_000, phaseable=True, min_fraction=0.1),
+    ]
+    res = allocate(ps, big_comp(new_construction=pool), mode=mode)
+    used = sum(a.new_quota_m2 for a in res.allocations)
+    assert used <= pool
+    assert used == pytest.approx(666_666.66, abs=1e-6)

@@ -323,7 +323,7 @@ def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _amount(name: str, value: object, where: str) -> int:
+def _amount(name: str, value: object, where: str, *, down: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
         raise ParameterError(
             f"{where}: {name}={value!r} is not a number; give an amount in m2 (kg for grain)"
@@ -334,6 +334,12 @@ def _amount(name: str, value: object, where: str) -> int:
             f"{where}: {name}={value!r} must be a finite amount >= 0; "
             "fix the input (run `landquota demand` for fixed sites)"
         )
+    if down:
+        # A pool's balance is rounded DOWN to the hundredth: rounded to nearest, a balance
+        # of 666,666.6667 m² became 666,666.67 and a run using all of it could not be
+        # committed (R6: the ledger's debits would exceed the balance by 0.003 m²).
+        # The 1e-5 absorbs float noise of the product (15,000 × 100 = 1,499,999.999…).
+        return math.floor(v * 100 + 1e-5)
     return _hundredths(v)
 
 
@@ -352,7 +358,7 @@ def _prepare(
     if not isinstance(pools, Pools):
         raise ParameterError(f"pools={pools!r} is not a Pools; build one with Pools(...)")
     balances = {
-        name: _amount(name, getattr(pools, name), "pools")
+        name: _amount(name, getattr(pools, name), "pools", down=True)
         for name in ("new_construction", "linkage_surplus", "comp_area", "comp_paddy", "comp_grain")
     }
     seen: set[str] = set()
