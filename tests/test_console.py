@@ -84,4 +84,6 @@ def test_dates_are_strict(text: str) -> None:
 
 
 def test_iso_date_is_accepted() -> None:
-    assert parse_date(" 2014-04-30 ", option="--as-of") == date(2014, 4, 30)
+    assert parse_date("2014-04-30", option="--as-of") == date(2014, 4, 30)
+    with pytest.raises(ParameterError):
+        parse_date(" 2014-04-30", option="--as-of")  # nothing is guessed, not even blanks

@@ -168,7 +168,7 @@ def test_no_password_in_any_output(
     # failures: a wrong run id, a bad date, a missing schema, a refused revert, a dead server
     run(2, "commit", "no-such-run", cli_db=True)
     run(2, "revert", "no-such-run", cli_db=False)
-    run(1, "ledger", "--as-of", "2014-02-30", cli_db=False)  # SystemExit(message): status 1
+    run(2, "ledger", "--as-of", "2014-02-30", cli_db=False)  # a usage error: status 2
     run(2, "commit", run_id, cli_db=True)  # already committed
     code, so, se = _lq("info", db=url.replace(f"schema={schema}", "schema=nosuchschema"))
     outputs.extend([("info missing schema", (so + se).encode())])

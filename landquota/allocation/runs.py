@@ -159,10 +159,11 @@ class Run:
             f"补充耕地 compensation (area/paddy): {a['comp_area_m2'].fillna(0).sum() / 10_000:,.2f} / "
             f"{a['comp_paddy_m2'].fillna(0).sum() / 10_000:,.2f} ha"
         )
-        codes = a["reasons"].dropna().str.split(",").explode()
-        counts = codes[codes != ""].value_counts()
-        if len(counts):
-            lines.append("  原因 reasons: " + ", ".join(f"{k} ×{v}" for k, v in counts.items()))
+        if a["reasons"].notna().any():
+            from landquota.outputs.console import reasons_text
+
+            # in Chinese with the rule and the count, most frequent first (issue 15)
+            lines.append("  原因 reasons: " + reasons_text(a["reasons"]))
         return "\n".join(lines)
 
     def __str__(self) -> str:

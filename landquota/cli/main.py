@@ -12,10 +12,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from landquota._version import __version__
 from landquota.errors import LandquotaError, ParameterError
+from landquota.labels import ACCEPTANCE_LABELS, POOL_LABELS, label_map
+from landquota.outputs.console import Col, render_table
 from landquota.settings import mask_url
 
 __all__ = ["main"]
@@ -124,13 +126,31 @@ def _demo(ns: argparse.Namespace) -> int:
     from landquota.demo.build import demo_workspace
     from landquota.outputs.summary import workspace_summary
 
+    reused = not ns.force and _workspace_exists(_target(ns))
     with demo_workspace(
         _target(ns), seed=ns.seed, n_parcels=ns.parcels, force=ns.force, progress=True
     ) as ws:
+        if reused:
+            print(
+                f"已有工作空间，未重建 reused the existing workspace {mask_url(ws.target)} "
+                "(nothing rebuilt; landquota demo --force rebuilds it)"
+            )
         print("示例县：阳山县（边界真实，界内一切数据均为虚构）")
         print("Demo county: Yangshan; the boundary is real, everything inside it is synthetic.")
         print(workspace_summary(ws))
     return 0
+
+
+def _workspace_exists(target: str | None) -> bool:
+    """Whether a landquota workspace is already at *target* (demo then reuses it)."""
+    from landquota.errors import WorkspaceError
+    from landquota.workspace import open_workspace
+
+    try:
+        with open_workspace(target):
+            return True
+    except WorkspaceError:
+        return False
 
 
 # --- import ----------------------------------------------------------------------------------------
@@ -312,7 +332,7 @@ def _validate(ns: argparse.Namespace) -> int:
     from landquota.store.api import open_workspace
 
     with open_workspace(_target(ns)) as ws:
-        rep = validate_workspace(ws, write=not ns.no_write, csv=ns.csv)
+        rep = validate_workspace(ws, write=not ns.no_write, csv=_out(ns.csv), progress=True)
     print(rep.summary())
     # 1 = blocking findings, so scripts can test for them; 2 stays "error"
     return 1 if rep.blocking else 0
@@ -373,7 +393,7 @@ def _demand(ns: argparse.Namespace) -> int:
         )
     t = res.table
     if ns.out:
-        out = Path(ns.out)
+        out = Path(_out(ns.out))
         if out.suffix.lower() == ".xlsx":
             from landquota._xlsx import frames_to_xlsx
 
@@ -381,7 +401,7 @@ def _demand(ns: argparse.Namespace) -> int:
         elif out.suffix.lower() == ".csv":
             _maybe_csv(t, ns.out)
         else:
-            raise SystemExit(f"landquota: error: --out {ns.out!r}: use a .csv or .xlsx file name")
+            raise ParameterError(f"--out {ns.out!r}: use a .csv or .xlsx file name")
     if ns.pieces:
         res.pieces.to_file(ns.pieces, engine="pyogrio")
     print(
@@ -456,7 +476,7 @@ def _allocate(ns: argparse.Namespace) -> int:
                 f"相同输入的方案已存在 the same inputs give run {run.run_id} ({run.status}); reusing it"
             )
         if ns.out:
-            print(f"已写出 written: {run.write(ns.out)}")
+            print(f"已写出 written: {run.write(_out(ns.out))}")
         if ns.commit:
             if run.status != "draft":
                 print(f"方案 run {run.run_id} is {run.status}; nothing to commit")
@@ -545,12 +565,11 @@ def _ledger(ns: argparse.Namespace) -> int:
             start=_date(ns.statement[0], "--statement START"),
             end=_date(ns.statement[1], "--statement END"),
         )
-        title = f"台账对账单 statement {ns.statement[0]} … {ns.statement[1]}"
+        title = f"台账对账单 Statement {ns.statement[0]} … {ns.statement[1]}"
     else:
         table = balances(entries, as_of=as_of, by_year=ns.by_year)
-        title = f"指标余额 balances{' as of ' + as_of.isoformat() if as_of else ''}"
-    print(title)
-    print(_fmt_table(table))
+        title = f"指标余额 Balances{', as of ' + as_of.isoformat() if as_of else ''}"
+    print(render_table(table, _LEDGER_COLUMNS, title=title))
     _maybe_csv(table, ns.out)
     print(f"链头 chain head {head}  (file it; `landquota verify --head {head}` proves a later ledger extends it)")
     return 0
@@ -653,8 +672,13 @@ def _linkage(ns: argparse.Namespace) -> int:
     as_of = _date(ns.as_of, "--as-of") or _today()
     with open_workspace(_target(ns)) as ws:
         review, credits = credit_linkage_surplus(ws, as_of=as_of, write=not ns.no_credit)
-    print(f"增减挂钩项目区 linkage areas as of {as_of.isoformat()}")
-    print(_fmt_table(review))
+    print(
+        render_table(
+            review,
+            _LINKAGE_COLUMNS,
+            title=f"增减挂钩项目区 Linkage areas, as of {as_of.isoformat()}",
+        )
+    )
     verb = "将入账 would credit" if ns.no_credit else "已入账 credited"
     print(
         f"{verb}: {len(credits)} 条 entries, {credits['amount'].sum() / 10_000 if len(credits) else 0:,.2f} ha"
@@ -663,7 +687,56 @@ def _linkage(ns: argparse.Namespace) -> int:
     return 0
 
 
+_ACCEPT = label_map(ACCEPTANCE_LABELS)
+# The columns a clerk reads on screen; --out writes every column of the review as CSV.
+_LINKAGE_COLUMNS = (
+    Col("linkage_id", "项目区", "Area"),
+    Col("name", "名称", "Name"),
+    Col("town", "乡镇", "Town"),
+    Col("acceptance", "验收 (R5)", "Acceptance", labels=_ACCEPT),
+    Col("acceptance_date", "验收日期", "Accepted", "date"),
+    Col("turnover_quota_m2", "周转指标", "Turnover quota", "m2"),
+    Col("demolition_m2", "拆旧", "Demolition", "m2"),
+    Col("construction_m2", "建新", "Construction", "m2"),
+    Col("r7_ok", "耕地不减少 (R7)", "Cultivated kept", "bool"),
+    Col("turnover_due_date", "归还期限 (R8)", "Turnover due", "date"),
+    Col("overdue", "逾期", "Overdue", "bool"),
+    Col("surplus_m2", "节余指标", "Surplus", "m2"),
+    Col("creditable", "可入账", "Creditable", "bool"),
+)
+_POOL_NAMES = {k: f"{v[0]}\n{k}" for k, v in POOL_LABELS.items()}
+_LEDGER_COLUMNS = (
+    Col("pool", "指标池", "Pool", labels=_POOL_NAMES),
+    Col("year", "年度", "Vintage", "int"),
+    Col("opening", "期初", "Opening", unit="unit"),
+    Col("credits", "本期增加", "Credits", unit="unit"),
+    Col("debits", "本期减少", "Debits", unit="unit"),
+    Col("closing", "期末", "Closing", unit="unit"),
+    Col("balance", "余额", "Balance", unit="unit"),
+)
+
+
 # --- map ---------------------------------------------------------------------------------------
+#: Outputs go to a folder of their own, never the repository root.
+OUT_DIR = "out"
+_MAP_OUT = f"{OUT_DIR}/map.html"
+
+
+@overload
+def _out(path: str) -> str: ...
+@overload
+def _out(path: None) -> None: ...
+def _out(path: str | None) -> str | None:
+    """Make the outputs folder ``out/`` when a path is in it; any other folder must exist.
+
+    The quickstart writes every output to ``out/`` (the default of ``map``), so that nothing
+    lands in the repository root; a folder the user names is not created behind their back.
+    """
+    if path is not None and Path(path).parent == Path(OUT_DIR):
+        Path(OUT_DIR).mkdir(exist_ok=True)
+    return path
+
+
 def _map_args(p: argparse.ArgumentParser) -> None:
     _db(p)
     p.add_argument(
@@ -675,7 +748,9 @@ def _map_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--as-of", default=None, help="date of the idle-land figures (default: the run's date)"
     )
-    p.add_argument("--out", default="map.html", help="the HTML file to write (default map.html)")
+    p.add_argument(
+        "--out", default=_MAP_OUT, help=f"the HTML file to write (default {_MAP_OUT})"
+    )
     p.add_argument(
         "--tiles",
         default=None,
@@ -701,7 +776,7 @@ def _map(ns: argparse.Namespace) -> int:
             attribution=ns.attribution,
             progress=True,
         )
-    path = save_map(m, ns.out)
+    path = save_map(m, _out(ns.out))
     size = Path(path).stat().st_size / 1e6
     print(f"已写出地图 map written: {path} ({size:,.1f} MB; 离线可用 works offline)")
     return 0
@@ -764,7 +839,7 @@ def _report(ns: argparse.Namespace) -> int:
         )
     path = write_report(
         layers,
-        out=ns.out,
+        out=_out(ns.out),
         as_of=as_of,
         run_id=ns.run_id,
         fmt=ns.fmt,
@@ -800,7 +875,7 @@ def _maybe_csv(df: Any, out: str | None) -> None:
 
     path = Path(out)
     if path.suffix.lower() != ".csv":
-        raise SystemExit(f"landquota: error: --out {out!r}: use a .csv file name")
+        raise ParameterError(f"--out {out!r}: use a .csv file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     data = (
         pd.DataFrame(df)
@@ -817,8 +892,8 @@ def _login_roles(values: Sequence[str] | None, flag: str) -> list[tuple[str, str
     for v in values or []:
         login, sep, kind = v.rpartition("=")
         if not sep or not login or not kind:
-            raise SystemExit(
-                f"landquota: error: {flag} {v!r} must be LOGIN=ROLE with ROLE one of viewer, "
+            raise ParameterError(
+                f"{flag} {v!r} must be LOGIN=ROLE with ROLE one of viewer, "
                 f"editor, approver (e.g. {flag} wang=viewer)"
             )
         out.append((login, kind))
@@ -977,25 +1052,12 @@ def _restore(ns: argparse.Namespace) -> int:
 
 
 def _date(value: str | None, name: str) -> Any:
+    """Return a typed date, strictly ``YYYY-MM-DD`` (``20140430`` is refused), or None."""
     if value is None:
         return None
-    from datetime import date
+    from landquota.outputs.console import parse_date
 
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise SystemExit(
-            f"landquota: error: {name} {value!r} is not a date; use YYYY-MM-DD"
-        ) from None
-    # Timestamps are pandas nanoseconds (1677–2262) and XLSX/ZIP stamps end in 2107: a
-    # date far outside the bureau's business would fail deep inside with a cryptic error.
-    first, last = date(1900, 1, 1), date(2100, 12, 31)
-    if not first <= day <= last:
-        raise SystemExit(
-            f"landquota: error: {name} {value!r} is out of range; use a date from "
-            f"{first.isoformat()} to {last.isoformat()}"
-        )
-    return day
+    return parse_date(value, option=name)  # ParameterError: exit 2 naming the command
 
 
 def _bounded_int(name: str, lo: int, hi: int, example: str) -> Callable[[str], int]:
@@ -1049,18 +1111,29 @@ def _seconds(text: str) -> float:
     return v
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with landquota's message shape: ``landquota CMD: 错误 error: …``, exit 2."""
+
+    def error(self, message: str) -> Any:  # NoReturn in argparse; Any keeps mypy content
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: 错误 error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of every command."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="landquota",
         description="建设用地指标与存量土地管理 — construction-land quota, stock land and key projects",
     )
     p.add_argument("--version", action="version", version=f"landquota {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands: dict[str, argparse.ArgumentParser] = {}
     for name, (_fn, setup, help_) in _COMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)
         setup(sp)
+        commands[name] = sp
+    p.set_defaults(_parsers=commands)  # main reports a usage error through its command
     return p
 
 
@@ -1069,6 +1142,8 @@ def _refuse_undecodable(parser: argparse.ArgumentParser, ns: argparse.Namespace)
     # surrogate (PEP 383). SQLite, PostgreSQL and the output files cannot store it, and it
     # failed later with a UnicodeEncodeError traceback; refuse it here, naming the argument.
     for key, value in vars(ns).items():
+        if key == "_parsers":
+            continue
         for v in value if isinstance(value, list) else [value]:
             if isinstance(v, str) and any("\ud800" <= ch <= "\udfff" for ch in v):
                 parser.error(
@@ -1080,8 +1155,12 @@ def _refuse_undecodable(parser: argparse.ArgumentParser, ns: argparse.Namespace)
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
-    ns = parser.parse_args(argv)
-    _refuse_undecodable(parser, ns)
+    ns, extra = parser.parse_known_args(argv)
+    # A usage error names its command (argparse leaves unknown options to the top level).
+    own = ns._parsers.get(ns.command, parser)
+    if extra:
+        own.error(f"unrecognized arguments: {' '.join(extra)}")
+    _refuse_undecodable(own, ns)
     fn = _COMMANDS[ns.command][0]
     try:
         return fn(ns)

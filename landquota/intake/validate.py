@@ -500,7 +500,13 @@ def _fingerprint(ws: Workspace) -> str:
     )
 
 
-def validate_workspace(ws: Workspace, *, write: bool = True, csv: str | Path | None = None) -> ValidationReport:
+def validate_workspace(
+    ws: Workspace,
+    *,
+    write: bool = True,
+    csv: str | Path | None = None,
+    progress: bool = False,
+) -> ValidationReport:
     """Run every rule on the workspace; store the findings and write a CSV.
 
     Parameters
@@ -514,13 +520,33 @@ def validate_workspace(ws: Workspace, *, write: bool = True, csv: str | Path | N
         Also write the findings to this CSV (UTF-8 with BOM, so that Excel shows
         the Chinese text), with the longitude/latitude of a point of each
         finding instead of its geometry.
+    progress : bool, default False
+        Show a progress bar on stderr (reading each layer, the rules, the write): a
+        county's survey takes seconds to read and check.
 
     Returns
     -------
     ValidationReport
     """
-    frames = {name: ws.read_layer(name) for name in _CHECKED}
-    errors = validate_frames(frames)
+    from landquota._progress import progress_bar
+
+    with progress_bar(len(_CHECKED) + 2, "检查 validate", enabled=progress) as bar:
+        frames = {}
+        for name in _CHECKED:
+            bar.set_postfix_str(f"reading {name}")
+            frames[name] = ws.read_layer(name)
+            bar.update()
+        bar.set_postfix_str("rules LQ-001…LQ-015")
+        errors = validate_frames(frames)
+        bar.update()
+        rep = _report(ws, errors, write=write, csv=csv)
+        bar.update()
+    return rep
+
+
+def _report(
+    ws: Workspace, errors: gpd.GeoDataFrame, *, write: bool, csv: str | Path | None
+) -> ValidationReport:
     by_rule = errors["rule"].value_counts().sort_index().to_dict()
     rep = ValidationReport(
         errors=errors,

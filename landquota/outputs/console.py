@@ -57,6 +57,9 @@ class Col:
     en: str
     kind: Kind = "text"
     labels: Mapping[str, str] | None = None
+    #: a column holding each row's unit (``m2`` or ``kg``, as the ledger's ``unit``): the
+    #: value is then an area or a grain capacity row by row
+    unit: str | None = None
 
     @property
     def header(self) -> str:
@@ -157,17 +160,23 @@ def render_table(
     shown = [c for c in columns if c.src in frame.columns]
     table = Table(title=title, show_lines=False, title_justify="left")
     for c in shown:
-        numeric = c.kind in ("m2", "ha", "kg", "yuan", "int", "float", "pct")
+        numeric = c.unit is not None or c.kind in ("m2", "ha", "kg", "yuan", "int", "float", "pct")
         table.add_column(c.header, justify="right" if numeric else "left", overflow="fold")
     records = [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
     for values in records:
-        table.add_row(*(cell(values[c.src], c.kind, c.labels) for c in shown))
+        table.add_row(*(cell(values[c.src], _kind(c, values), c.labels) for c in shown))
     out = io.StringIO()
     console = Console(
         file=out, width=width or _width(), color_system=None, highlight=False, emoji=False
     )
     console.print(table)
     return out.getvalue().rstrip("\n")
+
+
+def _kind(c: Col, values: Mapping[str, Any]) -> Kind:
+    if c.unit is None:
+        return c.kind
+    return "kg" if str(values.get(c.unit)) == "kg" else "m2"
 
 
 def reasons_text(codes: Iterable[Any], *, lang: lbl.Lang = "zh", sep: str = "；") -> str:
@@ -226,7 +235,7 @@ def parse_date(value: str, *, option: str = "date") -> date:
     >>> parse_date("2014-04-30")
     datetime.date(2014, 4, 30)
     """
-    text = str(value).strip()
+    text = str(value)
     if not _DATE.fullmatch(text):
         raise ParameterError(
             f"{option} {value!r} is not a date in the form YYYY-MM-DD; write e.g. 2014-04-30"
