@@ -21,9 +21,10 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 __all__ = [
     "ACCEPTANCE_LABELS",
@@ -53,6 +54,7 @@ __all__ = [
     "label",
     "label_map",
     "reason_label",
+    "reasons_text",
 ]
 
 Lang = Literal["both", "zh", "en"]
@@ -420,3 +422,34 @@ def reason_label(code: object, *, lang: Lang = "both") -> str:
     text = label(REASON_LABELS, code, lang=lang)
     rule = REASON_RULES.get(str(code))
     return f"{text} ({rule})" if rule else text
+
+
+def reasons_text(codes: Iterable[Any], *, lang: Lang = "zh", sep: str = "；") -> str:
+    """Count reason codes and show each in Chinese (with its rule) and its count.
+
+    Parameters
+    ----------
+    codes : iterable
+        Reason codes, or comma-separated strings of them (as ``allocations.reasons``).
+    lang : {'zh', 'en', 'both'}, default 'zh'
+    sep : str, default '；'
+
+    Returns
+    -------
+    str
+        Most frequent first; ``'—'`` when there is none.
+    """
+    counts: Counter[str] = Counter()
+    for value in codes:
+        if value is None or (isinstance(value, float) and value != value) or str(value) in (
+            "<NA>",
+            "NaT",
+        ):
+            continue
+        counts.update(c.strip() for c in str(value).split(",") if c.strip())
+    if not counts:
+        return "—"
+    return sep.join(
+        f"{reason_label(code, lang=lang)} ×{n}"
+        for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from landquota.cli import _COMMANDS, main
+from landquota.cli.main import _COMMANDS, main
 
 RAW = re.compile(r"\b(NaN|NaT|nan|None|True|False|<NA>)\b")
 
@@ -26,7 +26,7 @@ def test_every_usage_error_exits_2_naming_its_command(
 def _with_as_of() -> list[str]:
     import argparse
 
-    from landquota.cli import build_parser
+    from landquota.cli.main import build_parser
 
     parser = build_parser()
     subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

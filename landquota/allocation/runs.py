@@ -160,7 +160,7 @@ class Run:
             f"{a['comp_paddy_m2'].fillna(0).sum() / 10_000:,.2f} ha"
         )
         if a["reasons"].notna().any():
-            from landquota.outputs.console import reasons_text
+            from landquota.labels import reasons_text
 
             # in Chinese with the rule and the count, most frequent first (issue 15)
             lines.append("  原因 reasons: " + reasons_text(a["reasons"]))

@@ -144,7 +144,7 @@ def _demo(ns: argparse.Namespace) -> int:
 def _workspace_exists(target: str | None) -> bool:
     """Whether a landquota workspace is already at *target* (demo then reuses it)."""
     from landquota.errors import WorkspaceError
-    from landquota.workspace import open_workspace
+    from landquota.store.api import open_workspace
 
     try:
         with open_workspace(target):

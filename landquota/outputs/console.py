@@ -22,16 +22,15 @@ import io
 import math
 import re
 import shutil
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final, Literal
 
 import pandas as pd
 
-from landquota import labels as lbl
 from landquota.errors import ParameterError
+from landquota.labels import reasons_text
 
 __all__ = ["Col", "cell", "parse_date", "reasons_text", "render_table"]
 
@@ -177,34 +176,6 @@ def _kind(c: Col, values: Mapping[str, Any]) -> Kind:
     if c.unit is None:
         return c.kind
     return "kg" if str(values.get(c.unit)) == "kg" else "m2"
-
-
-def reasons_text(codes: Iterable[Any], *, lang: lbl.Lang = "zh", sep: str = "；") -> str:
-    """Count reason codes and show each in Chinese (with its rule) and its count.
-
-    Parameters
-    ----------
-    codes : iterable
-        Reason codes, or comma-separated strings of them (as ``allocations.reasons``).
-    lang : {'zh', 'en', 'both'}, default 'zh'
-    sep : str, default '；'
-
-    Returns
-    -------
-    str
-        Most frequent first; ``'—'`` when there is none.
-    """
-    counts: Counter[str] = Counter()
-    for value in codes:
-        if _missing(value):
-            continue
-        counts.update(c.strip() for c in str(value).split(",") if c.strip())
-    if not counts:
-        return MISSING
-    return sep.join(
-        f"{lbl.reason_label(code, lang=lang)} ×{n}"
-        for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    )
 
 
 def parse_date(value: str, *, option: str = "date") -> date:
