@@ -619,7 +619,7 @@ def test_small_demo_passes_validation(demo: dict[str, pd.DataFrame]) -> None:
 
 
 def test_clip_keeps_features_inside_the_county() -> None:
-    from landquota.demo.build import _clip
+    from landquota.demo.base import _clip
 
     # a 1° × 1° county; one feature inside, one sticking out over its corner
     county = shapely.box(112.0, 24.0, 113.0, 25.0)
@@ -635,7 +635,7 @@ def test_clip_keeps_features_inside_the_county() -> None:
 
 
 def test_clip_leaves_no_geodesic_sliver_on_a_long_edge() -> None:
-    from landquota.demo.build import _clip
+    from landquota.demo.base import _clip
     from landquota.rules.areas import ellipsoidal_area
 
     # County edge a-b is ~1.1 km long. A feature along it with a vertex 1e-13°
@@ -655,7 +655,7 @@ def test_clip_leaves_no_geodesic_sliver_on_a_long_edge() -> None:
 
 
 def test_snap_coverage_makes_a_partition() -> None:
-    from landquota.demo.build import _snap_coverage
+    from landquota.demo.base import _snap_coverage
 
     # a and b meet at x = 10, but b's edge is 4 mm inside a: on the 1 cm grid both
     # are x = 10, so each keeps 10 × 10 = 100 m² and they only touch. c overlaps
