@@ -22,6 +22,13 @@ from landquota.store.workspace import Workspace, is_postgres_url
 __all__ = ["init_workspace", "open_workspace", "opened"]
 
 
+def _as_target(target: str) -> str:
+    """Turn a libpq connection string (``host=… dbname=…``) into its URL; keep anything else."""
+    from landquota.store.dburl import conninfo_to_url
+
+    return conninfo_to_url(target) or target
+
+
 def open_workspace(
     target: str | Path | None = None,
     *,
@@ -53,7 +60,7 @@ def open_workspace(
         to run.
     """
     settings = settings or get_settings()
-    tgt = str(target) if target is not None else settings.db
+    tgt = _as_target(str(target) if target is not None else settings.db)
     if not tgt:
         raise ParameterError("no workspace given: pass --db (a .gpkg path or a postgresql:// URL)")
     ws: Workspace
@@ -118,7 +125,7 @@ def init_workspace(
     that ``init`` never silently keeps old data.
     """
     settings = settings or get_settings()
-    tgt = str(target) if target is not None else settings.db
+    tgt = _as_target(str(target) if target is not None else settings.db)
     if is_postgres_url(tgt):
         from landquota.store.postgis import PostgisWorkspace
 
@@ -136,8 +143,10 @@ def init_workspace(
                     f"{mask_url(tgt)!r} already holds a workspace in schema {old.schema!r}; "
                     "pass --force to drop it and start empty"
                 )
-            old.drop()
-            old.close()
+            try:
+                old.drop()  # refused for public and for a schema holding other objects
+            finally:
+                old.close()
     else:
         path = Path(tgt)
         if path.exists():

@@ -485,7 +485,9 @@ def restore_workspace(
     meta = {k: v for k, v in meta.items() if k not in _OWN_META and k != MANIFEST_KEY}
     meta["restored_at"] = pd.Timestamp.now(tz="UTC").isoformat(timespec="milliseconds")
     meta["restored_from"] = str(src_path)
-    tgt = str(target)
+    from landquota.store.dburl import conninfo_to_url
+
+    tgt = conninfo_to_url(str(target)) or str(target)  # a libpq connection string too
     if is_postgres_url(tgt):
         return _restore_postgis(
             tgt, frames, meta, force=force, settings=settings, override=override

@@ -384,13 +384,29 @@ class PostgisWorkspace(Workspace):
                     f"{mask_url(url)!r} has no landquota workspace in schema {self.schema!r}; create "
                     f"it with `landquota init --db '{mask_url(url)}'`"
                 )
-            self._create()
+            try:
+                self._create()
+            except BaseException:  # a refused schema (public, another program's): no pool left open
+                self.engine.dispose()
+                raise
 
     # --- plumbing ----------------------------------------------------------------
     def _schema_exists(self) -> bool:
         with self.engine.connect() as con:
             q = "SELECT to_regclass(:t) IS NOT NULL"
-            return bool(con.execute(sa.text(q), {"t": f'"{self.schema}".landquota_meta'}).scalar())
+            try:
+                return bool(con.execute(sa.text(q), {"t": f'"{self.schema}".landquota_meta'}).scalar())
+            except sa.exc.ProgrammingError as exc:
+                if not isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
+                    raise
+                con.rollback()
+                who = con.execute(sa.text("SELECT session_user")).scalar()
+        self.engine.dispose()  # after the connection went back to the pool
+        raise WorkspaceError(
+            f"login {who!r} may not use schema {self.schema!r} of {mask_url(self.target)!r}; "
+            f"the workspace owner gives it a role with `landquota db grant --assign {who}=viewer` "
+            "(or editor, approver)"
+        )
 
     def table(self, name: str) -> sa.Table:
         """Return the SQLAlchemy table of a layer."""
@@ -425,8 +441,11 @@ class PostgisWorkspace(Workspace):
 
     def _create(self) -> None:
         from landquota._version import __version__
+        from landquota.store.schema_guard import check_can_create
 
         with self._tx() as con:
+            # never in public, never among another program's objects (issue 12)
+            check_can_create(con, self.schema, self._own_tables())
             # in `public` as before: the connection's own search_path starts at pg_catalog,
             # where an extension must not go
             con.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public"))
@@ -461,10 +480,21 @@ class PostgisWorkspace(Workspace):
             for old, new in mapping.items():
                 con.execute(sa.update(t).where(col == old).values({col.name: new}))
 
+    def _own_tables(self) -> list[str]:
+        """Every table landquota makes in the schema: the schema definition's and the lock's."""
+        return [*(t.name for t in self.md.tables.values()), LEDGER_LOCK]
+
     def drop(self) -> None:
-        """Drop the whole workspace schema (administrators; `landquota init --force`)."""
+        """Drop the workspace schema (administrators; ``init --force``, ``restore --force``).
+
+        Refused, with nothing dropped, for ``public`` and for a schema that holds
+        anything not landquota's (:mod:`landquota.store.schema_guard`): no
+        ``CASCADE`` ever reaches another workspace or an extension.
+        """
+        from landquota.store.schema_guard import drop_workspace
+
         with self._tx() as con:
-            con.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+            drop_workspace(con, self.schema, self._own_tables())
 
     # --- metadata ----------------------------------------------------------------
     def _meta(self) -> dict[str, str]:

@@ -10,11 +10,23 @@ kind       rights
 viewer     USAGE on the schema; SELECT on every table of it (planners).
 editor     viewer + INSERT/UPDATE/DELETE on the data layers and
            ``validation_errors``; INSERT on ``allocation_runs`` and
-           ``allocations`` (draft runs). Not the ledger, not a run's status.
-approver   viewer + INSERT on ``quota_ledger``; UPDATE of ``status``,
+           ``allocations`` (draft runs); the ``import.*`` and
+           ``validation.*`` keys of ``landquota_meta``. Not the ledger, not a
+           run's status.
+approver   viewer + INSERT on the ledger tables (``quota_ledger``,
+           ``ledger_chain``) and the ledger lock; UPDATE of ``status``,
            ``status_changed_at`` and ``status_changed_by`` of
-           ``allocation_runs`` (commit and revert).
+           ``allocation_runs`` (commit and revert); and what drafting needs:
+           INSERT on ``allocation_runs`` and ``allocations``, writing
+           ``validation_errors`` and the ``validation.*`` keys. Not the data
+           layers.
 ========== ===================================================================
+
+The table lists come from the schema definition (:data:`landquota.schema.LAYERS`),
+so a layer added there gets the right grants without touching this module:
+every layer that is not a ledger, run or findings table is a data layer.
+``landquota_meta`` is guarded by row-level security: editor and approver may
+insert and update only the keys their commands record.
 
 Roles are cluster-wide in PostgreSQL while a workspace is one schema of one
 database, so the role names carry both: ``<database>_<schema>_viewer`` (and
@@ -36,22 +48,27 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Literal, cast
 
 import sqlalchemy as sa
 
-from landquota.errors import ParameterError
+from landquota.errors import LandquotaError, ParameterError, WorkspaceError
 from landquota.store.schema import LAYERS
 from landquota.store.stamps import STAMP_TRIGGERS, stamp_triggers_sql
-from landquota.store.workspace import Workspace
+from landquota.store.workspace import APPEND_ONLY, Workspace
 
 if TYPE_CHECKING:
     from landquota.store.postgis import PostgisWorkspace
 
 __all__ = [
     "DATA_LAYERS",
+    "FINDINGS_TABLES",
+    "LEDGER_TABLES",
+    "META_KEYS",
     "ROLE_KINDS",
+    "RUN_TABLES",
     "STAMP_TRIGGERS",
     "grant_roles",
     "grants_sql",
@@ -67,25 +84,23 @@ RoleKind = Literal["viewer", "editor", "approver"]
 #: The three kinds of role, from least to most trusted with the ledger.
 ROLE_KINDS: tuple[RoleKind, ...] = ("viewer", "editor", "approver")
 
-#: Layers an editor may insert into, update and delete from (import, validate).
-DATA_LAYERS: tuple[str, ...] = (
-    "county",
-    "towns",
-    "parcels",
-    "plan_zones",
-    "control_lines",
-    "stock_land",
-    "linkage_areas",
-    "linkage_plots",
-    "projects",
-    "validation_errors",
-    # the key-project pipeline (issue 14): recorded by the bureau's editors
-    "staff",
-    "meetings",
-    "project_stages",
-    "project_progress",
-    "visits",
+#: Tables of draft runs: the editor and the approver insert them (allocate).
+RUN_TABLES: tuple[str, ...] = ("allocation_runs", "allocations")
+#: Findings of ``landquota validate``: replaced by whoever validates (editor, approver).
+FINDINGS_TABLES: tuple[str, ...] = ("validation_errors",)
+#: The ledger: the append-only tables and the hash chain, which only the approver
+#: inserts into (commit, revert). A new table the ledger code writes belongs here.
+LEDGER_TABLES: tuple[str, ...] = tuple(
+    n for n in LAYERS if n in APPEND_ONLY or n in ("quota_ledger", "ledger_chain")
 )
+#: Layers an editor may insert into, update and delete from (import, validate):
+#: every layer of the schema definition but the ledger and the runs.
+DATA_LAYERS: tuple[str, ...] = tuple(n for n in LAYERS if n not in (*LEDGER_TABLES, *RUN_TABLES))
+#: ``landquota_meta`` keys each writing role may insert and update (row-level security).
+META_KEYS: dict[str, tuple[str, ...]] = {
+    "editor": ("import.%", "validation.%"),
+    "approver": ("validation.%",),
+}
 
 # Columns an approver may change to commit or revert a run (and nothing else of it).
 _STATUS_COLUMNS = ("status", "status_changed_at", "status_changed_by")
@@ -151,6 +166,8 @@ def grants_sql(schema: str, roles: Mapping[RoleKind, str]) -> list[str]:
     v, e, a = (_q(roles[k]) for k in ROLE_KINDS)
     everyone = f"{v}, {e}, {a}"
     t = {name: f"{s}.{_q(name)}" for name in (*LAYERS, "landquota_meta")}
+    data = [n for n in DATA_LAYERS if n not in FINDINGS_TABLES]
+    meta = t["landquota_meta"]
     stmts = [
         f"REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {everyone}",  # column grants too
         f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM {everyone}",
@@ -160,21 +177,38 @@ def grants_sql(schema: str, roles: Mapping[RoleKind, str]) -> list[str]:
         f"GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {v}",
         f"GRANT {v} TO {e}",
         f"GRANT {v} TO {a}",
-        # editor: data layers and draft runs
-        f"GRANT INSERT, UPDATE, DELETE ON {', '.join(t[n] for n in DATA_LAYERS)} TO {e}",
-        f"GRANT INSERT ON {t['allocation_runs']}, {t['allocations']} TO {e}",
+        # editor: data layers (import)
+        f"GRANT INSERT, UPDATE, DELETE ON {', '.join(t[n] for n in data)} TO {e}",
+        # editor and approver: validation findings and draft runs (validate, allocate)
+        f"GRANT INSERT, UPDATE, DELETE ON {', '.join(t[n] for n in FINDINGS_TABLES)} TO {e}, {a}",
+        f"GRANT INSERT ON {', '.join(t[n] for n in RUN_TABLES)} TO {e}, {a}",
         # approver: ledger entries (R6 still checked by the ledger triggers) and run status
-        f"GRANT INSERT ON {t['quota_ledger']}, {t['ledger_chain']} TO {a}",
+        f"GRANT INSERT ON {', '.join(t[n] for n in LEDGER_TABLES)} TO {a}",
         # the ledger lock: LOCK TABLE … IN EXCLUSIVE MODE needs UPDATE on the table
         f"GRANT UPDATE ON {s}.{_q('ledger_lock')} TO {a}",
         f"GRANT UPDATE ({', '.join(_q(c) for c in _STATUS_COLUMNS)}) "
         f"ON {t['allocation_runs']} TO {a}",
+        # landquota_meta: an import records import.<layer> and marks validation stale,
+        # validate records validation.*; nobody else may touch the schema version or
+        # any other key, so the rows are guarded one by one (the owner is exempt).
+        f"ALTER TABLE {meta} ENABLE ROW LEVEL SECURITY",
+        f"DROP POLICY IF EXISTS landquota_meta_read ON {meta}",
+        f"CREATE POLICY landquota_meta_read ON {meta} FOR SELECT USING (true)",
+        f"GRANT INSERT (key, value), UPDATE (value) ON {meta} TO {e}, {a}",
     ]
+    for kind, grantee in (("editor", e), ("approver", a)):
+        keys = " OR ".join("key LIKE " + "'" + k.replace("'", "''") + "'" for k in META_KEYS[kind])
+        stmts += [
+            f"DROP POLICY IF EXISTS landquota_meta_{kind} ON {meta}",
+            f"CREATE POLICY landquota_meta_{kind} ON {meta} FOR ALL TO {grantee} "
+            f"USING ({keys}) WITH CHECK ({keys})",
+        ]
     # Identity columns (fid) draw from a sequence; grant it wherever a role inserts.
-    inserted = (*DATA_LAYERS, "allocation_runs", "allocations")
-    inserters: dict[str, list[str]] = {n: [e] for n in inserted}
-    inserters["quota_ledger"] = [a]
-    inserters["ledger_chain"] = [a]
+    inserters: dict[str, list[str]] = {n: [e] for n in data}
+    for name in (*FINDINGS_TABLES, *RUN_TABLES, "landquota_meta"):
+        inserters[name] = [e, a]
+    for name in LEDGER_TABLES:
+        inserters[name] = [a]
     for name, who in inserters.items():
         lit = "'" + f"{s}.{_q(name)}".replace("'", "''") + "'"
         stmts.append(
@@ -215,7 +249,7 @@ def grant_roles(ws: Workspace, *, assign: Mapping[str, str] | None = None) -> di
     pws = _postgis(ws, "grant_roles")
     todo = _check_assign(assign or {})
     roles = role_names(pws)
-    with pws._tx() as con:
+    with _admin_tx(pws, "db grant") as con:
         # Serialise concurrent grant runs: CREATE ROLE has no IF NOT EXISTS.
         con.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('landquota.store.roles'))"))
         for name in roles.values():
@@ -225,6 +259,56 @@ def grant_roles(ws: Workspace, *, assign: Mapping[str, str] | None = None) -> di
             con.execute(sa.text(stmt))
         _assign(con, roles, todo)
     return roles
+
+
+_NEEDS_ADMIN = (
+    "`landquota {what}` must run as the workspace owner (the login that created schema {schema!r}"
+    "{owner}) or a superuser, with the CREATEROLE attribute; login {who!r} is {lacks}. Connect as "
+    "the owner (e.g. --db postgresql://OWNER@host/db?schema={schema}); a superuser can give the "
+    "owner CREATEROLE with ALTER ROLE OWNER CREATEROLE"
+)
+
+
+@contextmanager
+def _admin_tx(pws: PostgisWorkspace, what: str) -> Iterator[sa.Connection]:
+    """Open a transaction as the workspace owner with CREATEROLE; refuse anyone else plainly.
+
+    Checked up front, because PostgreSQL's own refusal names whichever object it met
+    first (``permission denied for column "tableoid" of relation "…_fid_seq"``), not
+    the cause.
+    """
+    try:
+        with pws._tx() as con:
+            row = con.execute(
+                sa.text(
+                    "SELECT session_user, r.rolsuper, r.rolcreaterole, "
+                    "  pg_has_role(n.nspowner, 'USAGE') "
+                    "  AND coalesce(bool_and(pg_has_role(c.relowner, 'USAGE')), true), "
+                    "  pg_get_userbyid(n.nspowner) "
+                    "FROM pg_roles r, pg_namespace n LEFT JOIN pg_class c "
+                    "  ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p') "
+                    "WHERE r.rolname = current_user AND n.nspname = :s "
+                    "GROUP BY session_user, r.rolsuper, r.rolcreaterole, n.nspowner"
+                ),
+                {"s": pws.schema},
+            ).one()
+            who, superuser, createrole, owner, owner_name = row
+            if not superuser and not (owner and createrole):
+                lacks = " and ".join(
+                    x for x, ok in (("not the owner", owner), ("without CREATEROLE", createrole)) if not ok
+                )
+                raise WorkspaceError(
+                    _NEEDS_ADMIN.format(what=what, schema=pws.schema, owner=f": {owner_name}",
+                                        who=who, lacks=lacks)
+                )
+            yield con
+    except LandquotaError as exc:
+        if "permission denied" not in str(exc) or str(exc).startswith("`landquota"):
+            raise
+        raise WorkspaceError(
+            f"{exc}. " + _NEEDS_ADMIN.format(what=what, schema=pws.schema, owner="", who=pws.user(),
+                                              lacks="not allowed to do it")
+        ) from None
 
 
 def _check_assign(assign: Mapping[str, str]) -> list[tuple[str, RoleKind]]:
@@ -267,7 +351,7 @@ def revoke_role(ws: Workspace, login: str, role: str) -> None:
     pws = _postgis(ws, "revoke_role")
     ((login, kind),) = _check_assign({login: role})
     roles = role_names(pws)
-    with pws._tx() as con:
+    with _admin_tx(pws, "db grant --revoke") as con:
         if not _role_exists(con, login):
             raise ParameterError(f"login {login!r} does not exist in this PostgreSQL cluster")
         con.execute(sa.text(f"REVOKE {_q(roles[kind])} FROM {_q(login)}"))
