@@ -30,6 +30,7 @@ __all__ = [
     "ACCEPTANCE_LABELS",
     "APPROVAL_LABELS",
     "CAUSE_LABELS",
+    "CHAIN_KIND_LABELS",
     "CODE_LABELS",
     "CONTROL_KIND_LABELS",
     "DISPOSAL_METHOD_LABELS",
@@ -47,8 +48,12 @@ __all__ = [
     "RUN_MODE_LABELS",
     "RUN_STATUS_LABELS",
     "SEVERITY_LABELS",
+    "STAFF_DUTY_LABELS",
+    "STAFF_ROLE_LABELS",
+    "STAGE_LABELS",
     "STOCK_KIND_LABELS",
     "STOCK_STATUS_LABELS",
+    "SUPPLY_METHOD_LABELS",
     "ZONE_TYPE_LABELS",
     "Lang",
     "label",
@@ -263,6 +268,50 @@ PROJECT_STATUS_LABELS: Final[Labels] = _table(
 )
 
 #: Roles of linkage plots (``linkage_plots.role``).
+#: Approval stages of a key project (``project_stages.stage``), in pipeline order.
+STAGE_LABELS: Final[Labels] = _table(
+    {
+        "pre_review": ("用地预审", "pre-review"),
+        "conversion": ("农用地转用及征收报批", "conversion approval"),
+        "acquisition": ("征地拆迁", "acquisition"),
+        "supply": ("供地", "supply"),
+        "construction": ("开工", "construction"),
+    }
+)
+
+#: How land is supplied (``supply_method``).
+SUPPLY_METHOD_LABELS: Final[Labels] = _table(
+    {"allocation": ("划拨", "allocation"), "sale": ("出让", "sale")}
+)
+
+#: Roles of the three-level service staff (``staff.role``).
+STAFF_ROLE_LABELS: Final[Labels] = _table(
+    {
+        "county_leader": ("县领导", "county leader"),
+        "town_cadre": ("镇干部", "town cadre"),
+        "dept_cadre": ("部门干部", "department cadre"),
+    }
+)
+
+#: Duties of the service staff (``staff.duties``).
+STAFF_DUTY_LABELS: Final[Labels] = _table(
+    {
+        "agent": ("代办员", "agent"),
+        "informant": ("信息员", "informant"),
+        "liaison": ("联络员", "liaison"),
+        "supervisor": ("监督员", "supervisor"),
+    }
+)
+
+#: What a link of the ledger's hash chain records (``ledger_chain.kind``).
+CHAIN_KIND_LABELS: Final[Labels] = _table(
+    {
+        "entry": ("台账记录", "ledger entry"),
+        "run": ("分配方案", "allocation run"),
+        "override": ("强制恢复", "restore override"),
+    }
+)
+
 #: Planned uses (``projects.planned_use``, ``stock_land.planned_use``). The column is free
 #: text: a use not listed here (or already written in Chinese) is shown as it is stored.
 PLANNED_USE_LABELS: Final[Labels] = _table(
@@ -324,6 +373,7 @@ SEVERITY_LABELS: Final[Labels] = _table(
 CODE_LABELS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = MappingProxyType(
     {
         "ACCEPTANCE": ACCEPTANCE_LABELS,
+        "CHAIN_KINDS": CHAIN_KIND_LABELS,
         "ALLOCATION_OUTCOMES": OUTCOME_LABELS,
         "APPROVAL_LEVELS": APPROVAL_LABELS,
         "CAUSES": CAUSE_LABELS,
@@ -339,8 +389,12 @@ CODE_LABELS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = MappingProxyTy
         "REASONS": REASON_LABELS,
         "RUN_MODES": RUN_MODE_LABELS,
         "RUN_STATUSES": RUN_STATUS_LABELS,
+        "STAFF_DUTIES": STAFF_DUTY_LABELS,
+        "STAFF_ROLES": STAFF_ROLE_LABELS,
+        "STAGES": STAGE_LABELS,
         "STOCK_KINDS": STOCK_KIND_LABELS,
         "STOCK_STATUSES": STOCK_STATUS_LABELS,
+        "SUPPLY_METHODS": SUPPLY_METHOD_LABELS,
         "VALIDATION_SEVERITIES": SEVERITY_LABELS,
         "ZONE_TYPES": ZONE_TYPE_LABELS,
     }

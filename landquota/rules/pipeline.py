@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from landquota.errors import DataError, ParameterError
+from landquota.labels import STAGE_LABELS as _STAGE_LABELS
 from landquota.store.pipeline_check import check_stages
 from landquota.store.schema import APPROVAL_LEVELS, STAGES
 
@@ -70,11 +71,7 @@ __all__ = [
 #: Chinese and English names of the stages, in pipeline order.
 STAGE_LABELS: Mapping[str, tuple[str, str]] = {
     "none": ("未报批", "not started"),
-    "pre_review": ("用地预审", "pre-review"),
-    "conversion": ("农用地转用及征收报批", "conversion approval"),
-    "acquisition": ("征地拆迁", "acquisition"),
-    "supply": ("供地", "supply"),
-    "construction": ("开工", "construction"),
+    **{k: (v[0], v[1]) for k, v in _STAGE_LABELS.items()},  # one table: landquota.labels
 }
 
 #: The approval stages (all but the start of construction, whose "finish" is completion).

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from landquota.errors import ParameterError
+from landquota.labels import STAFF_DUTY_LABELS, STAFF_ROLE_LABELS
 from landquota.store.schema import STAFF_ROLES
 
 if TYPE_CHECKING:
@@ -51,16 +52,12 @@ __all__ = [
 #: Half a month, in days, for the visit rule (see the module notes).
 HALF_MONTH_DAYS = 15
 
+# one table per code list: landquota.labels
 ROLE_LABELS: Mapping[str, tuple[str, str]] = {
-    "county_leader": ("县领导", "county leader"),
-    "town_cadre": ("镇干部", "town cadre"),
-    "dept_cadre": ("部门干部", "department cadre"),
+    k: (v[0], v[1]) for k, v in STAFF_ROLE_LABELS.items()
 }
 DUTY_LABELS: Mapping[str, tuple[str, str]] = {
-    "agent": ("代办员", "agent"),
-    "informant": ("信息员", "informant"),
-    "liaison": ("联络员", "liaison"),
-    "supervisor": ("监督员", "supervisor"),
+    k: (v[0], v[1]) for k, v in STAFF_DUTY_LABELS.items()
 }
 
 
