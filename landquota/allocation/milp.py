@@ -61,7 +61,7 @@ MIP_GAP = 1e-9
 #: A tie-break probe must raise a fraction by more than this to count.
 FRACTION_TOL = 1e-9
 #: Items at 0 probed together in the tie-break (see :func:`_tie_break`).
-_BLOCK = 64
+_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -556,12 +556,16 @@ def _tie_break(
         return float(np.sum(sol[obj_cols[items]]))
 
     pos = 0
+    done: set[int] = set()  # zeros settled ahead of their turn by a bisection
     while pos < len(order):
         if time.monotonic() > deadline:
             state.proven = False
             state.status = "time_limit"
             return
         idx = order[pos]
+        if idx in done:
+            pos += 1
+            continue
         v = float(state.solution[int(obj_cols[idx])])
         if not can_rise(idx):
             settle(idx, v)
@@ -584,6 +588,10 @@ def _tie_break(
         nxt = pos + 1
         while nxt < len(order) and len(zeros) < _BLOCK:
             j = order[nxt]
+            if j in done:
+                window.append(j)
+                nxt += 1
+                continue
             vj = float(state.solution[int(obj_cols[j])])
             if can_rise(j):
                 if vj > FRACTION_TOL:
@@ -601,12 +609,37 @@ def _tie_break(
             state.solution = before
             zero_set = set(zeros)
             for j in window:
-                settle(j, 0.0 if j in zero_set else float(before[int(obj_cols[j])]))
+                if j not in done:
+                    settle(j, 0.0 if j in zero_set else float(before[int(obj_cols[j])]))
             pos += len(window)
             continue
-        # Some zero can rise: settle this first item alone, in its turn, and go on.
-        got = maximise([idx])
-        if got is None:
-            return
-        settle(idx, float(state.solution[int(obj_cols[idx])]))
-        pos += 1
+        # Some zero can rise; the first that can is at or before the first that did.
+        # Bisect the zeros up to it: a half none of whose zeros rises (everything
+        # else not settled free) stays at 0 for good; the loop then goes on in R18
+        # order, past the zeros settled here, to the first one that can rise.
+        risen = next(
+            n for n, j in enumerate(zeros) if state.solution[int(obj_cols[j])] > FRACTION_TOL
+        )
+        cand = zeros[: risen + 1]
+        while len(cand) > 1:
+            half = cand[: len(cand) // 2]
+            before = state.solution
+            got = maximise(half)
+            if got is None:
+                return
+            if any(state.solution[int(obj_cols[j])] > FRACTION_TOL for j in half):
+                cand = half
+            else:
+                state.solution = before
+                for j in half:
+                    settle(j, 0.0)
+                    done.add(j)
+                cand = cand[len(half) :]
+        pos += 1 if idx in done else 0
+        if idx not in done:
+            # the first zero is the candidate itself: probe it alone, in its turn
+            got = maximise([idx])
+            if got is None:
+                return
+            settle(idx, float(state.solution[int(obj_cols[idx])]))
+            pos += 1
