@@ -182,3 +182,23 @@ def test_cli_import_of_a_gbk_shapefile_with_chinese_field_names(tmp_path: Path,
     assert "坐落单位名 → town" in out and "gb18030" in out and "权属性质 (standard)" in out
     with open_workspace(str(db)) as ws:
         assert sorted(ws.read_layer("parcels").town) == sorted(EXPECTED_TOWN)
+
+
+def test_deduction_from_the_coefficient_when_there_is_no_kcmj(ws: Any, tmp_path: Path) -> None:
+    # R2: KCMJ = TBMJ × KCXS. Patches 1–2 are cultivated with KCXS 0.1: 10,000 × 0.1 = 1,000 m²
+    # deducted, net 9,000 m²; patches 3–4 have KCXS 0 (net = TBMJ). No KCMJ, no TBDLMJ field.
+    gdf = fx.survey().drop(columns=["KCMJ", "TBDLMJ"]).assign(KCXS=[0.1, 0.1, 0.0, 0.0])
+    src = tmp_path / "kcxs.gpkg"
+    gdf.to_file(src)
+    rep = import_layer(src, ws, layer="parcels")
+    assert rep.field_map["KCXS"].startswith("deduction_m2")
+    assert any("TBMJ × KCXS" in w for w in rep.warnings)
+    df = ws.read_layer("parcels").sort_values("parcel_id")
+    assert df.deduction_m2.tolist() == [1_000.0, 1_000.0, 0.0, 0.0]
+    assert df.net_m2.tolist() == [9_000.0, 9_000.0, 10_000.0, 10_000.0]
+    # with KCMJ present the coefficient is not used
+    assert match_fields("parcels", ["TBMJ", "KCMJ", "KCXS"]).coefficient is None
+    bad = tmp_path / "kcxs_bad.gpkg"
+    gdf.assign(KCXS=[0.1, 1.5, 0.0, 0.0]).to_file(bad)
+    with pytest.raises(ImportDataError, match=r"row 2, field 'KCXS'.*1\.5.*\[0, 1\)"):
+        import_layer(bad, ws, layer="parcels")

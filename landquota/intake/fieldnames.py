@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "ALIASES",
     "CHECK_FIELDS",
+    "COEFFICIENT_FIELDS",
     "FALLBACK_ID",
     "KNOWN_NOT_STORED",
     "FieldMatch",
@@ -119,6 +120,10 @@ FALLBACK_ID: Mapping[str, tuple[str, ...]] = {"parcels": ("TBBH", "图斑编号"
 
 #: Fields read to check another, not stored: the class name (地类名称) of DLBM.
 CHECK_FIELDS: Mapping[str, tuple[str, ...]] = {"parcels": ("DLMC", "地类名称")}
+
+#: The deduction coefficient (扣除地类系数; 二调's 田坎系数): KCMJ = TBMJ × KCXS. Read
+#: only when the layer has no deduction area field, to derive it (R2).
+COEFFICIENT_FIELDS: Mapping[str, tuple[str, ...]] = {"parcels": ("KCXS", "扣除地类系数", "TKXS", "田坎系数")}
 
 #: Standard fields the contract does not keep: recognised, reported as not stored.
 KNOWN_NOT_STORED: tuple[str, ...] = (
@@ -227,6 +232,8 @@ class FieldMatch:
     check: str | None = None
     #: standard fields recognised but not part of the contract
     known: list[str] = field(default_factory=list)
+    #: the deduction coefficient field (KCXS), when there is no deduction area field
+    coefficient: str | None = None
 
 
 def match_fields(layer: str, fields: Sequence[str], *, taken: Iterable[str] = ()) -> FieldMatch:
@@ -265,9 +272,12 @@ def match_fields(layer: str, fields: Sequence[str], *, taken: Iterable[str] = ()
             out.columns[fb] = (id_col, 1.0)
     if "land_class" in {c for c, _ in out.columns.values()}:
         out.check = next((f for f in fields if norm[f] in t.checks and f not in out.columns), None)
+    coef = {normalize(n) for n in COEFFICIENT_FIELDS.get(layer, ())}
+    if coef and "deduction_m2" not in used:
+        out.coefficient = next((f for f in fields if norm[f] in coef and f not in out.columns), None)
     known = {normalize(n) for n in KNOWN_NOT_STORED}
     for f in fields:
-        if f in out.columns or f == out.check:
+        if f in out.columns or f in (out.check, out.coefficient):
             continue
         if norm[f] in known or _is_cut_of_known(norm[f]) or f in second:
             out.known.append(f)

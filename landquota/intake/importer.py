@@ -801,6 +801,8 @@ class _Plan:
     ogr_types: dict[str, str]
     #: number the rows as ids (a layer aggregated before loading, e.g. XZQ's parts)
     row_ids: bool = False
+    #: KCXS (扣除地类系数), read to derive the deduction when there is no KCMJ (R2)
+    coef_field: str | None = None
 
 
 def import_layer(
@@ -1070,7 +1072,7 @@ def prepare_import(
             raise ImportDataError(f"{path!r}: the table has no data rows; nothing was imported")
 
     # --- fields ----------------------------------------------------------------------------
-    rules, names_field = _field_rules(lyr, source.fields, m, report)
+    rules, names_field, coef_field = _field_rules(lyr, source.fields, m, report)
     if csv_frame is not None and lyr.geometry:
         csv_frame, source = _csv_geometry(csv_frame, source, lyr, rules, report)
 
@@ -1094,6 +1096,7 @@ def prepare_import(
         swap_xy=swap_xy,
         check_names=names_field,
         row_ids=row_ids,
+        coef_field=coef_field,
         ogr_types=source.ogr_types,
     )
     for col, table in m.values.items():
@@ -1232,7 +1235,7 @@ def _dbf_encoding(source: _Source, given: str | None) -> tuple[str, str]:
 
 def _field_rules(
     lyr: Layer, fields: Sequence[str], m: Mapping_, report: ImportReport
-) -> tuple[dict[str, FieldRule], str | None]:
+) -> tuple[dict[str, FieldRule], str | None, str | None]:
     """Source field → contract column: the mapping file, then survey names, then same names."""
     upper = {normalize(f): f for f in fields}
     rules: dict[str, FieldRule] = {}
@@ -1259,10 +1262,14 @@ def _field_rules(
         rules[f] = FieldRule(col, unit)
         taken.add(col)
     names_field = std.check if lyr.name == "parcels" and "land_class" in taken else None
+    coef_field = std.coefficient if lyr.name == "parcels" and "gross_m2" in taken else None
     report.field_map = {f: r.column for f, r in rules.items()}
-    report.ignored_fields = [f for f in fields if f not in rules and f != names_field and not f.startswith("_lq_")]
+    report.ignored_fields = [f for f in fields if f not in rules and f not in (names_field, coef_field)
+                             and not f.startswith("_lq_")]
     report.standard_not_stored = [f for f in std.known if f in report.ignored_fields]
-    return rules, names_field
+    if coef_field is not None:
+        report.field_map[coef_field] = "deduction_m2 (= gross_m2 × it)"
+    return rules, names_field, coef_field
 
 
 def _plan_crs(
@@ -1356,7 +1363,7 @@ def _batches(
 
 
 def _ogr_batches(source: _Source, plan: _Plan) -> Iterator[pd.DataFrame]:
-    cols = list(plan.rules) + ([plan.check_names] if plan.check_names else [])
+    cols = list(plan.rules) + [f for f in (plan.check_names, plan.coef_field) if f]
     if source.kind == "vct":
         yield from _vct_batches(source, plan, cols)
         return
@@ -1843,6 +1850,21 @@ def _parcel_columns(
             state.dlmc_mismatch += int(mism.sum())
             if not state.dlmc_example:
                 state.dlmc_example = f"row {int(rows[i])}: DLBM {lc.iloc[i]!r} is {expected.iloc[i]!r}, DLMC says {names.iloc[i]!r}"
+    # R2: KCMJ = TBMJ × KCXS (扣除地类系数) when the source has the coefficient but no area
+    if "deduction_m2" not in frame.columns and plan.coef_field and plan.coef_field in batch.columns:
+        raw = batch[plan.coef_field].reset_index(drop=True)
+        coef = pd.to_numeric(raw, errors="coerce").astype("float64")
+        bad = coef.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        if bad.any() or ((coef < 0) | (coef >= 1)).any():
+            i = int(np.flatnonzero((bad | (coef < 0) | (coef >= 1)).to_numpy())[0])
+            raise ImportDataError(
+                f"{plan.source!r}: row {int(rows[i])}, field {plan.coef_field!r} (扣除地类系数): "
+                f"{raw.iloc[i]!r} is not a coefficient in [0, 1); fix the value"
+            )
+        frame["deduction_m2"] = (frame["gross_m2"] * coef.fillna(0.0)).round(2)
+        note = f"deduction_m2 computed as TBMJ × {plan.coef_field} (the source has no KCMJ field), to 0.01 m²"
+        if note not in report.warnings:
+            report.warnings.append(note)
     # R2: the net area is TBDLMJ; derive it only when the source has none.
     if "net_m2" not in frame.columns and "gross_m2" in frame.columns:
         ded = frame["deduction_m2"].fillna(0.0) if "deduction_m2" in frame.columns else 0.0
