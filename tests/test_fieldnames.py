@@ -202,3 +202,34 @@ def test_deduction_from_the_coefficient_when_there_is_no_kcmj(ws: Any, tmp_path:
     gdf.assign(KCXS=[0.1, 1.5, 0.0, 0.0]).to_file(bad)
     with pytest.raises(ImportDataError, match=r"row 2, field 'KCXS'.*1\.5.*\[0, 1\)"):
         import_layer(bad, ws, layer="parcels")
+
+
+def test_a_refused_source_leaves_no_gdal_handler_behind(tmp_path: Path) -> None:
+    # pyogrio's failed open pushes a GDAL error handler it never pops; gdal_errors used to
+    # pop that one instead of its own and free its callback, so the next GDAL warning on
+    # the thread (GDAL laundering long GBK field names) crashed the process. Run in a
+    # subprocess: a regression is a segfault, which must not take the test run with it.
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from pathlib import Path
+        import importdata as fx
+        from landquota.errors import ImportDataError
+        from landquota.intake.gdal_errors import GdalErrors
+        from landquota.intake.importer import import_layer
+        from landquota.store.api import init_workspace
+        d = Path({str(tmp_path)!r})
+        ws = init_workspace(str(d / "w.gpkg"))
+        try:
+            import_layer(fx.not_data(d), ws, layer="parcels")
+        except ImportDataError:
+            pass
+        fx.chinese_names_gbk_shapefile(d)  # GDAL warns while writing: must not crash
+        print("survived")
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "survived" in r.stdout, (r.returncode, r.stderr[-2000:])

@@ -35,6 +35,11 @@ _HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_char_p)
 
 _LIB: list[Any] = []  # the loaded library, once found (a list: set once, read often)
 
+#: Every callback and token handed to GDAL, never freed (a few hundred bytes per read).
+_KEEP: list[Any] = []
+#: At most this many handlers leaked above ours are popped with it.
+_MAX_LEAKED = 4
+
 
 def _libgdal() -> Any:
     """Return the libgdal that pyogrio itself uses, or None.
@@ -71,6 +76,8 @@ def _libgdal() -> Any:
         lib.CPLPushErrorHandlerEx.restype = None
         lib.CPLPopErrorHandler.argtypes = []
         lib.CPLPopErrorHandler.restype = None
+        lib.CPLGetErrorHandlerUserData.argtypes = []
+        lib.CPLGetErrorHandlerUserData.restype = ctypes.c_void_p
     _LIB.append(lib)
     return lib
 
@@ -112,15 +119,32 @@ def gdal_errors(into: GdalErrors | None = None) -> Iterator[GdalErrors]:
         yield errs
         return
 
+    active = [True]
+
     def handler(klass: int, _num: int, msg: bytes | None) -> None:
-        if klass >= CE_WARNING:
+        if active[0] and klass >= CE_WARNING:
             errs.add(klass, (msg or b"").decode("utf-8", "replace").strip())
 
-    cb = _HANDLER(handler)  # kept referenced until popped, or GDAL calls freed memory
-    lib.CPLPushErrorHandlerEx(cb, None)
+    cb = _HANDLER(handler)
+    # Our handler is known by its user data: the address of a buffer of our own.
+    token = ctypes.create_string_buffer(1)
+    mark = ctypes.addressof(token)
+    # Kept for the life of the process: pyogrio's failed opens (e.g. list_layers on a
+    # file that is not data) push a handler of their own and never pop it, so our pop
+    # below could remove theirs and leave ours on GDAL's stack. A freed callback there
+    # made the next GDAL warning on the thread crash the process (a segfault writing
+    # a shapefile after an import refused "not spatial data").
+    _KEEP.append((cb, token))
+    lib.CPLPushErrorHandlerEx(cb, mark)
     errs.listening = True
     try:
         yield errs
     finally:
-        lib.CPLPopErrorHandler()
-        del cb
+        active[0] = False
+        # Pop down to and including ours: a handler left above it was leaked by the
+        # read that failed, and nothing else will ever pop it.
+        for _ in range(_MAX_LEAKED + 1):
+            top = lib.CPLGetErrorHandlerUserData()
+            lib.CPLPopErrorHandler()
+            if top == mark:
+                break
