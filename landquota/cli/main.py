@@ -444,7 +444,10 @@ def _allocate_args(p: argparse.ArgumentParser) -> None:
         help="allocate despite blocking validation errors (recorded in the run)",
     )
     p.add_argument(
-        "--time-limit", type=_seconds, default=None, help="optimal mode: seconds per solver stage"
+        "--time-limit",
+        type=_seconds,
+        default=None,
+        help="optimal mode: seconds for all solver stages together (then not proven optimal)",
     )
     p.add_argument("--out", default=None, help="write the allocations as FILE.csv or FILE.xlsx")
 
