@@ -549,7 +549,7 @@ def _tie_break(
         state.probes += 1
         costs = np.zeros(obj_cols.size)
         costs[items] = 2.0 - np.arange(len(items)) / max(len(items), 1)
-        sol = run(costs, presolve=False)
+        sol = run(costs)  # presolve first; the ladder in run() turns it off on a failure
         if sol is None:
             return None
         state.solution = sol
