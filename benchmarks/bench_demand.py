@@ -183,6 +183,58 @@ def _child(queue: Any, fn_name: str, args: tuple[Any, ...]) -> None:
         queue.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
+def run_process(fn_name: str, *args: str) -> dict[str, Any]:
+    """Run *fn_name* in a fresh interpreter; add its whole-process wall time (start-up included)."""
+    import json
+    import subprocess
+
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", fn_name, *args],
+        capture_output=True, text=True, check=False,
+    )
+    whole = time.perf_counter() - t
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["whole_s"] = whole
+    return out
+
+
+def run_psql(url: str) -> dict[str, Any]:
+    """The anchor as a client runs it: ``psql`` with the three statements, whole process."""
+    import subprocess
+
+    from landquota.store.postgis import split_url
+
+    schema = split_url(url, "landquota")[1]
+    conninfo = url.split("?", 1)[0]
+    sql = ";\n".join(q.format(s=schema) for q in (SQL_DEMAND, SQL_LINES, SQL_ZONES)) + ";"
+    t = time.perf_counter()
+    proc = subprocess.run(
+        ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql],
+        capture_output=True, text=True, check=False,
+    )
+    whole = time.perf_counter() - t
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip()}
+    return {"whole_s": whole}
+
+
+def _stats(values: list[float]) -> str:
+    import statistics
+
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    return f"{med:6.2f} ({min(values):.2f}–{max(values):.2f})"
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f}/{five:.1f}"
+
+
 def run_isolated(fn_name: str, *args: Any) -> dict[str, Any]:
     ctx = get_context("spawn")
     queue = ctx.Queue()
@@ -236,90 +288,128 @@ def _agree(a: dict[str, float], b: dict[str, float]) -> float:
 
 
 def main() -> None:
+    import json
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--sites", type=int, default=1_000)
     ap.add_argument("--seed", type=int, default=2014)
     ap.add_argument("--pg", default=DEFAULT_PG, help="PostGIS server URL ('' to skip)")
+    ap.add_argument("--repeat", type=int, default=5, help="interleaved rounds per size")
     ap.add_argument("--no-baseline", action="store_true", help="skip geopandas.overlay")
+    ap.add_argument(
+        "--reuse", nargs=2, metavar=("GPKG", "URL"),
+        help="measure these two workspaces (same layers) instead of generating --sizes",
+    )
     ap.add_argument(
         "--boxes",
         type=int,
-        nargs="+",
-        default=[0, 1, 64],
+        nargs="*",
+        default=[0],
         help="read-box counts to compare for the bbox pushdown (overlay runs); 0 = the "
         "spatial-index join of read_parcels_under_sites",
     )
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     ns = ap.parse_args()
+    if ns.child:
+        out = globals()[ns.child[0]](*ns.child[1:])
+        out["peak_mb"] = _peak_mb()
+        print(json.dumps(out))
+        return
 
-    rows = []
+    print(f"load average at start (1/5 min): {_load()} on {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_demand_") as tmp:
-        for n in ns.sizes:
+        plan: list[tuple[str, str, str | None, bool]] = []
+        if ns.reuse:
+            plan.append(("reused", ns.reuse[0], ns.reuse[1], False))
+        for n in [] if ns.reuse else ns.sizes:
             gpkg, url, gen_s = load(n, ns.sites, ns.seed, Path(tmp), ns.pg or None)
-            print(
-                f"\n== {n:,} parcels, {ns.sites:,} sites (generated in {gen_s:.1f} s) ==",
-                flush=True,
-            )
-            res: dict[str, dict[str, Any]] = {}
-            res["landquota (gpkg, incl. read)"] = run_isolated("_landquota", gpkg)
-            if url:
-                res["landquota (postgis, incl. read)"] = run_isolated("_landquota", url)
-            for b in ns.boxes:
-                label = "index join" if b == 0 else f"boxes={b}"
-                res[f"overlay alone (read {label})"] = run_isolated("_overlay_alone", gpkg, b)
-            if url:
-                res["postgis_sql (anchor)"] = run_isolated("_postgis_sql", url)
-            if not ns.no_baseline:
-                res["gpd_overlay (baseline)"] = run_isolated("_gpd_overlay", gpkg)
-            for name, r in res.items():
-                if "error" in r:
-                    print(f"  {name:34s} ERROR {r['error']}")
-                    continue
-                extra = ""
-                if "read_s" in r:
-                    extra = f"  (+ read {r['read_s']:.2f} s of {r['parcels_read']:,} patches)"
-                elif "parcels_read" in r:
-                    extra = f"  ({r['parcels_read']:,} patches read)"
-                print(f"  {name:34s} {r['seconds']:8.2f} s  peak {r['peak_mb']:7.0f} MB{extra}")
-            lq = res["landquota (gpkg, incl. read)"]
-            anchor = res.get("postgis_sql (anchor)", {})
-            if "new_quota" in anchor and "new_quota" in lq:
-                print(
-                    f"  new quota, landquota vs SQL: worst relative difference "
-                    f"{_agree(lq['new_quota'], anchor['new_quota']):.2e}"
-                )
-                print(
-                    f"  ratio SQL / landquota (gpkg, incl. read): "
-                    f"{anchor['seconds'] / lq['seconds']:.2f}x"
-                )
-                if "landquota (postgis, incl. read)" in res:
-                    pg = res["landquota (postgis, incl. read)"]
-                    print(
-                        f"  ratio SQL / landquota (postgis, incl. read): "
-                        f"{anchor['seconds'] / pg['seconds']:.2f}x"
-                    )
-            base = res.get("gpd_overlay (baseline)", {})
-            if "seconds" in base:
-                alone = next(v for k, v in res.items() if k.startswith("overlay alone"))
-                print(
-                    f"  ratio gpd.overlay / overlay alone: {base['seconds'] / alone['seconds']:.1f}x"
-                    f"; new quota agreement {_agree(lq['new_quota'], base['new_quota']):.2e}"
-                )
-            rows.append((n, res))
+            plan.append((f"{n:,} parcels, {ns.sites:,} sites (generated in {gen_s:.0f} s)", gpkg, url, True))
+            _measure(plan[-1], ns)
             if url:
                 drop(url)
+        if ns.reuse:
+            _measure(plan[0], ns)
 
-    names = list(rows[0][1]) if rows else []
-    print("\nCost (seconds; peak MB) by parcels:")
-    print(f"  {'method':34s} " + " ".join(f"{n:>18,}" for n, _ in rows))
-    for name in names:
-        cells = []
-        for _, res in rows:
-            r = res.get(name, {})
-            cells.append(
-                f"{r['seconds']:8.2f}; {r['peak_mb']:6.0f}" if "seconds" in r else f"{'-':>16s}"
-            )
-        print(f"  {name:34s} " + " ".join(f"{c:>18s}" for c in cells))
+
+def _measure(item: tuple[str, str, str | None, bool], ns: argparse.Namespace) -> None:
+    from collections import defaultdict
+
+    title, gpkg, url, _ = item
+    print(f"\n== {title} ==", flush=True)
+    # Interleaved A, B, A, B…: each round runs every method once, so the machine's
+    # load changes hit landquota and its anchor alike.
+    order: list[tuple[str, Any]] = [("landquota, GeoPackage", lambda: run_process("_landquota", gpkg))]
+    if url:
+        order += [
+            ("anchor: PostGIS SQL (psql)", lambda: run_psql(url)),
+            ("landquota, PostGIS", lambda: run_process("_landquota", url)),
+            ("anchor: PostGIS SQL (Python)", lambda: run_isolated("_postgis_sql", url)),
+        ]
+    res: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    loads = []
+    for r in range(ns.repeat):
+        loads.append(os.getloadavg()[0])
+        for name, fn in order:
+            out = fn()
+            if "error" in out:
+                print(f"  round {r + 1}: {name} ERROR {out['error']}", flush=True)
+                continue
+            res[name].append(out)
+        print(f"  round {r + 1}/{ns.repeat} done, load {_load()}", flush=True)
+    for b in ns.boxes:
+        label = "index join" if b == 0 else f"boxes={b}"
+        res[f"overlay alone (read {label})"].append(run_isolated("_overlay_alone", gpkg, b))
+    if not ns.no_baseline:
+        res["gpd_overlay (baseline)"].append(run_isolated("_gpd_overlay", gpkg))
+
+    print(f"\n  load average (1 min) over the rounds: {min(loads):.1f}–{max(loads):.1f}")
+    print(f"  {'method':30s} {'whole process s':>22s} {'in process s':>22s} {'peak MB':>8s}  n")
+    for name, runs in res.items():
+        ok = [x for x in runs if "error" not in x]
+        whole = _stats([x["whole_s"] for x in ok if "whole_s" in x])
+        inproc = _stats([x["seconds"] for x in ok if "seconds" in x])
+        peak = max((x.get("peak_mb", 0.0) for x in ok), default=0.0)
+        extra = ""
+        if ok and "read_s" in ok[0]:
+            extra = f"  (+ read {ok[0]['read_s']:.2f} s of {ok[0]['parcels_read']:,} patches)"
+        elif ok and "parcels_read" in ok[0]:
+            extra = f"  ({ok[0]['parcels_read']:,} patches read)"
+        print(f"  {name:30s} {whole:>22s} {inproc:>22s} {peak:8.0f}  {len(ok)}{extra}")
+
+    def med(name: str, key: str) -> float | None:
+        import statistics
+
+        vals = [x[key] for x in res.get(name, []) if key in x]
+        return statistics.median(vals) if vals else None
+
+    for lq in ("landquota, GeoPackage", "landquota, PostGIS"):
+        for anchor, key in (
+            ("anchor: PostGIS SQL (psql)", "whole_s"),
+            ("anchor: PostGIS SQL (Python)", "seconds"),
+        ):
+            a, m = med(anchor, key), med(lq, key)
+            if a and m:
+                what = "whole process" if key == "whole_s" else "in process"
+                pairs = [
+                    x[key] / y[key] for x, y in zip(res[anchor], res[lq], strict=False)
+                    if key in x and key in y
+                ]
+                print(
+                    f"  ratio anchor / {lq} ({what}): {a / m:.2f}x "
+                    f"(per round {min(pairs):.2f}–{max(pairs):.2f})"
+                )
+    g = res.get("landquota, GeoPackage", [{}])[0].get("new_quota")
+    p = res.get("landquota, PostGIS", [{}])[0].get("new_quota") if url else None
+    sql = res.get("anchor: PostGIS SQL (Python)", [{}])[0].get("new_quota") if url else None
+    if g and p:
+        same = g == p
+        print(f"  per-site new quota, GeoPackage vs PostGIS: {'identical' if same else 'DIFFERENT'}")
+    if g and sql:
+        print(f"  new quota, landquota vs SQL: worst relative difference {_agree(g, sql):.2e}")
+    base = res.get("gpd_overlay (baseline)", [{}])[0]
+    if g and "new_quota" in base:
+        print(f"  new quota, landquota vs gpd.overlay: worst relative difference {_agree(g, base['new_quota']):.2e}")
 
 
 if __name__ == "__main__":

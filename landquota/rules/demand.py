@@ -656,11 +656,17 @@ def read_parcels_under_sites(ws: Any) -> gpd.GeoDataFrame | None:
             .select_from(projects.join(parcels, projects.c.geom.op("&&")(parcels.c.geom)))
             .where(projects.c.site_fixed)
         )
+        from landquota.store.pgcolumns import read_columns
+
+        types = [(c, lyr.column(c).type) for c in lyr.column_names] + [("wkb", "wkb")]
         with ws.engine.connect() as con:
-            res = con.execute(stmt)
-            df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
-        df = df[~df["parcel_id"].duplicated()].reset_index(drop=True)
-        wkb = np.array([None if w is None else bytes(w) for w in df.pop("wkb")], dtype=object)
+            # binary, column-wise, parsed by numpy: no Python object per row until
+            # the geometries (1.2–1.3 s as psycopg row tuples for 82,000 patches)
+            table = read_columns(con, stmt, types)
+        keep = ~table.column("parcel_id").to_pandas().duplicated().to_numpy()
+        table = table.filter(keep)
+        wkb = table.column("wkb").to_numpy(zero_copy_only=False)
+        df = table.drop_columns(["wkb"]).to_pandas()
         df = gpd.GeoDataFrame(df, geometry=shapely.from_wkb(wkb), crs=4490)
     else:
         return None
