@@ -26,6 +26,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
+from landquota._parallel import chunked
 from landquota._progress import progress_bar
 from landquota.errors import DataError, ParameterError
 from landquota.rules.landclasses import LAND_CLASSES, category_of, grain_yields, normalize_code
@@ -324,9 +325,11 @@ def cut_pieces(
     pieces = np.empty(len(i_site), dtype=object)
     pieces[inside] = hit_geoms[j_local[inside]]
     cross = ~inside
-    pieces[cross] = polygonal(
-        np.asarray(shapely.intersection(sites_here[cross], hit_geoms[j_local[cross]]), dtype=object)
-    )
+    a, b = sites_here[cross], hit_geoms[j_local[cross]]
+    # GEOS releases the GIL: the pairs' intersections (the costliest step) run on
+    # every core; each pair gives the same piece on whichever thread
+    crossing = chunked(lambda k: shapely.intersection(a[k], b[k]), np.arange(len(a)))
+    pieces[cross] = polygonal(np.asarray(crossing, dtype=object))
     return Cut(
         site=i_site.astype(np.intp),
         hit=hit_frame,
@@ -635,11 +638,11 @@ def read_parcels_under_sites(ws: Any) -> gpd.GeoDataFrame | None:
             'fid IN (SELECT r.id FROM "rtree_projects_geom" s CROSS JOIN "rtree_parcels_geom" r '
             "ON r.minx <= s.maxx AND r.maxx >= s.minx AND r.miny <= s.maxy AND r.maxy >= s.miny)"
         )
-        df = pyogrio.read_dataframe(
-            ws.target, layer="parcels", where=join, use_arrow=True, fid_as_index=False
-        )
-        if df.geometry.name != "geometry":
-            df = df.rename_geometry("geometry")
+        meta, table = pyogrio.read_arrow(ws.target, layer="parcels", where=join)
+        gcol = meta["geometry_name"] or "wkb_geometry"
+        # WKB decoded on every core (read_dataframe decodes on one)
+        geoms = chunked(shapely.from_wkb, table.column(gcol).to_numpy(zero_copy_only=False))
+        df = gpd.GeoDataFrame(table.drop_columns([gcol]).to_pandas(), geometry=geoms, crs=4490)
     elif ws.kind == "postgis":
         import sqlalchemy as sa
 
@@ -667,7 +670,7 @@ def read_parcels_under_sites(ws: Any) -> gpd.GeoDataFrame | None:
         table = table.filter(keep)
         wkb = table.column("wkb").to_numpy(zero_copy_only=False)
         df = table.drop_columns(["wkb"]).to_pandas()
-        df = gpd.GeoDataFrame(df, geometry=shapely.from_wkb(wkb), crs=4490)
+        df = gpd.GeoDataFrame(df, geometry=chunked(shapely.from_wkb, wkb), crs=4490)
     else:
         return None
     frame: gpd.GeoDataFrame = coerce_frame(lyr, df)
