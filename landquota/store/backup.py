@@ -48,6 +48,7 @@ import sqlalchemy as sa
 from landquota.errors import BackupVerificationError, ParameterError, WorkspaceError
 from landquota.settings import Settings, get_settings, mask_url
 from landquota.store.api import open_workspace
+from landquota.store.partials import clean_stale, temp_name
 from landquota.store.schema import LAYERS, SCHEMA_VERSION
 from landquota.store.workspace import Frame, Workspace, coerce_frame, is_postgres_url, prepare_frame
 
@@ -315,7 +316,8 @@ def _pg_meta(con: sa.Connection, schema: str, meta: dict[str, str]) -> None:
 def _temp_beside(path: Path) -> Iterator[Path]:
     """Yield a temporary path in *path*'s folder, removed unless renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    clean_stale(path.parent)  # those of a killed export or restore (issue 12)
+    tmp = temp_name(path, "partial")
     tmp.unlink(missing_ok=True)
     try:
         yield tmp

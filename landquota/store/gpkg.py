@@ -20,6 +20,7 @@ Design (see ``docs/workspace.md``):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import struct
@@ -38,6 +39,7 @@ from shapely.geometry.base import BaseGeometry
 from landquota.errors import ConcurrencyError, DataError, LedgerError, WorkspaceError
 from landquota.store.chain import POOL_OF_COLUMN, RUN_TOLERANCE, new_links
 from landquota.store.ledger_check import LEDGER_CHECK_COLUMNS, NEG_TOL, check_ledger
+from landquota.store.partials import clean_stale, temp_name
 from landquota.store.schema import CRS_EPSG, LAYERS, META, SCHEMA_VERSION, Column, Layer
 from landquota.store.workspace import (
     BBox,
@@ -423,6 +425,33 @@ def _py_values(col: Column, s: pd.Series) -> list[Any]:
     return list(vals)
 
 
+def _rollback(con: sqlite3.Connection) -> None:
+    # After SQLITE_FULL or an I/O error SQLite may already have rolled back
+    # ("cannot rollback - no transaction is active"): then there is nothing to do.
+    if con.in_transaction:
+        with contextlib.suppress(sqlite3.Error):  # the hot journal rolls back on the next open
+            con.execute("ROLLBACK")
+
+
+def _write_error(target: str, exc: sqlite3.Error) -> WorkspaceError | None:
+    """One line for a write the file system refused (read-only, full), or None for other errors."""
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    text = str(exc)
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        cause, fix = "the file or its folder is read-only", "ask for write access, or work on a copy"
+    elif name == "SQLITE_FULL" or "is full" in text:
+        cause, fix = "the disk is full", "free some space and run it again"
+    elif name.startswith("SQLITE_IOERR") or "disk I/O error" in text:
+        cause = "the disk refused the write (a full disk, a file-size limit or a failing disk)"
+        fix = "free some space or check the disk, then run it again"
+    elif name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        cause = "SQLite cannot create its files there (is the folder writable?)"
+        fix = "ask for write access to the folder, or work on a copy"
+    else:
+        return None
+    return WorkspaceError(f"cannot write {target!r}: {cause} (SQLite: {text}); nothing was changed — {fix}")
+
+
 class GpkgWorkspace(Workspace):
     """A workspace in one GeoPackage file."""
 
@@ -433,6 +462,8 @@ class GpkgWorkspace(Workspace):
         self.target = str(self.path)
         #: R-tree triggers dropped by a bulk insert, put back by _fill_rtree (same transaction)
         self._dropped_triggers: dict[str, dict[str, str]] = {}
+        # the temporary files of a killed init/export/restore in this folder (issue 12)
+        clean_stale(self.path.parent if str(self.path.parent) else Path("."))
         if not self.path.exists():
             if not create:
                 raise WorkspaceError(
@@ -464,17 +495,32 @@ class GpkgWorkspace(Workspace):
         try:
             con.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            err = _write_error(self.target, exc)
+            if err is not None:
+                raise err from exc
             raise ConcurrencyError(
                 f"workspace {self.target!r} is being written by another process and stayed "
                 f"locked for {_BUSY_TIMEOUT_S:.0f} s; try again when it has finished ({exc})"
             ) from exc
         try:
             yield con
+        except sqlite3.Error as exc:
+            _rollback(con)
+            err = _write_error(self.target, exc)
+            if err is None:
+                raise
+            raise err from exc
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
-        else:
+        try:
             con.execute("COMMIT")
+        except sqlite3.Error as exc:  # a full disk can refuse the commit itself
+            _rollback(con)
+            err = _write_error(self.target, exc)
+            if err is None:
+                raise
+            raise err from exc
 
     def close(self) -> None:
         """Close the SQLite connection."""
@@ -491,19 +537,28 @@ class GpkgWorkspace(Workspace):
     def _create(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Build under a temporary name and rename: a killed `init` leaves no half file.
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp = temp_name(self.path, "tmp")
         tmp.unlink(missing_ok=True)
-        con = sqlite3.connect(str(tmp), isolation_level=None)
         try:
-            con.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
-            con.execute(f"PRAGMA user_version = {_USER_VERSION}")
-            con.execute("BEGIN")
-            for stmt in self._ddl():
-                con.execute(stmt)
-            con.execute("COMMIT")
+            con = sqlite3.connect(str(tmp), isolation_level=None)
+            try:
+                con.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+                con.execute(f"PRAGMA user_version = {_USER_VERSION}")
+                con.execute("BEGIN")
+                for stmt in self._ddl():
+                    con.execute(stmt)
+                con.execute("COMMIT")
+            finally:
+                con.close()
+            os.replace(tmp, self.path)
+        except sqlite3.Error as exc:
+            err = _write_error(str(self.path), exc)
+            if err is None:
+                raise
+            raise err from exc
         finally:
-            con.close()
-        os.replace(tmp, self.path)
+            for p in (tmp, tmp.with_name(tmp.name + "-journal")):
+                p.unlink(missing_ok=True)
 
     @staticmethod
     def _ddl() -> list[str]:
