@@ -114,10 +114,20 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--parcels",
         type=int,
-        default=50_000,
-        help="number of survey patches (default 50,000; up to 1,000,000)",
+        default=None,
+        help="number of survey patches (default 50,000 for the county, 1,000,000 for --city)",
+    )
+    p.add_argument(
+        "--city",
+        choices=["qingyuan"],
+        default=None,
+        help="build a prefecture-level city instead (清远市: 8 divisions, ~10^6 patches) into "
+        f"its own workspace (default {_CITY_DB})",
     )
     p.add_argument("--force", action="store_true", help="rebuild even if the workspace exists")
+
+
+_CITY_DB = "gis_data/qingyuan_city.gpkg"
 
 
 @command("demo", "build the synthetic Yangshan demo workspace 生成阳山示例数据")
@@ -126,9 +136,12 @@ def _demo(ns: argparse.Namespace) -> int:
     from landquota.demo.build import demo_workspace
     from landquota.outputs.summary import workspace_summary
 
+    if ns.city is not None:
+        return _demo_city(ns)
     reused = not ns.force and _workspace_exists(_target(ns))
+    n_parcels = 50_000 if ns.parcels is None else ns.parcels
     with demo_workspace(
-        _target(ns), seed=ns.seed, n_parcels=ns.parcels, force=ns.force, progress=True
+        _target(ns), seed=ns.seed, n_parcels=n_parcels, force=ns.force, progress=True
     ) as ws:
         if reused:
             print(
@@ -138,6 +151,31 @@ def _demo(ns: argparse.Namespace) -> int:
         print("示例县：阳山县（边界真实，界内一切数据均为虚构）")
         print("Demo county: Yangshan; the boundary is real, everything inside it is synthetic.")
         print(workspace_summary(ws))
+    return 0
+
+
+def _demo_city(ns: argparse.Namespace) -> int:
+    """``demo --city``: the city's own workspace (never the county's default)."""
+    from landquota.demo.city import city_workspace
+
+    target = ns.db if ns.db is not None else _CITY_DB
+    reused = not ns.force and _workspace_exists(target)
+    n_parcels = 1_000_000 if ns.parcels is None else ns.parcels
+    with city_workspace(
+        target, city=ns.city, seed=ns.seed, n_parcels=n_parcels, force=ns.force, progress=True
+    ) as ws:
+        if reused:
+            print(
+                f"已有工作空间，未重建 reused the existing workspace {mask_url(ws.target)} "
+                "(nothing rebuilt; landquota demo --city ... --force rebuilds it)"
+            )
+        n = ws.layer_counts().get("parcels", 0)
+        print("示例市：清远市（市界与阳山县界真实，其余七个县级区划边界及界内一切数据均为虚构）")
+        print(
+            "Demo city: Qingyuan; the city and Yangshan boundaries are real, the other seven "
+            "divisions' boundaries and everything inside are synthetic."
+        )
+        print(f"{mask_url(ws.target)}: {n:,} 图斑 patches in 8 县级区划 divisions")
     return 0
 
 

@@ -41,6 +41,23 @@ def _map_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--attribution", default=None, help="attribution text of --tiles (required with it)"
     )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--tiled",
+        dest="tiled",
+        action="store_const",
+        const=True,
+        help="city scale: every patch clickable from zoom 14, loaded by tile "
+        "(default: automatic above 250,000 patches; docs/maps.md)",
+    )
+    g.add_argument(
+        "--no-tiled",
+        dest="tiled",
+        action="store_const",
+        const=False,
+        help="county mode: patches dissolved by class (not clickable) whatever their number",
+    )
+    p.set_defaults(tiled=None)
 
 
 @command("map", "write the offline HTML map 生成离线地图")
@@ -57,6 +74,7 @@ def _map(ns: argparse.Namespace) -> int:
             tiles=ns.tiles,
             attribution=ns.attribution,
             progress=True,
+            tiled=ns.tiled,
         )
     path = save_map(m, _out(ns.out))
     size = Path(path).stat().st_size / 1e6

@@ -298,7 +298,33 @@ RUNTIME_JS = r"""
       }
       renderer = L.canvas({pane: d.pane});
     }
-    d.features.forEach(function (f) {
+    if (d.lods) { lodLayer(group, d, map, renderer); return; }
+    addFeatures(group, d, d.features, renderer);
+  };
+
+  // Levels of detail (tiled mode): feature f.z belongs to level d.lods[f.z] = [min, max]
+  // zoom; a level's layers are built the first time it is shown, then kept.
+  function lodLayer(group, d, map, renderer) {
+    var subs = d.lods.map(function () { return null; });
+    var byLod = d.lods.map(function () { return []; });
+    d.features.forEach(function (f) { byLod[f.z].push(f); });
+    function update() {
+      var z = map.getZoom();
+      d.lods.forEach(function (r, i) {
+        var want = z >= r[0] && z <= r[1];
+        if (want && !subs[i]) { subs[i] = L.layerGroup(); addFeatures(subs[i], d, byLod[i], renderer); }
+        if (!subs[i]) { return; }
+        if (want && !group.hasLayer(subs[i])) { group.addLayer(subs[i]); }
+        if (!want && group.hasLayer(subs[i])) { group.removeLayer(subs[i]); }
+      });
+    }
+    map.on("zoomend", update);
+    update();
+  }
+
+  function addFeatures(group, d, features, renderer) {
+    var styles = d.styles;
+    features.forEach(function (f) {
       var layer = null, st = styles[f.s];
       if (renderer) { st = L.extend({}, st, {pane: d.pane, renderer: renderer}); }
       if (f.c) {
@@ -323,7 +349,7 @@ RUNTIME_JS = r"""
         LQ.projects.push({name: String(f.n), id: String(f.id), layer: layer, group: group});
       }
     });
-  };
+  }
 
   LQ.addLegend = function (map, dataId) {
     var d = readData(dataId);
@@ -429,6 +455,158 @@ RUNTIME_JS = r"""
       var t = legend.querySelector(".lq-legend-toggle");
       if (t) { t.setAttribute("aria-expanded", "false"); }
     }
+  };
+
+  // --- Patch tiles (tiled mode, landquota.outputs.tiled): from zoom d.minZoom on, the tiles
+  // (zoom d.z) under the view, grown by d.pad degrees, are decoded from the page and every
+  // patch is drawn on a canvas of its own and is clickable. A block is base64 of zlib data;
+  // DecompressionStream inflates it (no network: works from file://, offline).
+  function inflate(b64) {
+    var bin = atob(b64), bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Response(stream).arrayBuffer().then(function (buf) { return new Uint8Array(buf); });
+  }
+
+  // Block layout (docs/maps.md, landquota.outputs.tiled.encode_tiles): varints n_patches,
+  // n_polygons, n_rings, n_refs, n_vertices; polygons per patch; rings per polygon; points
+  // per ring; class per patch; area per patch; one vertex reference per point (0: the next
+  // new vertex, r: r places back in the vertex table); id-prefix index per patch; zigzag
+  // id-number differences; zigzag dx, dy of each new vertex (1e-5 degree, from 0, 0).
+  function decodeTile(bytes, idTable) {
+    var pos = 0;
+    function uv() {
+      var v = 0, mul = 1, b;
+      do { b = bytes[pos++]; v += (b & 127) * mul; mul *= 128; } while (b & 128);
+      return v;
+    }
+    function zz() { var v = uv(); return (v % 2) ? -(v + 1) / 2 : v / 2; }
+    function arr(n) { var a = new Array(n); for (var i = 0; i < n; i++) { a[i] = uv(); } return a; }
+    var n = uv(), np = uv(), nr = uv(), nref = uv();
+    uv();  // n_vertices: implied by the references
+    var ppp = arr(n), rpp = arr(np), ppr = arr(nr), cls = arr(n), area = arr(n);
+    var refs = arr(nref), pre = arr(n), ids = new Array(n), num = 0, k;
+    for (k = 0; k < n; k++) {
+      num += zz();
+      var t = idTable[pre[k]];
+      ids[k] = t[1] ? t[0] + String(num).padStart(t[1], "0") : t[0];
+    }
+    var x = 0, y = 0, table = [], ri = 0, pi = 0, qi = 0, patches = new Array(n);
+    for (k = 0; k < n; k++) {
+      var polys = [];
+      for (var a = 0; a < ppp[k]; a++, pi++) {
+        var rings = [];
+        for (var b = 0; b < rpp[pi]; b++, ri++) {
+          var m = ppr[ri], ring = new Array(m);
+          for (var c = 0; c < m; c++, qi++) {
+            var r = refs[qi];
+            if (r === 0) {
+              x += zz(); y += zz();
+              table.push(new L.LatLng(y / SCALE, x / SCALE));
+              ring[c] = table[table.length - 1];
+            } else {
+              ring[c] = table[table.length - r];
+            }
+          }
+          rings.push(ring);
+        }
+        polys.push(rings);
+      }
+      patches[k] = polys;
+    }
+    return {patches: patches, cls: cls, area: area, ids: ids};
+  }
+  LQ.decodeTile = decodeTile;
+
+  function fmtArea(v) {
+    var ha = v / 10000, mu = v * 15 / 10000;
+    function f(x, d) { return x.toLocaleString("en-US", {minimumFractionDigits: d,
+                                                          maximumFractionDigits: d}); }
+    return f(v, 0) + " m² (" + f(ha, 2) + " ha, " + f(mu, 2) + " 亩)";
+  }
+
+  LQ.addTiles = function (group, dataId, map) {
+    var meta = null, loaded = {}, pending = 0, waiters = [];
+    function info() {
+      if (!meta) { meta = readData(dataId); }
+      return meta;
+    }
+    function tx(lon, z) { return Math.floor((lon + 180) / 360 * Math.pow(2, z)); }
+    function ty(lat, z) {
+      var r = lat * Math.PI / 180;
+      return Math.floor((1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2 * Math.pow(2, z));
+    }
+    function wanted() {
+      var out = {};
+      if (!map.hasLayer(group) || map.getZoom() < group.lqMinZoom) { return out; }
+      var m = info(), b = map.getBounds(), p = m.pad;
+      var x0 = tx(b.getWest() - p, m.z), x1 = tx(b.getEast() + p, m.z);
+      var y0 = ty(Math.min(b.getNorth() + p, 85), m.z), y1 = ty(Math.max(b.getSouth() - p, -85), m.z);
+      for (var x = x0; x <= x1; x++) {
+        for (var y = y0; y <= y1; y++) {
+          var k = x + "/" + y;
+          if (m.tiles[k] !== undefined) { out[k] = true; }
+        }
+      }
+      return out;
+    }
+    function build(t) {
+      var fg = L.featureGroup(), m = meta;
+      t.patches.forEach(function (polys, i) {
+        if (!polys.length) { return; }
+        var c = m.classes[t.cls[i]];
+        // The map's own canvas (overlay pane), so that the layers above (outlines, sites)
+        // keep their clicks: the patches are sent to the back of its drawing order.
+        var layer = L.polygon(polys, {stroke: true, color: "#555", weight: 0.5, opacity: 0.6,
+                                      fillColor: c[1], fillOpacity: m.paneOpacity});
+        layer.lqPatch = i;
+        fg.addLayer(layer);
+      });
+      fg.on("click", function (e) {
+        var i = e.propagatedFrom.lqPatch, c = m.classes[t.cls[i]];
+        var p = {title: "图斑 Patch " + t.ids[i],
+                 rows: [["图斑编号 Patch id", t.ids[i]], ["地类 Land class", c[0]],
+                        ["面积 Area", fmtArea(t.area[i])]]};
+        L.popup({maxWidth: 380}).setLatLng(e.latlng).setContent(popupNode(p)).openOn(map);
+      });
+      return fg;
+    }
+    function settle() {
+      if (pending) { return; }
+      var w = waiters; waiters = [];
+      w.forEach(function (f) { f(); });
+    }
+    function update() {
+      var want = wanted(), k;
+      for (k in loaded) {
+        if (!want[k]) {
+          if (loaded[k].layer) { group.removeLayer(loaded[k].layer); }
+          delete loaded[k];
+        }
+      }
+      Object.keys(want).forEach(function (k) {
+        if (loaded[k]) { return; }
+        var slot = loaded[k] = {layer: null};
+        pending++;
+        inflate(meta.tiles[k]).then(function (bytes) {
+          if (loaded[k] !== slot) { return; }
+          slot.layer = build(decodeTile(bytes, meta.ids));
+          group.addLayer(slot.layer);
+          slot.layer.eachLayer(function (l) { if (l._renderer) { l.bringToBack(); } });
+        }).catch(function (err) {
+          console.error("landquota: tile " + k + " could not be decoded: " + err);
+        }).then(function () { pending--; settle(); });
+      });
+      settle();
+    }
+    group.lqMinZoom = JSON.parse(document.getElementById(dataId).getAttribute("data-min-zoom"));
+    map.on("moveend", update);
+    group.on("add", update);
+    // resolves once every tile the current view needs is decoded and on the map
+    LQ.tilesIdle = function () {
+      return new Promise(function (resolve) { waiters.push(resolve); settle(); });
+    };
+    LQ.map = LQ.map || map;
   };
 
   LQ.fitCounty = function (map, bounds) {

@@ -15,6 +15,7 @@ drawing on a canvas. ``docs/maps.md`` explains the choices and the measured cost
 from __future__ import annotations
 
 import html
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
@@ -557,6 +558,30 @@ class _DataLayer(MacroElement):
         self.payload = json_for_html(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
 
 
+class _TileData(MacroElement):
+    """The patch tiles of the tiled mode: one JSON block, decoded tile by tile in the browser."""
+
+    _template = Template(
+        """
+        {% macro html(this, kwargs) %}
+        <script type="application/json" id="{{ this.data_id }}" data-min-zoom="{{ this.min_zoom
+        }}">{{ this.payload }}</script>
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+        landquota.addTiles({{ this._parent.get_name() }}, {{ this.data_id|tojson }},
+                           {{ this._parent._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, payload: Mapping[str, Any]) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._name = "LandquotaTiles"
+        self.data_id = f"lq-tiles-{self._id}"
+        self.min_zoom = int(payload["minZoom"])
+        self.payload = json_for_html(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+
+
 class _Call(MacroElement):
     """``landquota.<function>(map, …)``, with an optional JSON block as second argument."""
 
@@ -600,6 +625,10 @@ class _Overlay:
         #: own map pane (and canvas), drawn at this opacity, or None for the overlay pane
         self.pane: str | None = None
         self.pane_opacity = 0.8
+        #: more keys of the layer's JSON block (the tiled mode's levels of detail)
+        self.extra: dict[str, Any] = {}
+        #: patch tiles of the tiled mode (landquota.outputs.tiled.encode_tiles), or None
+        self.tiles: dict[str, Any] | None = None
 
     def style(self, key: str, legend: str | None = None, **options: Any) -> str:
         if key not in self.styles:
@@ -712,6 +741,60 @@ def _patch_layer(parcels: gpd.GeoDataFrame, bar: Any) -> _Overlay:
             ):
                 ov.add(all_shells[start:i], str(all_keys[start]))
                 start = i
+    bar.update()
+    return ov
+
+
+def _tiled_patch_layer(parcels: gpd.GeoDataFrame, bar: Any) -> _Overlay:
+    """City scale: levels of detail for low zooms, every patch from tiles at street zoom.
+
+    See :mod:`landquota.outputs.tiled` and ``docs/maps.md`` (tiled mode).
+    """
+    from landquota.outputs import tiled
+    from landquota.rules.landclasses import LAND_CLASSES
+
+    if "parcel_id" not in parcels.columns:
+        raise DataError(
+            "layer 'parcels' has no column 'parcel_id'; the tiled map shows each patch's id "
+            f"in its popup. It has {list(parcels.columns)}"
+        )
+    ov = _Overlay("parcels")
+    ov.pane = "lq-patches"
+    geoms = _geoms(parcels)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    parcels, geoms = parcels[ok], _polygonal(geoms[ok])
+    display = _display_classes(parcels["land_class"])
+    for key, (label, colour) in _PATCH_CLASSES.items():
+        if (display == key).any():
+            ov.style(key, label, stroke=False, fillColor=colour, fillOpacity=1.0, interactive=False)
+    ov.extra["lods"] = [[lod.min_zoom, lod.max_zoom] for lod in tiled.LODS]
+    for level, lod in enumerate(tiled.LODS):
+        bar.set_postfix_str(f"level of detail {level} (zoom {lod.min_zoom}-{lod.max_zoom})")
+        shells, keys = tiled.lod_shells(geoms, display, lod)
+        for start in range(0, len(shells), _SHELLS_PER_FEATURE):
+            part = keys[start : start + _SHELLS_PER_FEATURE]
+            # one class per feature: cut the run where the class changes
+            cut = np.flatnonzero(part[1:] != part[:-1])
+            bounds = [0, *(cut + 1).tolist(), len(part)]
+            for a, b in itertools.pairwise(bounds):
+                ov.add(shells[start + a : start + b], str(part[a]), z=level)
+        bar.update()
+    bar.set_postfix_str(f"encoding {len(geoms):,} patches into tiles")
+    codes = parcels["land_class"].astype(object).where(parcels["land_class"].notna(), "")
+    code_index, uniques = pd.factorize(codes.map(lambda c: str(c).strip().upper()))
+    table = []
+    for code in uniques:
+        lc = LAND_CLASSES.get(code)
+        label = f"{code} {lc.name_zh} {lc.name_en}" if lc else f"{code or '—'} 未知地类 unknown class"
+        table.append([label, _PATCH_CLASSES[sym.land_display_class(code)][1]])
+    if "net_m2" in parcels.columns:
+        area = pd.to_numeric(parcels["net_m2"], errors="coerce").to_numpy(np.float64)
+    else:
+        area = _areas_m2(parcels.geometry)
+    ov.tiles = tiled.encode_tiles(
+        geoms, code_index, area, parcels["parcel_id"].astype(str).to_numpy(dtype=object)
+    )
+    ov.tiles.update(classes=table, paneOpacity=ov.pane_opacity)
     bar.update()
     return ov
 
@@ -1163,6 +1246,7 @@ def build_map(
     tiles: str | None = None,
     attribution: str | None = None,
     progress: bool = False,
+    tiled: bool | None = None,
 ) -> folium.Map:
     """Build the county map: land use, plans, stock land, linkage and key projects.
 
@@ -1202,6 +1286,12 @@ def build_map(
         fetches nothing.
     progress : bool, default False
         Show a progress bar on stderr (simplifying 10⁵ patches takes seconds).
+    tiled : bool, optional
+        Draw the survey patches in the tiled mode (city scale: levels of detail for
+        low zooms, every patch clickable from zoom 14, loaded by tile from compressed
+        data inside the page; :mod:`landquota.outputs.tiled`). Default: tiled when
+        ``parcels`` has more than :data:`landquota.outputs.tiled.TILED_THRESHOLD`
+        (250,000) rows, else the county mode (dissolved by class, not clickable).
 
     Returns
     -------
@@ -1233,6 +1323,10 @@ def build_map(
             f"layers={sorted(layers)!r} hold no geometry to draw; pass at least the county "
             "boundary or the survey patches"
         )
+    if tiled is None:
+        from landquota.outputs.tiled import TILED_THRESHOLD
+
+        tiled = "parcels" in frames and len(frames["parcels"]) > TILED_THRESHOLD
     steps = (
         2
         + ("parcels" in frames) * 3
@@ -1265,7 +1359,8 @@ def build_map(
         overlays: list[_Overlay] = []
         notes: list[str] = []
         if "parcels" in frames:
-            overlays.append(_patch_layer(frames["parcels"], bar))
+            patch_layer = _tiled_patch_layer if tiled else _patch_layer
+            overlays.append(patch_layer(frames["parcels"], bar))
         overlays.extend(_zone_layers(frames, bar))
         if "stock_land" in frames:
             overlays.append(_stock_layer(frames["stock_land"], idle))
@@ -1291,7 +1386,10 @@ def build_map(
             }
             if ov.pane is not None:
                 payload.update(pane=ov.pane, paneOpacity=ov.pane_opacity)
+            payload.update(ov.extra)
             group.add_child(_DataLayer(payload))
+            if ov.tiles is not None:
+                group.add_child(_TileData(ov.tiles))
             group.add_to(m)
         # Not folium's fit_bounds: that one animates the zoom, and a map still
         # animating is not ready (clicks land where the layers are about to be).
@@ -1375,6 +1473,7 @@ def map_workspace(
     tiles: str | None = None,
     attribution: str | None = None,
     progress: bool = False,
+    tiled: bool | None = None,
 ) -> folium.Map:
     """Build the map of a workspace: every layer, the stock review and one run's outcomes.
 
@@ -1392,6 +1491,8 @@ def map_workspace(
     tiles, attribution : str, optional
         The bureau's own tile server; by default the map has no basemap and
         fetches nothing.
+    tiled : bool, optional
+        As for :func:`build_map` (default: tiled above 250,000 patches).
     """
     from landquota.engines.api import demand_from_workspace
     from landquota.outputs.reports import select_run
@@ -1426,4 +1527,5 @@ def map_workspace(
         tiles=tiles,
         attribution=attribution,
         progress=progress,
+        tiled=tiled,
     )
