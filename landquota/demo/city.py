@@ -34,7 +34,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
-from landquota.demo.build import _areas, _frame, _rng, _stages, _valid_multi
+from landquota.demo.base import _areas, _frame, _rng, _stages, _valid_multi
 from landquota.errors import ParameterError
 
 if TYPE_CHECKING:
