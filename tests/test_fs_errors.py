@@ -27,7 +27,7 @@ import shapely
 from sample import sample_layers
 
 from landquota.store.api import open_workspace
-from landquota.store.partials import clean_stale
+from landquota.store.partials import FOREIGN_AGE_S, clean_stale, temp_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,7 +140,7 @@ def test_killed_export_leaves_no_partial_file_for_long(workspace: tuple[Path, Pa
     out = path.parent / "backup.gpkg"
     proc = subprocess.Popen([sys.executable, "-m", "landquota", "export", "--db", str(path), "--out", str(out)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    partial = path.parent / f".backup.gpkg.{proc.pid}.partial"
+    partial = out.with_name(temp_name(out).name.replace(f"-{os.getpid()}.", f"-{proc.pid}."))
     deadline = time.monotonic() + 120
     while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -162,14 +162,20 @@ def test_only_dead_processes_files_are_removed(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     try:
-        names = [f".a.gpkg.{dead.pid}.partial", f".a.gpkg.{dead.pid}.partial-journal",
-                 f".b.gpkg.{dead.pid}.tmp", f".a.gpkg.{alive.pid}.partial", f".a.gpkg.{os.getpid()}.partial",
+        here = temp_name(tmp_path / "a.gpkg").name.rsplit("-", 1)[0]  # ".a.gpkg.lq-HOST"
+        names = [f"{here}-{dead.pid}.partial", f"{here}-{dead.pid}.partial-journal",
+                 f".b.gpkg.{dead.pid}.tmp",  # the name of earlier versions
+                 ".c.gpkg.lq-otherhost-1.partial",  # another machine's, abandoned long ago
+                 f"{here}-{alive.pid}.partial", f"{here}-{os.getpid()}.partial",
+                 ".d.gpkg.lq-otherhost-2.partial",  # another machine's, being written
                  "a.gpkg", "notes.partial"]
         for n in names:
             (tmp_path / n).write_bytes(b"x")
+        old = time.time() - FOREIGN_AGE_S - 60
+        os.utime(tmp_path / names[3], (old, old))
         removed = sorted(p.name for p in clean_stale(tmp_path))
-        assert removed == sorted(names[:3])
-        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[3:])
+        assert removed == sorted(names[:4])
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[4:])
     finally:
         alive.kill()
         alive.wait()
