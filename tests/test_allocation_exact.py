@@ -333,6 +333,17 @@ def test_optimal_equals_the_exhaustive_optimum(seed: int, n: int) -> None:
     check_against_brute_force(projects, pools, stock, res)
 
 
+@pytest.mark.parametrize("seed", [31, 64, 92])
+def test_eight_project_cases_once_infeasible(seed: int) -> None:
+    # Issue 16: with the stage holds at HiGHS's own feasibility tolerance, these
+    # 8-project instances came back "infeasible", proven_optimal False, with no time
+    # limit (checked against the code before the fix). Now: optimal, and the optimum.
+    projects, pools, stock = wide_instance(seed, 8)
+    res = allocate(projects, pools, stock, mode="optimal")
+    assert (res.status, res.proven_optimal) == ("optimal", True)
+    check_against_brute_force(projects, pools, stock, res)
+
+
 def test_brute_force_knows_the_issue_cases() -> None:
     # the brute force itself, on the two minimal cases of issue 16
     ps = [
