@@ -235,3 +235,35 @@ def test_stages_from_a_committed_run_open_conversion_with_its_quota(
     for pid in done:  # an approval already decided keeps its own inputs
         assert pd.isna(after.loc[f"{pid}:conversion", "run_id"])
     assert main(["stages", "--db", str(db), "--from-run", "nope"]) == 2
+
+
+def test_demo_conversion_stages_take_the_level_demand_gives(
+    demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # R14: the demo's 农用地转用及征收报批 stages carry the approval level `landquota demand`
+    # computes from each site's areas, and the body that decides at that level.
+    out = tmp_path / "demand.csv"
+    assert main(["demand", "--db", str(demo_db), "--out", str(out)]) == 0
+    capsys.readouterr()
+    demand = pd.read_csv(out, dtype={"project_id": str}).set_index("project_id")
+    with open_workspace(demo_db) as ws:
+        stages = ws.read_layer("project_stages")
+        projects = ws.read_layer("projects").set_index("project_id")
+    conv = stages[stages["stage"] == "conversion"].set_index("project_id")
+    assert len(conv) > 20
+    fixed = conv.index[conv.index.isin(demand.index)]
+    assert len(fixed) > 20
+    got = conv.loc[fixed, "approval_level"]
+    want = demand.loc[fixed, "approval_level"]
+    assert got.tolist() == want.tolist()
+    # not only the R13 national exceptions go to the State Council: a site taking basic
+    # farmland without the exception does too (R14), as demand says
+    sc = got[got == "state_council"].index
+    assert len(sc) and not projects.loc[sc, "national_exception"].all()
+    assert (got == "province").any()
+    done = conv.loc[fixed][conv.loc[fixed, "finished"].notna()]
+    bodies = {"state_council": "国务院", "province": "广东省人民政府"}
+    assert done["decided_by"].tolist() == [bodies[v] for v in done["approval_level"]]
+    # a project with no fixed site has no areas, so no level yet
+    unfixed = conv.index[~conv.index.isin(demand.index)]
+    assert conv.loc[unfixed, "approval_level"].isna().all()

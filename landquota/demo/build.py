@@ -191,9 +191,13 @@ def build_demo(
         out["quota_ledger"] = _ledger(county, out["parcels"], projects, out["linkage_plots"], sites)
         # issue 14: service staff (the projects' staff columns become staff ids), approval
         # stages, joint meetings, January-April returns (April = the published figures), visits
-        from landquota.demo.pipeline import pipeline_frames
+        from landquota.demo.pipeline import approval_levels, pipeline_frames
 
-        out.update(pipeline_frames(seed, out["projects"]))
+        # the conversion stages' level is R14 of each site, as `landquota demand` gives it
+        levels = approval_levels(
+            out["projects"], out["parcels"], out["plan_zones"], out["control_lines"]
+        )
+        out.update(pipeline_frames(seed, out["projects"], levels))
         step("ledger")
     return {name: out[name] for name in DEMO_LAYERS}
 

@@ -18,14 +18,17 @@ from datetime import date, timedelta
 from types import SimpleNamespace
 from typing import Any, Final
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from landquota.rules.compliance import compliance_of_sites
+from landquota.rules.demand import demand_from_sites
 from landquota.store.migrations import staff_from_names
 from landquota.store.schema import STAFF_ROLES, layer
 from landquota.store.workspace import coerce_frame
 
-__all__ = ["PIPELINE_LAYERS", "pipeline_frames"]
+__all__ = ["PIPELINE_LAYERS", "approval_levels", "pipeline_frames"]
 
 #: The layers this module makes (and the projects' staff columns it turns into ids).
 PIPELINE_LAYERS: Final = ("staff", "meetings", "project_stages", "project_progress", "visits")
@@ -156,11 +159,18 @@ def _land_status(status: str) -> str:
 
 
 def _stage_row(
-    rng: np.random.Generator, p: Any, level: str, stage: str, s: date, f: date | None, **kw: Any
+    rng: np.random.Generator,
+    p: Any,
+    level: str | None,
+    stage: str,
+    s: date,
+    f: date | None,
+    **kw: Any,
 ) -> dict[str, Any]:
     by = {
         "pre_review": "县国土资源局",
-        "conversion": "国务院" if level == "state_council" else "广东省人民政府",  # R14
+        # R14: who decides the conversion; a site not yet fixed has no level (no areas)
+        "conversion": {"state_council": "国务院", "province": "广东省人民政府"}.get(level or ""),
         "acquisition": f"{p.town}人民政府",
         "supply": "县人民政府",
         "construction": None,
@@ -185,18 +195,23 @@ def _stage_row(
 
 
 def _stages_and_meetings(
-    seed: int, projects: pd.DataFrame, mapping: dict[str, str]
+    seed: int,
+    projects: pd.DataFrame,
+    mapping: dict[str, str],
+    levels: Mapping[str, str],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = _rng(seed, "pipeline-stages")
     first = MEETING_DATES[0]
     stages: list[dict[str, Any]] = []
     decisions: list[dict[str, Any]] = []
     for p in _rows(projects):
-        level = "state_council" if p.national_exception else "province"  # R13/R14
+        # R14 from the site's areas, as `landquota demand` gives it (approval_levels);
+        # a project without a fixed site has no areas yet, so no level
+        level = levels.get(str(p.project_id))
         start = pd.Timestamp(p.start_date).date()
 
         def row(
-            stage: str, s: date, f: date | None, p: Any = p, level: str = level, **kw: Any
+            stage: str, s: date, f: date | None, p: Any = p, level: str | None = level, **kw: Any
         ) -> dict[str, Any]:
             return _stage_row(rng, p, level, stage, s, f, **kw)
 
@@ -293,13 +308,36 @@ def _visits(seed: int, projects: pd.DataFrame) -> pd.DataFrame:
     return _frame("visits", rows)
 
 
-def pipeline_frames(seed: int, projects: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Return the demo's pipeline tables, and ``projects`` with staff ids in its staff columns."""
+def approval_levels(
+    projects: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, lines: Any
+) -> dict[str, str]:
+    """R14 approval level of every fixed site, computed as ``landquota demand`` computes it.
+
+    The same two calls as the local engine (:mod:`landquota.engines.local`):
+    :func:`~landquota.rules.demand.demand_from_sites` for the cultivated land outside
+    basic farmland, then :func:`~landquota.rules.compliance.compliance_of_sites`,
+    whose ``approval_level`` is R14 (Land Administration Law Art. 46: basic
+    farmland, more than 35 ha of other cultivated land or more than 70 ha of other
+    land → State Council; else the province). Default tolerance (1 m²) as the CLI.
+    """
+    demand = demand_from_sites(projects, parcels)
+    verdict = compliance_of_sites(projects, zones, lines, demand=demand)
+    return dict(zip(verdict["project_id"], verdict["approval_level"], strict=True))
+
+
+def pipeline_frames(
+    seed: int, projects: pd.DataFrame, levels: Mapping[str, str] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Return the demo's pipeline tables, and ``projects`` with staff ids in its staff columns.
+
+    *levels* maps project ids to their R14 approval level (:func:`approval_levels`);
+    the conversion stages (农用地转用及征收报批) carry it and its deciding body.
+    """
     staff, mapping = _staff(seed, projects)
     out = projects.copy()
     for role in STAFF_ROLES:
         out[role] = out[role].map(mapping).astype("str")
-    stages, meetings = _stages_and_meetings(seed, out, mapping)
+    stages, meetings = _stages_and_meetings(seed, out, mapping, levels or {})
     return {
         "projects": out,
         "staff": staff,
