@@ -267,3 +267,23 @@ def test_demo_conversion_stages_take_the_level_demand_gives(
     # a project with no fixed site has no areas, so no level yet
     unfixed = conv.index[~conv.index.isin(demand.index)]
     assert conv.loc[unfixed, "approval_level"].isna().all()
+
+
+def test_tables_show_dash_and_yes_no_never_nan_or_true() -> None:
+    """The stages/staff tables: '—' for a missing value, 是 yes/否 no for a flag (README)."""
+    from landquota.cli.main import _fmt_table
+
+    df = pd.DataFrame(
+        {
+            "stage": ["pre_review", "conversion"],
+            "median_after": [21.5, float("nan")],
+            "met": [True, False],
+            "when": [pd.Timestamp("2014-04-30"), pd.NaT],
+            "overdue": ["K008", ""],
+        }
+    )
+    text = _fmt_table(df)
+    for bad in ("NaN", "NaT", "None", "True", "False"):
+        assert bad not in text
+    assert "21.50" in text and "是 yes" in text and "否 no" in text
+    assert text.splitlines()[2].split().count("—") == 3
