@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -87,3 +88,63 @@ def test_partitions_are_reused_only_for_the_same_source(tmp_path: Path) -> None:
 def test_bad_engine_options(county_ws: str, kwargs: dict[str, str], match: str) -> None:
     with pytest.raises(ParameterError, match=match):
         demand_from_workspace(county_ws, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning:distributed.*")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:distributed.*")
+def test_province_pipeline_small(tmp_path: Path) -> None:
+    """bench_scale's pipeline at 10⁵ patches: export to partitions, 2 workers, same figures."""
+    from distributed import LocalCluster
+
+    target = str(tmp_path / "p.gpkg")
+    with open_workspace(target, create=True) as ws:
+        ws.write_layers(county(100_000, 60, seed=5))
+        local = demand_from_workspace(ws)
+        parts = tmp_path / "parts"
+        with LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
+            dask = demand_from_workspace(
+                ws, engine="dask", scheduler=cluster.scheduler_address, partitions=str(parts)
+            )
+    info = json.loads((parts / "_landquota.json").read_text(encoding="utf-8"))
+    assert info["rows"] == sum(info["partitions"]) > 100_000 - 1
+    assert len(info["partitions"]) == 2  # 100,000 rows per partition, Arrow export
+    assert local.table["new_quota_m2"].gt(0).any()
+    pd.testing.assert_frame_equal(dask.table, local.table, check_exact=True)
+    pd.testing.assert_frame_equal(dask.compliance, local.compliance, check_exact=True)
+    pd.testing.assert_frame_equal(dask.demand.by_class, local.demand.by_class, check_exact=True)
+
+
+@pytest.mark.postgis
+def test_arrow_export_writes_the_same_patches_from_both_backends(pg_url: str, tmp_path: Path) -> None:
+    """The one-read Arrow export: every patch once, source WKB unchanged, bbox metadata covering."""
+    import geopandas as gpd
+    import numpy as np
+    import pyarrow.parquet as pq
+    import shapely
+
+    from landquota.engines.dask import export_partitions
+
+    layers = county(1500, 3, seed=9)
+    got = {}
+    for target in (str(tmp_path / "w.gpkg"), pg_url):
+        with open_workspace(target, create=True) as ws:
+            ws.write_layers(layers)
+            info = export_partitions(ws, tmp_path / ws.kind, rows_per_partition=400, source="s")
+        assert info["partitions"] == [400, 400, 400, info["rows"] - 1200]
+        frames = []
+        for f in sorted((tmp_path / ws.kind).glob("part.*.parquet")):
+            part = gpd.read_parquet(f)
+            bbox = json.loads(pq.read_schema(f).metadata[b"geo"])["columns"]["geometry"]["bbox"]
+            lo, hi = part.total_bounds[:2], part.total_bounds[2:]
+            assert bbox[0] <= lo[0] and bbox[1] <= lo[1] and bbox[2] >= hi[0] and bbox[3] >= hi[1]
+            frames.append(part)
+        got[ws.kind] = pd.concat(frames, ignore_index=True).sort_values("parcel_id").reset_index(drop=True)
+    want = layers["parcels"].sort_values("parcel_id").reset_index(drop=True)
+    for kind, frame in got.items():
+        assert frame["parcel_id"].tolist() == want["parcel_id"].tolist(), kind
+        np.testing.assert_array_equal(frame["net_m2"].to_numpy(), want["net_m2"].to_numpy())
+        assert shapely.equals_exact(frame.geometry.values, want.geometry.values, tolerance=0).all(), kind
