@@ -100,6 +100,12 @@ def _drop_schema(url: str, schema: str) -> None:
     eng = sa.create_engine(_sa_url(url))
     with eng.begin() as c:
         c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        # QGIS's styles of the workspace live in public.layer_styles (issue 15)
+        if c.execute(sa.text("SELECT to_regclass('public.layer_styles')")).scalar():
+            c.execute(
+                sa.text("DELETE FROM public.layer_styles WHERE f_table_schema = :s"),
+                {"s": schema},
+            )
     eng.dispose()
 
 

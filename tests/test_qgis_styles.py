@@ -230,3 +230,13 @@ def test_the_postgis_project_names_no_password(pg_url: str) -> None:
     assert "s3cr3t" not in xml and "s3cr3t" not in uri and "password" not in xml
     assert "user='postgres'" in xml and "table=" in xml
     assert stored == {}  # styles are written by write_layer_styles, not by the project
+
+
+@pytest.mark.postgis
+def test_dropping_a_postgis_workspace_takes_its_styles(pg_url: str) -> None:
+    with open_workspace(pg_url, create=True) as ws:
+        write_layer_styles(ws)
+        assert set(read_layer_styles(ws)) == set(LAYER_TITLES)
+        ws.drop()  # type: ignore[attr-defined]
+    with open_workspace(pg_url, create=True) as ws:
+        assert read_layer_styles(ws) == {}  # the shared public.layer_styles kept nothing

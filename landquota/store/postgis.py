@@ -495,6 +495,15 @@ class PostgisWorkspace(Workspace):
 
         with self._tx() as con:
             drop_workspace(con, self.schema, self._own_tables())
+            # QGIS keeps styles outside the schema (public.layer_styles): take ours too
+            if con.execute(sa.text("SELECT to_regclass('public.layer_styles')")).scalar():
+                con.execute(
+                    sa.text(
+                        "DELETE FROM public.layer_styles WHERE f_table_catalog = "
+                        "current_database() AND f_table_schema = :s"
+                    ),
+                    {"s": self.schema},
+                )
 
     # --- metadata ----------------------------------------------------------------
     def _meta(self) -> dict[str, str]:
