@@ -86,3 +86,48 @@ def stage(
 def write_world(ws: Any) -> None:
     """Write these projects and staff to a workspace."""
     ws.write_layers({"staff": staff(), "projects": projects()})
+
+
+def decision(
+    did: str, pid: str, stage: str | None, meeting: str, deadline: str | None
+) -> dict[str, Any]:
+    """One ``meetings`` row (a joint-meeting decision) with its deadline."""
+    return {
+        "decision_id": did,
+        "meeting_id": did.split(":")[0],
+        "meeting_date": pd.Timestamp(meeting),
+        "departments": "县发改局,县国土资源局",
+        "project_id": pid,
+        "stage": stage,
+        "matter": "办理 the matter",
+        "deadline": pd.Timestamp(deadline) if deadline else pd.NaT,
+    }
+
+
+def late_decisions_world(ws: Any) -> None:
+    """Projects, staff and four decisions whose deadlines fall in April 2014.
+
+    * ``M1:1`` A pre-review, deadline 04-10, stage still open → overdue from 04-11;
+    * ``M1:2`` B pre-review, deadline 04-05, closed late on 04-08 → overdue 04-06..04-07 only;
+    * ``M1:3`` C conversion, deadline 04-01, no conversion stage at all → overdue from 04-02;
+    * ``M1:4`` A matter without a stage → no term to check, never listed.
+    """
+    write_world(ws)
+    ws.write_layers(
+        {
+            "project_stages": pd.DataFrame(
+                [
+                    stage("A", "pre_review", "2014-03-01"),
+                    stage("B", "pre_review", "2014-03-01", "2014-04-08"),
+                ]
+            ),
+            "meetings": pd.DataFrame(
+                [
+                    decision("M1:1", "A", "pre_review", "2014-03-18", "2014-04-10"),
+                    decision("M1:2", "B", "pre_review", "2014-03-18", "2014-04-05"),
+                    decision("M1:3", "C", "conversion", "2014-03-18", "2014-04-01"),
+                    decision("M1:4", "A", None, "2014-03-18", "2014-04-01"),
+                ]
+            ),
+        }
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pipelineworld import stage, write_world
+from pipelineworld import late_decisions_world, returns, stage, write_world
 
 from landquota.cli import main
 from landquota.store.api import open_workspace
@@ -287,3 +287,57 @@ def test_tables_show_dash_and_yes_no_never_nan_or_true() -> None:
         assert bad not in text
     assert "21.50" in text and "是 yes" in text and "否 no" in text
     assert text.splitlines()[2].split().count("—") == 3
+
+
+@pytest.mark.slow  # renders the bulletin's three A4 pages on each backend (about 8 s)
+def test_staff_and_bulletin_list_meeting_decisions_past_their_deadline(
+    ws_target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # hand-checked (pipelineworld.late_decisions_world): on 2014-04-20 decision M1:1 (A's
+    # pre-review, due 04-10, still open) is 10 days over and M1:3 (C's conversion, due 04-01,
+    # never started) 19; M1:2 was closed late on 04-08 and M1:4 names no stage.
+    with open_workspace(ws_target, create=True) as ws:
+        late_decisions_world(ws)
+        ws.write_layer("project_progress", returns({p: [100.0] * 4 for p in "ABC"}))
+    out_csv = tmp_path / "staff.csv"
+    args = ["staff", "--db", ws_target, "--as-of", "2014-04-20", "--out", str(out_csv)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "joint-meeting decisions past their deadline: 2" in out
+    got = pd.read_csv(out_csv, encoding="utf-8-sig").set_index("staff_id")
+    assert got["n_overdue_decisions"].to_dict() == {"D1": 2, "L1": 1, "L2": 1, "T1": 2}
+    assert got.loc["L1", "overdue_decisions"] == "M1:1 (A pre_review, 2014-04-10)"
+    assert got.loc["L2", "overdue_decisions"] == "M1:3 (C conversion, 2014-04-01)"
+    args[4] = "2014-04-10"  # A's deadline day: in time; B closed on 04-08: only M1:3
+    assert main(args) == 0
+    assert "joint-meeting decisions past their deadline: 1" in capsys.readouterr().out
+
+    xlsx, pdf = tmp_path / "b.xlsx", tmp_path / "b.pdf"
+    bulletin = ["bulletin", "--db", ws_target, "--month", "2014-04"]
+    assert main([*bulletin, "--out", str(xlsx), "--out", str(pdf)]) == 0
+    capsys.readouterr()
+    from openpyxl import load_workbook
+
+    wb = load_workbook(xlsx, read_only=True)
+    rows = list(wb["超期决定 overdue decisions"].iter_rows(values_only=True))
+    head = rows[0]
+    # on 04-30: M1:3 29 days over (04-01 → 04-30), M1:1 20 (04-10 → 04-30)
+    assert [(r[head.index("decision_id")], r[head.index("days_overdue")]) for r in rows[1:]] == [
+        ("M1:3", 29),
+        ("M1:1", 20),
+    ]
+    summary = {r[0]: r[1] for r in wb["通报 summary"].iter_rows(min_row=2, values_only=True)}
+    assert summary["联审决定超期未办结 Meeting decisions past deadline"] == "2"
+    wb.close()
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (Debian's poppler-utils) is not installed")
+    page3 = subprocess.run(
+        ["pdftotext", "-f", "3", "-l", "3", "-layout", str(pdf), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Meeting decisions past their deadline (2)" in page3
+    line = next(x for x in page3.splitlines() if "M1:3" in x)
+    assert "2014-04-01" in line and line.split()[-1] == "29"
+    assert "M1:1" in page3 and "M1:2" not in page3 and "M1:4" not in page3

@@ -7,7 +7,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
-from pipelineworld import projects, stage, write_world
+from pipelineworld import decision, projects, stage, write_world
 
 from landquota.errors import DataError
 from landquota.rules.pipeline import (
@@ -16,6 +16,7 @@ from landquota.rules.pipeline import (
     check_stages,
     conversion_inputs,
     current_stages,
+    overdue_decisions,
     record_meeting,
     stage_durations,
     stage_funnel,
@@ -201,3 +202,32 @@ def test_every_writer_gets_the_stage_checks(ws) -> None:
             "project_stages", frame(stage("A", "pre_review", "2014-02-01", "2014-01-01"))
         )
     assert ws.read_layer("project_stages")["stage_id"].tolist() == ["B:supply"]  # unchanged
+
+
+@pytest.mark.parametrize(
+    ("as_of", "want"),
+    [
+        ("2014-04-01", {}),  # every deadline still to come or today
+        ("2014-04-02", {"M1:3": 1}),  # C's conversion: no stage at all
+        ("2014-04-07", {"M1:3": 6, "M1:2": 2}),  # B not closed yet
+        ("2014-04-10", {"M1:3": 9}),  # B closed on 04-08 (late: no longer listed); A's day
+        ("2014-04-20", {"M1:3": 19, "M1:1": 10}),
+    ],
+)
+def test_overdue_decisions_by_hand(as_of: str, want: dict[str, int]) -> None:
+    # a decision is overdue when its deadline has passed and its stage is not closed
+    st = frame(
+        stage("A", "pre_review", "2014-03-01"),
+        stage("B", "pre_review", "2014-03-01", "2014-04-08"),
+    )
+    m = frame(
+        decision("M1:1", "A", "pre_review", "2014-03-18", "2014-04-10"),
+        decision("M1:2", "B", "pre_review", "2014-03-18", "2014-04-05"),
+        decision("M1:3", "C", "conversion", "2014-03-18", "2014-04-01"),
+        decision("M1:4", "A", None, "2014-03-18", "2014-04-01"),  # no stage: no term
+        decision("M2:1", "B", "supply", "2014-04-25", "2014-04-26"),  # not yet decided
+    )
+    got = overdue_decisions(st, m, as_of=as_of)
+    assert dict(zip(got["decision_id"], got["days_overdue"], strict=True)) == want
+    assert got["days_overdue"].is_monotonic_decreasing
+    assert len(overdue_decisions(st, m.iloc[:0], as_of=as_of)) == 0

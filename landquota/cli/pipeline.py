@@ -226,9 +226,13 @@ def _staff_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-@command("staff", "service staff: projects, lagging, problems, overdue visits 三级服务员督办")
+@command(
+    "staff",
+    "service staff: projects, lagging, problems, overdue visits and decisions 三级服务员督办",
+)
 @args(_staff_args)
 def _staff(ns: argparse.Namespace) -> int:
+    from landquota.rules.pipeline import overdue_decisions
     from landquota.rules.progress import monthly_bulletin
     from landquota.rules.staff import HALF_MONTH_DAYS, staff_review
     from landquota.store.api import open_workspace
@@ -249,12 +253,17 @@ def _staff(ns: argparse.Namespace) -> int:
         staff = ws.read_layer("staff")
         visits = ws.read_layer("visits")
         progress = ws.read_layer("project_progress")
+        late = overdue_decisions(
+            ws.read_layer("project_stages"), ws.read_layer("meetings"), as_of=day
+        )
     lagging = problems = None
     if len(progress):
         b = monthly_bulletin(projects, progress, month=month, staff=staff)
         lagging = b.projects.set_index("project_id")["lagging"]
         problems = b.projects.set_index("project_id")["problems"].dropna()
-    review = staff_review(projects, staff, visits, as_of=day, lagging=lagging, problems=problems)
+    review = staff_review(
+        projects, staff, visits, as_of=day, lagging=lagging, problems=problems, decisions=late
+    )
     print(
         f"三级服务员 service staff as of {day.isoformat()} (visits overdue after "
         f"{HALF_MONTH_DAYS} days, the half-month rule):"
@@ -265,5 +274,8 @@ def _staff(ns: argparse.Namespace) -> int:
         f"超期未走访 overdue visits: {int(review['n_overdue'].sum())} "
         f"(leaders: {int((review['n_overdue'] > 0).sum())})"
     )
+    print(f"超期未办结的联审决定 joint-meeting decisions past their deadline: {len(late)}")
+    if len(late):
+        print(_fmt_table(late[["decision_id", "project_id", "stage", "deadline", "days_overdue"]]))
     _maybe_csv(review, ns.out)
     return 0

@@ -15,7 +15,8 @@ Pages
 2. The stage funnel (how many projects stand at each approval stage), the
    stage durations against the one-third target, and the town ranking.
 3. The overdue lists: projects lagging N months running, approvals past their
-   target, visits overdue under the half-month rule.
+   target, joint-meeting decisions past their deadline with the stage still
+   open, visits overdue under the half-month rule.
 """
 
 from __future__ import annotations
@@ -249,7 +250,7 @@ def _page3(fig: Any, r: MonthlyReview) -> None:
     )
     lag = r.lagging
     _table(
-        fig.add_axes((0.06, 0.62, 0.88, 0.29)),
+        fig.add_axes((0.06, 0.69, 0.88, 0.22)),
         pd.DataFrame(
             {
                 "项目 project": lag["project_id"],
@@ -263,9 +264,9 @@ def _page3(fig: Any, r: MonthlyReview) -> None:
         fontsize=7,
     )
     oa = r.overdue_approvals
-    fig.text(0.06, 0.58, f"超期审批 Approvals past target ({len(r.overdue_approvals)})", fontsize=9)
+    fig.text(0.06, 0.66, f"超期审批 Approvals past target ({len(r.overdue_approvals)})", fontsize=9)
     _table(
-        fig.add_axes((0.06, 0.36, 0.88, 0.21)),
+        fig.add_axes((0.06, 0.51, 0.88, 0.14)),
         pd.DataFrame(
             {
                 "项目 project": oa["project_id"],
@@ -277,15 +278,36 @@ def _page3(fig: Any, r: MonthlyReview) -> None:
         ),
         fontsize=7,
     )
+    od = r.overdue_decisions
+    fig.text(
+        0.06,
+        0.48,
+        f"联审决定超期未办结 Meeting decisions past their deadline ({len(od)})",
+        fontsize=9,
+    )
+    _table(
+        fig.add_axes((0.06, 0.33, 0.88, 0.14)),
+        pd.DataFrame(
+            {
+                "决定 decision": od["decision_id"],
+                "项目 project": od["project_id"],
+                "名称 name": od["name"].fillna("").str.slice(0, 16),
+                "阶段 stage": od["stage_zh"],
+                "时限 deadline": [pd.Timestamp(v).date().isoformat() for v in od["deadline"]],
+                "超期天数 days over": od["days_overdue"],
+            }
+        ),
+        fontsize=7,
+    )
     ov = r.overdue_visits
     fig.text(
         0.06,
-        0.33,
+        0.30,
         f"超期未走访（半月规则）Visits overdue, half-month rule ({len(r.overdue_visits)})",
         fontsize=9,
     )
     _table(
-        fig.add_axes((0.06, 0.02, 0.88, 0.3)),
+        fig.add_axes((0.06, 0.02, 0.88, 0.27)),
         pd.DataFrame(
             {
                 "县领导 leader": ov["leader"],

@@ -12,6 +12,9 @@ against the joint meetings' one-third target, and the overdue lists:
   for that stage (two thirds of its median before the joint meetings began);
   a stage with no history before the meetings has no target and is never
   listed;
+* **overdue decisions** — joint-meeting decisions whose deadline has passed
+  with their stage still not closed
+  (:func:`landquota.rules.pipeline.overdue_decisions`);
 * **overdue visits** — county leaders' projects not visited for more than half
   a month (15 days; see :mod:`landquota.rules.staff`) on the month's last day.
 
@@ -33,6 +36,7 @@ from landquota._xlsx import frames_to_xlsx
 from landquota.rules.pipeline import (
     STAGE_LABELS,
     current_stages,
+    overdue_decisions,
     stage_durations,
     stage_funnel,
 )
@@ -67,6 +71,9 @@ class MonthlyReview:
         Open stages past their target.
     overdue_visits : pandas.DataFrame
         Overdue (county leader, project) visits, with the leader's name.
+    overdue_decisions : pandas.DataFrame
+        Joint-meeting decisions past their deadline with the stage not closed,
+        on the month's last day, with the project's name.
     running : int
         The N of "lagging N months running".
     chain_head : str
@@ -82,6 +89,7 @@ class MonthlyReview:
     lagging: pd.DataFrame
     overdue_approvals: pd.DataFrame
     overdue_visits: pd.DataFrame
+    overdue_decisions: pd.DataFrame
     running: int
     chain_head: str = ""
 
@@ -103,6 +111,7 @@ class MonthlyReview:
 def monthly_review(ws: Workspace, *, month: str, running: int = 3) -> MonthlyReview:
     """Read a workspace and assemble the review of *month* (``YYYY-MM``)."""
     from landquota.store.chain import chain_head
+
     projects = ws.read_layer("projects")
     staff = ws.read_layer("staff")
     b = monthly_bulletin(projects, ws.read_layer("project_progress"), month=month, staff=staff)
@@ -128,6 +137,9 @@ def monthly_review(ws: Workspace, *, month: str, running: int = 3) -> MonthlyRev
     who = staff.set_index("staff_id")["name"] if len(staff) else pd.Series(dtype="str")
     visits.insert(1, "leader", visits["staff_id"].map(who))
     visits.insert(3, "name", visits["project_id"].map(names))
+    late = overdue_decisions(stages, meetings, as_of=day)
+    late.insert(4, "name", late["project_id"].map(names))
+    late.insert(5, "stage_zh", late["stage"].map(lambda s: STAGE_LABELS[s][0]))
     county = ws.read_layer("county", columns=["name"])
     lag = b.lagging_running(running)
     return MonthlyReview(
@@ -139,6 +151,7 @@ def monthly_review(ws: Workspace, *, month: str, running: int = 3) -> MonthlyRev
         lagging=lag,
         overdue_approvals=over.reset_index(drop=True),
         overdue_visits=visits.reset_index(drop=True),
+        overdue_decisions=late,
         running=running,
         chain_head=chain_head(ws),
     )
@@ -167,6 +180,7 @@ def _summary(r: MonthlyReview) -> pd.DataFrame:
         ("滞后项目 Lagging projects", f"{base.n_lagging}"),
         (f"连续{r.running}个月以上滞后 Lagging {r.running}+ months running", f"{len(r.lagging)}"),
         ("超期审批 Overdue approvals", f"{len(r.overdue_approvals)}"),
+        ("联审决定超期未办结 Meeting decisions past deadline", f"{len(r.overdue_decisions)}"),
         ("超期未走访 Overdue visits (half-month rule)", f"{len(r.overdue_visits)}"),
     ]
     if r.chain_head:
@@ -202,6 +216,7 @@ def bulletin_frames(r: MonthlyReview) -> dict[str, pd.DataFrame]:
         "阶段漏斗 funnel": r.funnel,
         "超期审批 overdue approvals": r.overdue_approvals,
         "超期走访 overdue visits": r.overdue_visits,
+        "超期决定 overdue decisions": r.overdue_decisions,
     }
     if r.durations is not None:
         frames["审批时限 durations"] = r.durations

@@ -31,7 +31,10 @@ Joint approval meetings (联审会议) decide matters of several departments at
 once; a stage decided at a meeting is closed on the meeting's date with the
 decision as its source (:func:`record_meeting`). :func:`stage_durations`
 compares the days each stage took before and after the first meeting against
-the plan's target of cutting approval time by one third.
+the plan's target of cutting approval time by one third. A decision's
+deadline (办结时限) is followed up: :func:`overdue_decisions` lists the
+decisions whose deadline has passed with their stage still not closed
+(``landquota staff --as-of``, the monthly bulletin's overdue lists).
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ __all__ = [
     "conversion_inputs",
     "current_stages",
     "merge_conversion_inputs",
+    "overdue_decisions",
     "record_meeting",
     "stage_durations",
     "stage_funnel",
@@ -96,6 +100,59 @@ DURATION_COLUMNS: tuple[str, ...] = (
     "cut",
     "target_met",
 )
+
+#: Columns of :func:`overdue_decisions`.
+OVERDUE_DECISION_COLUMNS = (
+    "decision_id",
+    "meeting_id",
+    "meeting_date",
+    "project_id",
+    "stage",
+    "matter",
+    "deadline",
+    "days_overdue",
+)
+
+
+def overdue_decisions(stages: pd.DataFrame, meetings: pd.DataFrame, *, as_of: Any) -> pd.DataFrame:
+    """Joint-meeting decisions past their deadline whose stage is still not closed.
+
+    A decision (``meetings`` row) with a ``stage`` and a ``deadline`` is overdue
+    on day D when the deadline has passed (D > deadline: on the deadline day
+    itself it is still in time) and that project's stage has not finished on or
+    before D — it has no ``project_stages`` row, no finish date, or one after D.
+    A stage closed late, before D, is no longer outstanding and is not listed.
+    Decisions without a stage or without a deadline set no term to check.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`OVERDUE_DECISION_COLUMNS`; ``days_overdue`` = D − deadline (≥ 1);
+        sorted by days overdue (most first), then decision id.
+    """
+    day = pd.Timestamp(_day(as_of, "as_of"))
+    m = pd.DataFrame(meetings)
+    if not len(m):
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in OVERDUE_DECISION_COLUMNS})
+    m = m[m["stage"].notna() & m["deadline"].notna()].copy()
+    deadline = pd.to_datetime(m["deadline"])
+    # a decision taken after the review day is not known yet on that day
+    m = m[(deadline < day) & (pd.to_datetime(m["meeting_date"]) <= day)].copy()
+    st = pd.DataFrame(stages)
+    if len(st):
+        fin = pd.to_datetime(st["finished"])
+        done = st[fin.notna() & (fin <= day)]
+        closed = set(zip(done["project_id"], done["stage"], strict=True))
+    else:
+        closed = set()
+    keep = np.array(
+        [(p, s) not in closed for p, s in zip(m["project_id"], m["stage"], strict=True)], dtype=bool
+    )
+    m = m[keep].copy()
+    m["days_overdue"] = (day - pd.to_datetime(m["deadline"])).dt.days.astype("int64")
+    m = m.sort_values(["days_overdue", "decision_id"], ascending=[False, True], kind="stable")
+    return m[list(OVERDUE_DECISION_COLUMNS)].reset_index(drop=True)
+
 
 _ORDER = {s: i for i, s in enumerate(STAGES)}
 

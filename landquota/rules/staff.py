@@ -132,6 +132,7 @@ def staff_review(
     as_of: date,
     lagging: pd.Series | None = None,
     problems: pd.Series | None = None,
+    decisions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per person: their projects, the lagging ones, open problems and overdue visits.
 
@@ -146,6 +147,10 @@ def staff_review(
         from :func:`landquota.rules.progress.monthly_bulletin`.
     problems : pandas.Series of str, optional
         Indexed by project_id: the problems (问题) of the latest monthly return.
+    decisions : pandas.DataFrame, optional
+        Joint-meeting decisions overdue on *as_of*
+        (:func:`landquota.rules.pipeline.overdue_decisions`): each is listed for
+        every staff member serving its project.
 
     Returns
     -------
@@ -155,7 +160,8 @@ def staff_review(
         ``lagging`` (ids), ``open_problems`` (visits whose problems are not
         solved, and the latest returns' problems, as text), ``overdue``
         (project ids whose visit is overdue, county leaders only),
-        ``n_overdue``.
+        ``n_overdue``, ``overdue_decisions`` (``decision_id (project stage,
+        deadline)``, "; "-separated) and ``n_overdue_decisions``.
     """
     day = _day(as_of, "as_of")
     over = overdue_visits(projects, visits, as_of=day)
@@ -183,6 +189,17 @@ def staff_review(
                 f"{p}: {problems[p]}" for p in ids if p in problems.index and pd.notna(problems[p])
             ]
         od = over[(over["staff_id"] == sid) & over["overdue"]]["project_id"].tolist()
+        dec = (
+            decisions[decisions["project_id"].astype("str").isin(ids)]
+            if decisions is not None
+            else pd.DataFrame(columns=["decision_id", "project_id", "stage", "deadline"])
+        )
+        late = [
+            f"{d} ({p} {s}, {pd.Timestamp(t).date().isoformat()})"
+            for d, p, s, t in zip(
+                dec["decision_id"], dec["project_id"], dec["stage"], dec["deadline"], strict=True
+            )
+        ]
         rows.append(
             {
                 "staff_id": sid,
@@ -196,6 +213,8 @@ def staff_review(
                 "open_problems": "; ".join(open_p),
                 "overdue": ",".join(od),
                 "n_overdue": len(od),
+                "overdue_decisions": "; ".join(late),
+                "n_overdue_decisions": len(late),
             }
         )
     return pd.DataFrame(
@@ -212,6 +231,8 @@ def staff_review(
             "open_problems",
             "overdue",
             "n_overdue",
+            "overdue_decisions",
+            "n_overdue_decisions",
         ],
     )
 
