@@ -219,3 +219,18 @@ def test_every_layer_refuses_an_empty_source_and_a_shrinking_replace(ws: Any, tm
         with pytest.raises(ImportDataError, match=f"layer '{name}' with 1 rows instead of the {len(before)}"):
             import_layer(fewer, ws, layer=name)
         assert _state(ws, name) == before
+
+
+def test_replace_of_a_layer_others_refer_to_is_refused_cleanly(ws: Any, tmp_path: Path) -> None:
+    # A committed run's allocations refer to its projects: re-importing the projects over
+    # them used to end in a sqlite3/psycopg IntegrityError traceback. Now one refusal that
+    # names the referring layers, and every row kept.
+    frames = sample_layers()
+    ws.write_layers(frames)
+    assert len(ws.read_layer("allocations"))
+    before = _state(ws, "projects")
+    src = _sample_source("projects", frames["projects"], tmp_path)
+    with pytest.raises(ImportDataError, match=r"layer 'projects' cannot be replaced: rows of other layers \(allocations, "):
+        import_layer(src, ws, layer="projects")
+    assert _state(ws, "projects") == before
+    assert len(ws.read_layer("allocations")) == len(frames["allocations"])
