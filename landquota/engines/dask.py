@@ -48,6 +48,7 @@ __all__ = [
     "demand_and_compliance_dask",
     "export_partitions",
     "hilbert_distance",
+    "overlay_partitions",
     "write_partitions",
 ]
 
@@ -485,6 +486,49 @@ def _compliance_task(
     )
 
 
+def overlay_partitions(
+    path: str | Path, fixed: FixedSites, client: Any = None
+) -> tuple[gpd.GeoDataFrame, list[int], list[float]]:
+    """Return the pieces of *fixed* sites over the partitions in *path* that meet a site.
+
+    With a Dask *client* the partitions are cut on its workers; without one,
+    one after the other in this process (what ``benchmarks/bench_scale.py``
+    times as the one-process run, and whose per-partition seconds it reports:
+    the third item, empty with a client). The pieces are the same either way
+    (each (site, patch) pair lives in one partition), in partition order.
+    """
+    dask_geopandas, _ = _dask_imports()
+    ddf = dask_geopandas.read_parquet(str(path))
+    extents = ddf.spatial_partitions
+    if extents is None:
+        extents = ddf.calculate_spatial_partitions()
+        extents = ddf.spatial_partitions
+    wanted: list[int] = []
+    if len(fixed.ids) and len(extents):
+        hits = shapely.STRtree(fixed.geoms).query(
+            np.asarray(extents.values, dtype=object), predicate="intersects"
+        )
+        wanted = sorted({int(k) for k in hits[0]})
+    if not wanted:
+        return _meta(), wanted, []
+    site_wkb = np.asarray(shapely.to_wkb(fixed.geoms), dtype=object)
+    if client is not None:
+        lazy = ddf.partitions[wanted].map_partitions(_cut_partition, site_wkb, meta=_meta())
+        frame = gpd.GeoDataFrame(client.compute(lazy, sync=True), geometry="geometry", crs=4490)
+        return frame, wanted, []
+    import time
+
+    files = sorted(Path(path).glob("part.*.parquet"))
+    parts: list[gpd.GeoDataFrame] = []
+    seconds: list[float] = []
+    for k in wanted:
+        t = time.perf_counter()
+        parts.append(_cut_partition(gpd.read_parquet(files[k]), site_wkb))
+        seconds.append(time.perf_counter() - t)
+    frame = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=4490)
+    return frame, wanted, seconds
+
+
 def demand_and_compliance_dask(
     ws: Any,
     sites: gpd.GeoDataFrame,
@@ -506,7 +550,6 @@ def demand_and_compliance_dask(
     *sites*, *zones* and *lines*. Returns the demand, the compliance frame and
     the number of patches in the partitions that met a site.
     """
-    dask_geopandas, _ = _dask_imports()
     from landquota.settings import mask_url
 
     fixed = fixed_sites(sites)
@@ -525,23 +568,7 @@ def demand_and_compliance_dask(
             info = export_partitions(ws, path, source=source)
 
         # 1–2. Parcel overlay per partition, only where a site is.
-        ddf = dask_geopandas.read_parquet(str(path))
-        extents = ddf.spatial_partitions
-        if extents is None:
-            extents = ddf.calculate_spatial_partitions()
-            extents = ddf.spatial_partitions
-        wanted: list[int] = []
-        if len(fixed.ids) and len(extents):
-            hits = shapely.STRtree(fixed.geoms).query(
-                np.asarray(extents.values, dtype=object), predicate="intersects"
-            )
-            wanted = sorted({int(k) for k in hits[0]})
-        if wanted:
-            site_wkb = np.asarray(shapely.to_wkb(fixed.geoms), dtype=object)
-            lazy = ddf.partitions[wanted].map_partitions(_cut_partition, site_wkb, meta=_meta())
-            frame = gpd.GeoDataFrame(client.compute(lazy, sync=True), geometry="geometry", crs=4490)
-        else:
-            frame = _meta()
+        frame, wanted, _ = overlay_partitions(path, fixed, client)
         n_read = int(sum(info["partitions"][k] for k in wanted))
 
         # 3. Measure and sum on the client, exactly as the local engine does.
