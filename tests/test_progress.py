@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from pipelineworld import projects, returns, staff
@@ -143,3 +145,13 @@ def test_the_bulletin_workbook_is_reproducible(tmp_path) -> None:
     # B and C filed nothing: 4 months running (then by id); A lags since February
     assert [r[0] for r in rows[1:]] == ["B", "C", "A"]
     wb.close()
+
+
+@pytest.mark.parametrize("content", [b"not a workbook\n", b"PK\x03\x04cut short"])
+def test_a_form_that_is_not_a_workbook_is_refused_in_one_line(tmp_path: Path, content: bytes) -> None:
+    from landquota.intake.progress import read_returns
+
+    bad = tmp_path / "returns-2014-05.xlsx"
+    bad.write_bytes(content)
+    with pytest.raises(ParameterError, match=r"returns-2014-05.xlsx' is not an Excel workbook \(.xlsx\)"):
+        read_returns(bad, month="2014-05")

@@ -54,6 +54,15 @@ def _read_table(path: Path, sheet: str | None) -> pd.DataFrame:
         raise ParameterError(f"returns file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
+        import zipfile
+
+        # An .xlsx is a zip archive; anything else (an old .xls renamed, a web page saved
+        # as .xlsx, a file cut short) would get pandas' "specify an engine" message.
+        if not zipfile.is_zipfile(path):
+            raise ParameterError(
+                f"{str(path)!r} is not an Excel workbook (.xlsx) or is damaged; save the form "
+                "again from Excel or WPS as .xlsx, or as .csv (UTF-8)"
+            )
         try:
             return pd.read_excel(path, sheet_name=sheet or 0, dtype=object)
         except ValueError as exc:
