@@ -1,4 +1,4 @@
-"""Validation rules LQ-001 … LQ-015 on small hand-made layers, and the workspace round trip."""
+"""Validation rules LQ-001 … LQ-020 on small hand-made layers, and the workspace round trip."""
 
 from __future__ import annotations
 
@@ -165,3 +165,91 @@ def test_workspace_round_trip_csv_and_blocking(ws: Any, tmp_path: Path) -> None:
     ws.write_layer("parcels", parcels([{"parcel_id": "A", "geometry": mp(0, 0, 100, 100)}]))
     assert blocking_errors(ws) == 0
     assert require_valid(ws) == 0
+
+
+# --- the pipeline tables (issue 14): LQ-016 … LQ-020 -------------------------------------------
+def _sql(ws: Any, *stmts: str) -> None:
+    """Write the way another program would (sqlite3 / psql), past landquota's checks.
+
+    On PostGIS the foreign keys are switched off for the session as a superuser can
+    (``session_replication_role = replica``), so rows naming unknown ids get in too.
+    """
+    if ws.kind == "gpkg":
+        import sqlite3
+
+        con = sqlite3.connect(ws.target)
+        try:
+            for s in stmts:
+                con.execute(s)
+            con.commit()
+        finally:
+            con.close()
+        return
+    import psycopg
+
+    url, schema = ws.target.split("?schema=")
+    with psycopg.connect(url) as pg:
+        pg.execute(f'SET search_path = "{schema}", public')
+        pg.execute("SET session_replication_role = replica")
+        for s in stmts:
+            pg.execute(s)
+
+
+def test_pipeline_rules_find_rows_written_past_the_checks(ws: Any) -> None:
+    from pipelineworld import returns, write_world
+
+    write_world(ws)  # projects A, B, C; staff L1, L2, T1, D1
+    ws.write_layer("project_progress", returns({"A": [100.0, 200.0], "B": [50.0, 60.0]}))
+    assert validate_workspace(ws, write=False).by_rule == {"LQ-014": 1}  # no county: not ours
+    _sql(
+        ws,
+        "INSERT INTO project_stages (stage_id, project_id, stage, started, finished, cadre) VALUES "
+        "('A:pre_review', 'A', 'pre_review', '2014-03-10', '2014-03-01', 'D1'), "
+        "('B:supply', 'B', 'supply', '2014-01-05', '2014-03-20', 'D1'), "
+        "('B:construction', 'B', 'construction', '2014-03-01', NULL, 'D1'), "
+        "('C:construction', 'C', 'construction', '2014-03-01', NULL, 'X9'), "
+        "('Z9:pre_review', 'Z9', 'pre_review', '2014-03-01', NULL, NULL)",
+        "UPDATE project_progress SET completed_yuan = 150 WHERE progress_id = 'A:2014-02'",
+        "INSERT INTO project_progress (progress_id, project_id, month, completed_yuan) "
+        "VALUES ('B:2014-03', 'B', '2014-03', 40)",
+        "INSERT INTO visits (visit_id, visit_date, staff_id, project_id, solved) VALUES "
+        "('V1', '2014-04-01', 'L1', 'Z9', 1), ('V2', '2014-04-02', 'X7', 'A', 1)".replace(
+            ", 1)", ", TRUE)" if ws.kind == "postgis" else ", 1)"
+        ),
+    )
+    rep = validate_workspace(ws, write=False)
+    got = [r for r in rules_of(rep.errors) if r[0] != "LQ-014"]
+    assert got == [
+        ("LQ-016", "A:pre_review", "warning"),
+        ("LQ-017", "B:construction", "warning"),
+        ("LQ-017", "C:construction", "warning"),
+        ("LQ-018", "B:2014-03", "warning"),
+        ("LQ-019", "Z9:pre_review", "warning"),
+        ("LQ-019", "V1", "warning"),
+        ("LQ-020", "C:construction", "warning"),
+        ("LQ-020", "V2", "warning"),
+    ]
+    msg = dict(zip(rep.errors.error_id, rep.errors.message, strict=True))
+    assert "finished on 2014-03-01, before it started on 2014-03-10" in msg["LQ-016:project_stages:A:pre_review"]
+    assert ("started construction on 2014-03-01, before its land was supplied on 2014-03-20"
+            in msg["LQ-017:project_stages:B:construction"])
+    assert "no 供地 stage" in msg["LQ-017:project_stages:C:construction"]
+    assert "40 yuan for 2014-03, less than the 60 yuan of 2014-02" in msg["LQ-018:project_progress:B:2014-03"]
+    assert "project 'Z9'" in msg["LQ-019:visits:V1"]
+    assert "staff_id 'X7'" in msg["LQ-020:visits:V2"] and "cadre 'X9'" in msg["LQ-020:project_stages:C:construction"]
+    # A's 150 after 100 still rises: only B falls. Warnings do not block the allocation.
+    assert rep.blocking == 0 and require_valid(ws) == 0
+
+
+def test_pipeline_rules_on_frames_by_hand() -> None:
+    from pipelineworld import projects, staff, stage
+
+    st = pd.DataFrame([
+        stage("A", "supply", "2014-01-01", "2014-02-01", cadre="D1"),
+        stage("A", "construction", "2014-02-01", cadre="T1"),  # the day of supply: allowed
+        stage("B", "pre_review", "2014-02-01", "2014-02-01"),  # same day: allowed
+    ])
+    pr = gpd.GeoDataFrame(projects(), geometry=[None] * 3, crs=CRS)
+    found = validate_frames({"projects": pr, "staff": staff(), "project_stages": st, "county": county()})
+    assert rules_of(found) == []
+    assert RULES["LQ-018"][0] == "warning" and "R17" in RULES["LQ-018"][1]

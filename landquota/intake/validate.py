@@ -1,4 +1,4 @@
-"""Quality rules of a workspace: ``landquota validate`` (LQ-001 … LQ-015).
+"""Quality rules of a workspace: ``landquota validate`` (LQ-001 … LQ-020).
 
 Each rule has a number, a severity and a message that names the feature and says
 how to fix it. *Blocking* findings make allocation refuse the workspace unless
@@ -30,7 +30,20 @@ LQ-012     blocking  plan zones of one plan version overlap by more than 1 m²
 LQ-013     blocking  invalid or empty geometry (written by another program)
 LQ-014     warning   no county boundary: LQ-005 could not run
 LQ-015     warning   a linkage area without any plots
+LQ-016     warning   an approval stage that finishes before it starts (issue 14)
+LQ-017     warning   construction started before the land was supplied, or with no
+                     supply finished (issue 14)
+LQ-018     warning   a monthly return lower than the project's earlier return of the
+                     same year: cumulative figures never fall (R17)
+LQ-019     warning   a stage, monthly return, visit or meeting decision naming a
+                     project that is not in ``projects``
+LQ-020     warning   a visit or a stage's cadre naming a staff id not in ``staff``
 =========  ========  =================================================================
+
+LQ-016 … LQ-020 find pipeline rows that bypassed the write-time checks
+(:mod:`landquota.store.pipeline_check`; rows written by another program with
+sqlite3 or psql). They are warnings: the pipeline tables feed the monthly
+bulletin and the staff lists, not the allocation, so they do not block it.
 """
 
 from __future__ import annotations
@@ -77,6 +90,11 @@ RULES: Mapping[str, tuple[str, str]] = {
     "LQ-013": ("blocking", "invalid or empty geometry"),
     "LQ-014": ("warning", "no county boundary"),
     "LQ-015": ("warning", "linkage area without plots"),
+    "LQ-016": ("warning", "stage finishes before it starts"),
+    "LQ-017": ("warning", "construction before supply"),
+    "LQ-018": ("warning", "monthly return falls (R17)"),
+    "LQ-019": ("warning", "pipeline row naming an unknown project"),
+    "LQ-020": ("warning", "pipeline row naming an unknown staff id"),
 }
 
 #: LQ-003: survey areas carry two decimals; anything beyond rounding is an error.
@@ -227,6 +245,7 @@ def validate_frames(
     projects = get("projects")
     if projects is not None and len(projects):
         _lq009(f, projects)
+    _lq016_020(f, frames)
     return _frame(f, checked_at)
 
 
@@ -483,6 +502,73 @@ def _lq011(f: _Findings, parcels: Frame) -> None:
               "area unit (mu? ha?) (R1)", g[i])
 
 
+def _day_text(v: Any) -> str:
+    return "no date" if v is None or pd.isna(v) else pd.Timestamp(v).date().isoformat()
+
+
+def _lq016_020(f: _Findings, frames: Mapping[str, Frame]) -> None:
+    """Check the pipeline tables (issue 14): the write-time rules, row by row, and references."""
+    empty = pd.DataFrame()
+    stages = frames.get("project_stages", empty)
+    progress = frames.get("project_progress", empty)
+    visits = frames.get("visits", empty)
+    meetings = frames.get("meetings", empty)
+    if len(stages):
+        started = pd.to_datetime(stages["started"])
+        finished = pd.to_datetime(stages["finished"])
+        for i in np.flatnonzero((finished.notna() & (finished < started)).to_numpy()):
+            f.add("LQ-016", "project_stages", stages["stage_id"].iloc[i],
+                  f"stage {stages['stage'].iloc[i]!r} of project {stages['project_id'].iloc[i]!r} "
+                  f"finished on {_day_text(finished.iloc[i])}, before it started on "
+                  f"{_day_text(started.iloc[i])}; correct one of the two dates")
+        sup = stages[stages["stage"] == "supply"]
+        supplied = dict(zip(sup["project_id"], pd.to_datetime(sup["finished"]), strict=True))
+        for i in np.flatnonzero((stages["stage"] == "construction").to_numpy()):
+            pid, start = stages["project_id"].iloc[i], started.iloc[i]
+            done = supplied.get(pid)
+            if done is None or pd.isna(done):
+                f.add("LQ-017", "project_stages", stages["stage_id"].iloc[i],
+                      f"project {pid!r} started construction on {_day_text(start)} but its land has "
+                      "not been supplied (no 供地 stage with a finish date); record the supply first")
+            elif start < done:
+                f.add("LQ-017", "project_stages", stages["stage_id"].iloc[i],
+                      f"project {pid!r} started construction on {_day_text(start)}, before its land "
+                      f"was supplied on {_day_text(done)}; correct one of the two dates")
+    if len(progress):
+        df = progress.assign(_year=progress["month"].astype(str).str.slice(0, 4))
+        df = df.sort_values(["project_id", "month"], kind="stable")
+        grp = df.groupby(["project_id", "_year"])
+        prev, prev_month = grp["completed_yuan"].shift(), grp["month"].shift()
+        done = df["completed_yuan"].astype("float64")
+        for i in df.index[(prev.notna() & (done < prev)).to_numpy()]:
+            f.add("LQ-018", "project_progress", df.at[i, "progress_id"],
+                  f"project {df.at[i, 'project_id']!r} reports {done[i]:,.0f} "
+                  f"yuan for {df.at[i, 'month']!s}, less than the {float(prev[i]):,.0f} yuan of "
+                  f"{prev_month[i]!s}; the figure is cumulative from 1 January and cannot fall (R17): "
+                  "correct one of the two returns")
+    projects = frames.get("projects", empty)
+    known = set(projects["project_id"].astype(str)) if len(projects) else set()
+    for name, df in (("project_stages", stages), ("project_progress", progress), ("visits", visits),
+                     ("meetings", meetings)):
+        if not len(df):
+            continue
+        ids = _ids(df, name)
+        for i in np.flatnonzero(~df["project_id"].astype(str).isin(known).to_numpy()):
+            f.add("LQ-019", name, ids.iloc[i], f"names project {df['project_id'].iloc[i]!r}, which is "
+                  "not in the projects layer; correct the project id or import the project")
+    staff = frames.get("staff", empty)
+    people = set(staff["staff_id"].astype(str)) if len(staff) else set()
+    for name, df, col in (("visits", visits, "staff_id"), ("project_stages", stages, "cadre")):
+        if not len(df):
+            continue
+        ids = _ids(df, name)
+        named = df[col].notna().to_numpy()
+        for i in np.flatnonzero(named & ~df[col].astype(str).isin(people).to_numpy()):
+            f.add("LQ-020", name, ids.iloc[i], f"{col} {df[col].iloc[i]!r} is not a staff id of the "
+                  "staff layer; add the person to staff or correct the id (`landquota staff "
+                  "--adopt-names` turns names into staff rows)")
+
+
 # --------------------------------------------------------------------------------------
 # the workspace
 # --------------------------------------------------------------------------------------
@@ -536,7 +622,7 @@ def validate_workspace(
             bar.set_postfix_str(f"reading {name}")
             frames[name] = ws.read_layer(name)
             bar.update()
-        bar.set_postfix_str("rules LQ-001…LQ-015")
+        bar.set_postfix_str("rules LQ-001…LQ-020")
         errors = validate_frames(frames)
         bar.update()
         rep = _report(ws, errors, write=write, csv=csv)
