@@ -53,8 +53,8 @@ PRIMAL_TOL = 1e-10
 #: the first margin is 0.  A positive margin is not free: a later stage spends it
 #: (the tests measured a city project buying a 1e-9 sliver of a national one with a
 #: 1e-9 margin).  A numerical failure ("infeasible" although the previous point
-#: satisfies every row) is retried without presolve, then from the previous point,
-#: and only then with the looser margins, which the run's status reports.
+#: satisfies every row) is retried without presolve from the previous point, and
+#: only then with the looser margins, which the run's status reports.
 HOLD_MARGINS = (0.0, 1e-9, 1e-7, 1e-5)
 #: Relative MIP gap of every stage.
 MIP_GAP = 1e-9
@@ -376,7 +376,7 @@ def solve_lexicographic(data: LexInput, *, time_limit: float | None = None) -> L
         The previous point satisfies every hold and every settled bound, so
         "infeasible" (or any failure without a point) is numerical: solve again
         without presolve (HiGHS 1.16's presolve has reported such models
-        infeasible), then from the previous point, then with looser holds, which
+        infeasible) starting from the previous point, then with looser holds, which
         the run's status reports.
         """
         started = False
@@ -390,14 +390,14 @@ def solve_lexicographic(data: LexInput, *, time_limit: float | None = None) -> L
                 return x
             if name == "optimal" and x is not None:
                 return x
-            if presolve:
-                presolve = False
-                state.presolve_off += 1
-                continue
-            if not started:
+            if presolve or not started:
                 # HiGHS has reported a model infeasible although the previous point
-                # satisfied every row and bound of it; starting from that point settles it
+                # satisfies every row and bound of it: solve it again without presolve,
+                # starting from that point (without the start, the same solve failed too
+                # and took minutes at 10,000 projects)
+                presolve = False
                 started = True
+                state.presolve_off += 1
                 state.started += 1
                 continue
             if holds and state.hold_index + 1 < len(HOLD_MARGINS):
