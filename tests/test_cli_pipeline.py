@@ -341,3 +341,24 @@ def test_staff_and_bulletin_list_meeting_decisions_past_their_deadline(
     line = next(x for x in page3.splitlines() if "M1:3" in x)
     assert "2014-04-01" in line and line.split()[-1] == "29"
     assert "M1:1" in page3 and "M1:2" not in page3 and "M1:4" not in page3
+
+
+def test_readme_pipeline_quickstart_runs_on_the_demo(
+    demo_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's progress and meeting lines, exactly as written, on a copy of the demo:
+    # they once named a return form nobody had and a stage the demo had already closed.
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    lines = [ln.split("  #")[0].strip() for ln in readme.splitlines()]
+    form = next(ln for ln in lines if ln.startswith("printf ") and "returns-" in ln)
+    cmds = [ln for ln in lines if ln.startswith(("landquota progress ", "landquota meeting "))]
+    assert len(cmds) == 2
+    db = tmp_path / "demo.gpkg"
+    shutil.copy(demo_db, db)
+    (tmp_path / "out").mkdir()
+    subprocess.run(["bash", "-c", form], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    for cmd in cmds:
+        assert main([*shlex.split(cmd)[1:], "--db", str(db)]) == 0, cmd
