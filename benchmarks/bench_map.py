@@ -301,7 +301,7 @@ def city(args: argparse.Namespace) -> int:
     path = out_dir / "landquota.html"
     print("building landquota (tiled mode) ...", flush=True)
     t = time.perf_counter()
-    save_map(build_map({"county": county, "parcels": parcels}), path)
+    save_map(build_map({"county": county, "parcels": parcels}, tiled=True), path)
     secs = time.perf_counter() - t
     print(f"  built in {secs:.1f} s, {path.stat().st_size / 1e6:.1f} MB; loading ...", flush=True)
     ready, zoom = load(path, args.timeout, street)
@@ -326,11 +326,11 @@ def city(args: argparse.Namespace) -> int:
         k = len(parcels) if name == "landquota" else len(sub)
         print(f"{name:<10} {k:>10,} {mb:>9.1f} {secs:>8.1f} "
               f"{fmt(None if ready_ms is None else ready_ms / 1000, '.2f'):>14} "
-              f"{fmt(None if zoom_ms is None else zoom_ms / 1000, '.2f'):>18}")
+              f"{'—' if name == 'naive' else fmt(None if zoom_ms is None else zoom_ms / 1000, '.2f'):>18}")
     if len(sub) < len(parcels):
         f = len(parcels) / len(sub)
-        print(f"naive anchor run on {len(sub):,} of {len(parcels):,} patches (it cannot finish "
-              f"at full size here); linear extrapolation to {len(parcels):,}: "
+        print(f"naive anchor run on the first {len(sub):,} of {len(parcels):,} patches only "
+              f"(--anchor-n); linear extrapolation to {len(parcels):,}: "
               f"{rows['naive'][0] * f:.0f} MB, build {rows['naive'][1] * f:.0f} s; "
               "interactive: see the measured row")
     lq = rows["landquota"]
