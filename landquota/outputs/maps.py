@@ -776,11 +776,19 @@ def _tiled_patch_layer(parcels: gpd.GeoDataFrame, bar: Any) -> _Overlay:
         # the order mostly differ in class: 1 shell per path, 10x the layers). Within an
         # area class a small shell is rarely inside a hole of a bigger one; if it is, it
         # is hidden at these zooms (a level of detail) and shows from the patch tiles on.
+        # Inside a run, shells are grouped by the zoom-10 tile of their centre (~35 km), so
+        # that a path's bounds are compact and Leaflet skips the paths outside the view.
         size = np.floor(np.log(np.maximum(shapely.area(shells), 1e-18)) / np.log(4.0))
         cls_rank = pd.factorize(keys)[0]
-        order = np.lexsort((cls_rank, -size))
+        c = shapely.get_coordinates(shapely.centroid(shells))
+        cell = tiled.tile_of(c[:, 0], c[:, 1], 10)
+        where = cell[:, 0] * 1024 + cell[:, 1]
+        order = np.lexsort((where, cls_rank, -size))
         shells, keys, size = shells[order], keys[order], size[order]
-        change = np.r_[True, (keys[1:] != keys[:-1]) | (size[1:] != size[:-1])]
+        where = where[order]
+        change = np.r_[
+            True, (keys[1:] != keys[:-1]) | (size[1:] != size[:-1]) | (where[1:] != where[:-1])
+        ]
         runs = [*np.flatnonzero(change).tolist(), len(keys)]
         for a, b in itertools.pairwise(runs):
             for start in range(a, b, _SHELLS_PER_FEATURE):

@@ -69,11 +69,13 @@ class Lod:
     min_area: float
 
 
-#: Levels of detail below :data:`TILE_MIN_ZOOM`. A pixel is ~140 m at z10 and ~17 m
-#: at z13 (24°N); shells under ~2×2 pixels of the level's lowest zoom are left out.
+#: Levels of detail below :data:`TILE_MIN_ZOOM`. A pixel is ~140 m at z10, ~70 m at z11,
+#: ~35 m at z12 and ~17 m at z13 (24°N); the tolerance is about a pixel at the level's
+#: highest zoom, and shells under ~2×2 pixels of its lowest zoom are left out.
 LODS: Final = (
     Lod(0, 10, 1.0e-3, 4.0e-6),
-    Lod(11, TILE_MIN_ZOOM - 1, 1.5e-4, 2.0e-7),
+    Lod(11, 11, 4.0e-4, 1.0e-6),
+    Lod(12, TILE_MIN_ZOOM - 1, 1.5e-4, 2.0e-7),
 )
 
 
