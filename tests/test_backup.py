@@ -209,3 +209,14 @@ def test_restore_refuses_to_overwrite_its_own_backup(tmp_path: Path) -> None:
         out = export_workspace(ws, tmp_path / "b.gpkg")
     with pytest.raises(ParameterError, match="is the backup itself"):
         restore_workspace(out, out, force=True)
+
+
+def test_restore_of_a_missing_backup_says_how_to_make_one(tmp_path: Path) -> None:
+    # not "create it with landquota init --db backup.gpkg" (that would make an empty one)
+    missing = r"backup '.*backup.gpkg' does not exist; make one with `landquota export"
+    with (
+        pytest.raises(ParameterError, match=missing),
+        restore_workspace(tmp_path / "backup.gpkg", tmp_path / "target.gpkg"),
+    ):
+        pass
+    assert not (tmp_path / "target.gpkg").exists()

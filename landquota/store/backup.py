@@ -454,6 +454,12 @@ def restore_workspace(
     """
     settings = settings or get_settings()
     src_path = Path(src)
+    if not src_path.exists():
+        # open_workspace would advise `landquota init` on it: wrong for a backup to restore
+        raise ParameterError(
+            f"backup {str(src)!r} does not exist; make one with "
+            f"`landquota export --out {src_path.name}` on the workspace to copy"
+        )
     with open_workspace(src_path, settings=settings) as backup:
         if backup.kind != "gpkg":  # pragma: no cover - open_workspace of a Path
             raise ParameterError(f"src {str(src)!r} must be a GeoPackage backup")
