@@ -480,3 +480,42 @@ def test_latin1_prefilter(values: list[str | None], maybe: bool) -> None:
     from landquota.intake.importer import _may_hold_latin1
 
     assert _may_hold_latin1(pd.Series(values, dtype=object).astype("str")) is maybe
+
+
+def _dated_gpkg(path: Path) -> Path:
+    """linkage_areas with real DateTime fields (aware, then naive) and a real Date field."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyogrio
+
+    base = {"linkage_id": ["LA1", "LA2"], "name": ["大崀", "七拱"], "acceptance": ["passed", "pending"]}
+    day = [dt.date(2014, 1, 15), None]
+    # aware: written from pandas, GDAL keeps each value's offset (2012-06-01T00:00:00+08:00);
+    # 16:00 UTC on 31 May is 1 June 00:00 in Shanghai, 15 March 00:00 UTC is 08:00 there
+    aware = pd.to_datetime(["2012-05-31T16:00:00Z", "2013-03-15T00:00:00Z"]).tz_convert("Asia/Shanghai")
+    pyogrio.write_dataframe(pd.DataFrame({**base, "approval_date": aware, "acceptance_date": day}), path,
+                            layer="aware")
+    # naive DateTime plus a real Date field (date32 → OFTDate), written from Arrow
+    naive = pd.Series(pd.to_datetime(["2012-06-01 09:30", "2013-03-15 00:00"]))
+    pyogrio.write_arrow(pa.table({**base, "approval_date": pa.Array.from_pandas(naive),
+                                  "acceptance_date": pa.array(day, pa.date32())}),
+                        path, layer="naive", append=True, driver="GPKG", geometry_name=None,
+                        geometry_type=None, crs=None)
+    return path
+
+
+@pytest.mark.parametrize(("src_layer", "timed_row"), [("aware", 2), ("naive", 1)])
+def test_datetime_and_date_fields_import_as_dates(ws: Any, tmp_path: Path, src_layer: str, timed_row: int) -> None:
+    # was: "Cannot use .astype to convert from timezone-aware dtype to timezone-naive"
+    src = _dated_gpkg(tmp_path / "areas.gpkg")
+    rep = import_layer(src, ws, layer="linkage_areas", src_layer=src_layer)
+    got = ws.read_layer("linkage_areas").sort_values("linkage_id")
+    assert rep.rows_imported == 2
+    # aware: the Shanghai calendar day (not the UTC one, 31 May); naive: the value's own day
+    assert got.approval_date.dt.strftime("%Y-%m-%d").tolist() == ["2012-06-01", "2013-03-15"]
+    assert got.acceptance_date.iloc[0] == pd.Timestamp("2014-01-15") and pd.isna(got.acceptance_date.iloc[1])
+    # the dropped time of day is said once, naming the field and the first row that had one
+    timed = [w for w in rep.warnings if "times of day dropped" in w]
+    assert len(timed) == 1 and "'approval_date'" in timed[0] and f"first at row {timed_row}" in timed[0]
+    assert ("Asia/Shanghai" in timed[0]) == (src_layer == "aware")

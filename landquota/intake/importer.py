@@ -1376,6 +1376,9 @@ def _ogr_batches(source: _Source, plan: _Plan) -> Iterator[pd.DataFrame]:
             encoding=source.gdal_encoding,  # GDAL decodes a DBF's text (SHAPE_ENCODING)
             batch_size=BATCH_ROWS,
             use_pyarrow=True,
+            # Date/DateTime fields as GDAL's ISO text: each value keeps its own offset or its
+            # lack of one (the Arrow timestamps would declare a naive GeoPackage DateTime UTC)
+            datetime_as_string=True,
         )
         meta, reader = ctx.__enter__()
     except Exception as exc:
@@ -1612,7 +1615,7 @@ def _convert(
     for f, rule in plan.rules.items():
         s = batch[f].reset_index(drop=True)
         col = lyr.column(rule.column)
-        out[col.name] = _convert_column(s, col, f, rule, plan, rows)
+        out[col.name] = _convert_column(s, col, f, rule, plan, rows, report.warnings)
     frame = pd.DataFrame(out, index=pd.RangeIndex(len(batch)))
     for col_name, value in plan.defaults.items():
         if col_name not in frame.columns:
@@ -1686,7 +1689,10 @@ _TRUE = {"1", "true", "t", "yes", "y", "是", "√"}
 _FALSE = {"0", "false", "f", "no", "n", "否", ""}
 
 
-def _convert_column(s: pd.Series, col: Column, f: str, rule: FieldRule, plan: _Plan, rows: NDArray[np.int64]) -> pd.Series:
+def _convert_column(
+    s: pd.Series, col: Column, f: str, rule: FieldRule, plan: _Plan, rows: NDArray[np.int64],
+    warnings: list[str],
+) -> pd.Series:
     where = f"{plan.source!r}: field {f!r} (→ {col.name})"
     ogr = plan.ogr_types.get(f, "")
     if col.type in ("text", "json"):
@@ -1748,9 +1754,23 @@ def _convert_column(s: pd.Series, col: Column, f: str, rule: FieldRule, plan: _P
         return low.isin(_TRUE)
     # dates and datetimes
     if pd.api.types.is_datetime64_any_dtype(s):
-        return s
+        # real Date/DateTime fields (GeoPackage, FileGDB, ...): naive or timezone-aware
+        return _contract_dates(s, col, where, rows, warnings)
     txt = s.astype(object).map(_iso_date)
-    when = pd.to_datetime(txt, errors="coerce", format="ISO8601", utc=col.type == "datetime")
+    any_aware = False
+    if col.type == "datetime":
+        when = pd.to_datetime(txt, errors="coerce", format="ISO8601", utc=True)
+    else:
+        # a date column may mix naive values and values with an offset (GDAL gives each
+        # DateTime value its own): the aware ones become their calendar day in LOCAL_TZ
+        aware = txt.map(lambda v: isinstance(v, str) and _OFFSET.search(v) is not None).astype(bool)
+        when = pd.to_datetime(txt.where(~aware), errors="coerce", format="ISO8601")
+        any_aware = bool(aware.any())
+        if any_aware:
+            local = pd.to_datetime(txt[aware], errors="coerce", format="ISO8601", utc=True)
+            when = when.astype("datetime64[ns]")
+            when[aware] = local.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).astype("datetime64[ns]")
+        when = when.astype("datetime64[ns]")
     bad = when.isna() & txt.notna()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -1758,7 +1778,48 @@ def _convert_column(s: pd.Series, col: Column, f: str, rule: FieldRule, plan: _P
             f"{where} must hold dates (2014-01-15, 2014/1/15, 20140115 or 2014年1月15日), but row "
             f"{int(rows[i])} has {s.iloc[i]!r}; fix the value"
         )
-    return when
+    return _contract_dates(when, col, where, rows, warnings, aware=any_aware)
+
+
+# an offset after a time of day (2012-06-01T00:00:00+08:00, ...Z); not the "-15" of a bare date
+_OFFSET = re.compile(r"[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
+
+#: The county's civil time zone: a timezone-aware value of a date column is stored as the
+#: calendar date it denotes there (2012-05-31T16:00Z is 2012-06-01 in Shanghai), because the
+#: contract's dates are local calendar days (approval, supply, start dates; R8/R10 clocks).
+LOCAL_TZ = "Asia/Shanghai"
+
+
+def _contract_dates(when: pd.Series, col: Column, where: str, rows: NDArray[np.int64],
+                    warnings: list[str], *, aware: bool = False) -> pd.Series:
+    """Give parsed dates the contract's dtype: naive days for ``date``, UTC for ``datetime``.
+
+    A ``date`` column keeps the calendar day only: an aware value is first converted to
+    :data:`LOCAL_TZ`, a naive one is taken as it is; a time of day other than midnight is
+    dropped and said once in the report's warnings (it is not an error: DateTime fields
+    often carry 00:00 or a clock time the contract has no use for).
+    """
+    when = pd.Series(pd.to_datetime(when), index=when.index)
+    tz = when.dt.tz
+    if col.type == "datetime":
+        # naive values read as UTC, as the text path (utc=True) reads them
+        utc: pd.Series = when.dt.tz_localize("UTC") if tz is None else when.dt.tz_convert("UTC")
+        return utc
+    if tz is not None:
+        when = when.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None)
+    day = when.dt.normalize()
+    timed = when.notna() & (when != day)
+    if timed.any():
+        head = f"{where}: times of day dropped"
+        if not any(w.startswith(head) for w in warnings):
+            i = int(np.flatnonzero(timed.to_numpy())[0])
+            zone = f" (values with an offset taken as dates in {LOCAL_TZ})" if aware or tz is not None else ""
+            warnings.append(
+                f"{head}, the column holds dates only{zone}: first at row {int(rows[i])}, "
+                f"{when.iloc[i]:%Y-%m-%d %H:%M:%S} → {day.iloc[i]:%Y-%m-%d}"
+            )
+    days: pd.Series = day.astype("datetime64[ns]")
+    return days
 
 
 _DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
