@@ -193,6 +193,8 @@ def encode_tiles(
     """
     geoms = np.asarray(geoms, dtype=object)
     n = len(geoms)
+    if n == 0:
+        return {"z": TILE_ZOOM, "minZoom": TILE_MIN_ZOOM, "pad": 1e-5, "ids": [], "tiles": {}}
     box = shapely.bounds(geoms)
     cx, cy = (box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2
     tiles = tile_of(cx, cy, TILE_ZOOM)
