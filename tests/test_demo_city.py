@@ -14,6 +14,8 @@ from landquota.errors import ParameterError
 from landquota.rules.landclasses import LAND_CLASSES
 from landquota.store.schema import LAYERS
 
+pytestmark = pytest.mark.slow  # a few city builds of 3,000 patches: ~15 s together
+
 N = 3_000
 
 

@@ -24,7 +24,7 @@ from landquota.demo.city import build_city
 from landquota.outputs.maps import _fmt_m2, build_map, save_map
 from landquota.rules.landclasses import LAND_CLASSES
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # ~20 s: a city build and Chromium
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
