@@ -362,3 +362,20 @@ def test_readme_pipeline_quickstart_runs_on_the_demo(
     monkeypatch.chdir(tmp_path)
     for cmd in cmds:
         assert main([*shlex.split(cmd)[1:], "--db", str(db)]) == 0, cmd
+
+
+def test_output_cut_off_by_head_is_not_an_error(
+    demo_db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `landquota staff … | head` once printed "错误 error: [Errno 32] Broken pipe" and exit 2;
+    # a stdout whose reader has gone stands in for the pipe (deterministic, unlike a real head)
+    import io
+    import sys
+
+    class Gone(io.TextIOBase):
+        def write(self, s: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", Gone())
+    assert main(["staff", "--as-of", "2014-04-20", "--db", str(demo_db)]) == 141
+    assert capsys.readouterr().err == ""

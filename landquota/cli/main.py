@@ -654,6 +654,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("landquota: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `landquota staff … | head` closed the pipe: not an error of the command. Point
+        # stdout at devnull so the interpreter's final flush does not complain either.
+        import contextlib
+        import os
+
+        with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command cut off by `head`
     except OSError as exc:
         if ns.debug:
             raise
