@@ -106,3 +106,10 @@ def test_cli_builds_the_city_workspace(tmp_path: Path, capsys: pytest.CaptureFix
     # a second run reuses it (nothing rebuilt)
     assert main(["demo", "--city", "qingyuan", "--parcels", "2000", "--db", str(target)]) == 0
     assert "reused" in capsys.readouterr().out
+    # the city map, forced into the tiled mode (2,000 patches are under the threshold)
+    html = tmp_path / "city.html"
+    assert main(["map", "--db", str(target), "--tiled", "--out", str(html)]) == 0
+    page = html.read_text("utf-8")
+    assert "landquota.addTiles(" in page and "data-min-zoom=\"14\"" in page
+    assert main(["map", "--db", str(target), "--out", str(html)]) == 0
+    assert "landquota.addTiles(" not in html.read_text("utf-8")
