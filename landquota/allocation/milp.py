@@ -380,6 +380,10 @@ def solve_lexicographic(data: LexInput, *, time_limit: float | None = None) -> L
         the run's status reports.
         """
         started = False
+        # once presolve has failed on this model it fails again on the next probe:
+        # go straight to the retry that works
+        presolve = presolve and state.presolve_off == 0
+        started = not presolve and state.presolve_off > 0
         while True:
             name, x = solve_once(
                 costs, presolve=presolve, start=state.solution if started else None
