@@ -220,3 +220,15 @@ def test_restore_of_a_missing_backup_says_how_to_make_one(tmp_path: Path) -> Non
     ):
         pass
     assert not (tmp_path / "target.gpkg").exists()
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_restore_override_needs_a_real_reason(
+    tmp_path: Path, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from landquota.cli import main
+
+    args = ["restore", "--from", str(tmp_path / "b.gpkg"), "--db", str(tmp_path / "t.gpkg")]
+    assert main([*args, "--accept-unverified", reason]) == 2
+    assert "landquota restore: 错误 error: --accept-unverified needs a reason" in capsys.readouterr().err
+    assert not (tmp_path / "t.gpkg").exists()

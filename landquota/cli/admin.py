@@ -169,6 +169,12 @@ def _restore_args(p: argparse.ArgumentParser) -> None:
 def _restore(ns: argparse.Namespace) -> int:
     from landquota.store.backup import restore_workspace
 
+    if ns.accept_unverified is not None and not ns.accept_unverified.strip():
+        # an empty REASON used to be taken as no override, and the refusal then asked for one
+        raise ParameterError(
+            "--accept-unverified needs a reason, e.g. --accept-unverified '县局决定 2014-05-01: "
+            "only copy left'; it is recorded in the restored ledger chain"
+        )
     with restore_workspace(
         ns.src, _target(ns), force=ns.force, accept_unverified=ns.accept_unverified
     ) as ws:
