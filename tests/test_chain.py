@@ -427,3 +427,44 @@ def test_monthly_bulletin_prints_the_chain_head(wws, tmp_path, capsys) -> None:
     assert f"chain head {head}" in capsys.readouterr().out
     summary = pd.read_excel(xlsx, sheet_name=0)
     assert head in summary.astype(str).to_numpy().ravel().tolist()
+
+
+# --- validate and allocate --commit on a ledger that does not verify (LQ-021) ------------------
+_UNCHAINED = (
+    "INSERT INTO quota_ledger (entry_id, pool, kind, amount, year, effective_date, source, "
+    "entered_at, entered_by) VALUES ('X1', 'new_construction', 'adjustment', 50000, 2014, "
+    "'2014-02-01', 'QGIS', '2014-02-01T00:00:00.000Z', 'someone')"
+)
+
+
+def test_validate_blocks_and_commit_refuses_a_ledger_that_does_not_verify(wws, capsys) -> None:
+    from landquota.intake.validate import validate_workspace
+
+    draft = plan_allocation(wws, mode="greedy", as_of=MAY1)  # planned while the ledger verifies
+    rep = validate_workspace(wws, write=False)
+    assert "LQ-021" not in rep.by_rule
+    _sql(wws, _UNCHAINED)
+    first = verify_workspace(wws).first
+    assert first is not None and first.ref == "entry X1"
+    rep = validate_workspace(wws)
+    assert rep.by_rule.get("LQ-021") == 1 and rep.blocking >= 1
+    row = rep.errors[rep.errors["rule"] == "LQ-021"].iloc[0]
+    assert (row["severity"], row["layer"], row["feature_id"]) == ("blocking", "quota_ledger", "X1")
+    assert f"first: {first}" in row["message"] and "landquota verify" in row["message"]
+    stored = wws.read_layer("validation_errors", where={"rule": "LQ-021"})
+    assert stored["error_id"].tolist() == ["LQ-021:quota_ledger:X1"]
+
+    n_ledger = len(wws.read_layer("quota_ledger"))
+    n_runs = len(wws.read_layer("allocation_runs"))
+    with pytest.raises(errors.LedgerError, match=r"does not verify .*first: entry X1.*landquota verify"):
+        commit_run(wws, draft.run_id)
+    assert read_run(wws, draft.run_id).status == "draft"
+    capsys.readouterr()
+    target = wws.target
+    code = main(["allocate", "--db", target, "--as-of", "2014-05-01", "--commit"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "entry X1" in err and "`landquota verify`" in err
+    # refused before planning: no new run, no ledger entry
+    assert len(wws.read_layer("allocation_runs")) == n_runs
+    assert len(wws.read_layer("quota_ledger")) == n_ledger

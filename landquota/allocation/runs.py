@@ -33,7 +33,7 @@ import pandas as pd
 
 from landquota._version import __version__
 from landquota.allocation.model import AllocationResult, Pools, ProjectNeed, StockOffer, allocate
-from landquota.errors import AllocationError, ParameterError
+from landquota.errors import AllocationError, LedgerError, ParameterError
 from landquota.labels import OUTCOME_LABELS, REASON_LABELS, reason_label
 from landquota.rules.ledger import available_balances, debit_entries, reversal_entries
 from landquota.rules.stock import available_stock, committed_stock_ids, returned_stock_ids
@@ -49,6 +49,7 @@ __all__ = [
     "frame_digest",
     "plan_allocation",
     "read_run",
+    "require_verified_ledger",
     "revert_run",
 ]
 
@@ -433,16 +434,38 @@ def read_run(ws: Workspace, run_id: str) -> Run:
     )
 
 
+def require_verified_ledger(ws: Workspace) -> None:
+    """Refuse to extend a ledger whose hash chain does not verify (issue 12).
+
+    Debits written after a tampered or unchained entry would be chained onto it
+    and R6 balances computed from it; the bureau must first find and undo the
+    change (``landquota verify`` names every problem; a backup that verifies can
+    be restored). Raises :class:`~landquota.errors.LedgerError` naming the first
+    bad record as ``verify`` names it.
+    """
+    from landquota.store.verify import verify_workspace
+
+    rep = verify_workspace(ws)
+    if not rep.ok:
+        raise LedgerError(
+            f"the ledger does not verify ({len(rep.findings)} problem(s); first: {rep.first}); "
+            "nothing committed — run `landquota verify` to see every problem, undo the change "
+            "or restore a backup that verifies, then commit again"
+        )
+
+
 def commit_run(ws: Workspace, run_id: str, *, carry_years: int = 2) -> pd.DataFrame:
     """Write a draft run's debits to the ledger and mark it committed, in one transaction.
 
     Fails cleanly — nothing written — if the run is not a draft any more (another
-    process committed it first) or if any balance would go negative by now (R6).
-    Returns the entries written.
+    process committed it first), if the ledger's hash chain does not verify
+    (:func:`require_verified_ledger`) or if any balance would go negative by now
+    (R6). Returns the entries written.
     """
     run = read_run(ws, run_id)
     if run.status != "draft":
         raise AllocationError(f"run {run_id!r} is {run.status}; only a draft can be committed")
+    require_verified_ledger(ws)
     ledger = ws.read_layer("quota_ledger")
     as_of = pd.Timestamp(run.record["as_of"]).date()
     entries = debit_entries(

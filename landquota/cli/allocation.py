@@ -59,6 +59,12 @@ def _allocate(ns: argparse.Namespace) -> int:
 
     as_of = _date(ns.as_of, "--as-of") or _today()
     with open_workspace(_target(ns)) as ws:
+        if ns.commit:
+            from landquota.allocation.runs import require_verified_ledger
+
+            # refuse before anything is written: a draft planned on a ledger that does not
+            # verify could never be committed
+            require_verified_ledger(ws)
         scenario = None
         if ns.scenario:
             from landquota.rules.adjustment import read_scenario

@@ -363,7 +363,7 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-@command("validate", "check data quality (LQ-001…LQ-020) 数据质量检查")
+@command("validate", "check data quality (LQ-001…LQ-021) 数据质量检查")
 @args(_validate_args)
 def _validate(ns: argparse.Namespace) -> int:
     from landquota.intake.validate import validate_workspace

@@ -1,4 +1,4 @@
-"""Quality rules of a workspace: ``landquota validate`` (LQ-001 … LQ-020).
+"""Quality rules of a workspace: ``landquota validate`` (LQ-001 … LQ-021).
 
 Each rule has a number, a severity and a message that names the feature and says
 how to fix it. *Blocking* findings make allocation refuse the workspace unless
@@ -38,6 +38,8 @@ LQ-018     warning   a monthly return lower than the project's earlier return of
 LQ-019     warning   a stage, monthly return, visit or meeting decision naming a
                      project that is not in ``projects``
 LQ-020     warning   a visit or a stage's cadre naming a staff id not in ``staff``
+LQ-021     blocking  the ledger's hash chain does not verify: the first bad record,
+                     as ``landquota verify`` names it (issue 12)
 =========  ========  =================================================================
 
 LQ-016 … LQ-020 find pipeline rows that bypassed the write-time checks
@@ -95,6 +97,7 @@ RULES: Mapping[str, tuple[str, str]] = {
     "LQ-018": ("warning", "monthly return falls (R17)"),
     "LQ-019": ("warning", "pipeline row naming an unknown project"),
     "LQ-020": ("warning", "pipeline row naming an unknown staff id"),
+    "LQ-021": ("blocking", "ledger does not verify"),
 }
 
 #: LQ-003: survey areas carry two decimals; anything beyond rounding is an error.
@@ -622,12 +625,38 @@ def validate_workspace(
             bar.set_postfix_str(f"reading {name}")
             frames[name] = ws.read_layer(name)
             bar.update()
-        bar.set_postfix_str("rules LQ-001…LQ-020")
+        bar.set_postfix_str("rules LQ-001…LQ-021")
         errors = validate_frames(frames)
+        errors = _with_ledger(ws, errors)
         bar.update()
         rep = _report(ws, errors, write=write, csv=csv)
         bar.update()
     return rep
+
+
+#: LQ-021: the layer of the record ``verify`` names first, by the kind of its reference.
+_VERIFY_LAYER = {"entry": "quota_ledger", "run": "allocation_runs", "link": "ledger_chain"}
+
+
+def _with_ledger(ws: Workspace, errors: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Add LQ-021 when the ledger's hash chain does not verify (R6 history, issue 12)."""
+    from landquota.store.verify import verify_workspace
+
+    rep = verify_workspace(ws)
+    first = rep.first
+    if first is None:
+        return errors
+    kind, _, ref = first.ref.partition(" ")
+    f = _Findings()
+    f.add("LQ-021", _VERIFY_LAYER.get(kind, "quota_ledger"), ref or None,
+          f"the ledger does not verify ({len(rep.findings)} problem(s)); first: {first}. "
+          "Allocation commits are refused until it does: run `landquota verify` to see every "
+          "problem, undo the change or restore a backup that verifies")
+    found = _frame(f, None)
+    found["checked_at"] = errors["checked_at"].iloc[0] if len(errors) else found["checked_at"]
+    both = pd.concat([errors, found], ignore_index=True) if len(errors) else found
+    both = both.sort_values(["rule", "layer", "feature_id"], kind="stable", na_position="first")
+    return gpd.GeoDataFrame(both.reset_index(drop=True), geometry="geometry", crs=_GEOGRAPHIC)
 
 
 def _report(
