@@ -15,6 +15,10 @@ from pathlib import Path
 
 from landquota.errors import ParameterError
 
+#: Outputs go to a folder of their own, never the repository root (issue 15): the default of
+#: ``landquota map`` (cli) and of the import's rejected-rows CSV (intake), created when missing.
+OUT_DIR = "out"
+
 __all__ = ["Settings", "get_settings", "mask_secrets", "mask_url"]
 
 # userinfo password of any URL scheme: keep "scheme://user:", mask up to the LAST "@" of

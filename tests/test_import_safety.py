@@ -167,8 +167,10 @@ def test_many_rejected_rows_go_to_a_file(ws: Any, tmp_path: Path, monkeypatch: p
         import_layer(src, ws, layer="parcels")
     msg = str(info.value)
     assert "The 12 rejected rows (row number, id, reason) are listed in" in msg
-    written = list(tmp_path.glob("landquota-rejected-parcels-*.csv"))
-    assert len(written) == 1 and str(written[0].name) in msg
+    # issue 15: in out/ (made here, it did not exist), never the current folder
+    assert not list(tmp_path.glob("landquota-rejected-*"))
+    written = list((tmp_path / "out").glob("landquota-rejected-parcels-*.csv"))
+    assert len(written) == 1 and str(Path("out") / written[0].name) in msg
     rows = pd.read_csv(written[0], encoding="utf-8-sig", dtype=str)
     assert rows.columns.tolist() == ["source", "row", "id", "reason"]
     assert rows.row.tolist() == [str(i) for i in range(1, 13)] and rows.id.iloc[0] == "B00"

@@ -18,7 +18,7 @@ from landquota._version import __version__
 from landquota.errors import LandquotaError, ParameterError
 from landquota.labels import POOL_LABELS
 from landquota.outputs.console import Col
-from landquota.settings import mask_url
+from landquota.settings import OUT_DIR, mask_url
 
 __all__ = ["main"]
 
@@ -465,8 +465,8 @@ _LEDGER_COLUMNS = (
 
 
 # --- map ---------------------------------------------------------------------------------------
-#: Outputs go to a folder of their own, never the repository root.
-OUT_DIR = "out"
+# OUT_DIR (out/): outputs go to a folder of their own, never the repository root; it lives
+# in landquota.settings because the importer's rejected-rows CSV goes there too
 
 
 @overload

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from landquota.cli.main import (
-    OUT_DIR,
     _date,
     _db,
     _out,
@@ -15,6 +14,7 @@ from landquota.cli.main import (
     args,
     command,
 )
+from landquota.settings import OUT_DIR
 
 _MAP_OUT = f"{OUT_DIR}/map.html"
 

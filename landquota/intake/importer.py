@@ -57,6 +57,7 @@ from landquota._parallel import chunked
 from landquota.errors import CRSError, DataError, ImportDataError, ParameterError
 from landquota.intake.fieldnames import match_fields, normalize
 from landquota.intake.gdal_errors import GdalErrors, gdal_errors
+from landquota.settings import OUT_DIR
 from landquota.store.schema import CRS_EPSG, Column, Layer, layer
 from landquota.store.workspace import Workspace, arrow_text, prepare_frame
 
@@ -855,7 +856,7 @@ def import_layer(
     rejects : path, optional
         Write every rejected row (source row number, id, reason) to this CSV.
         Without it, a refusal that has more than 10 rejected rows to list writes
-        them to ``landquota-rejected-<layer>-<time>.csv`` in the current folder.
+        them to ``out/landquota-rejected-<layer>-<time>.csv`` (``out/`` is made when missing).
 
     Returns
     -------
@@ -2201,8 +2202,11 @@ def _rejects_listing(report: ImportReport, rejects: str | Path | None) -> str:
         return "Rejected rows: " + "; ".join(f"row {r['row']} ({r['id']!r}): {r['reason']}" for r in rows) + "."
     if rejects is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        rejects = Path.cwd() / f"landquota-rejected-{report.layer}-{stamp}.csv"
+        rejects = Path.cwd() / OUT_DIR / f"landquota-rejected-{report.layer}-{stamp}.csv"
     try:
+        if Path(rejects).parent == Path.cwd() / OUT_DIR:
+            # issue 15: outputs go to out/ (as `landquota map`'s), made when missing
+            Path(rejects).parent.mkdir(exist_ok=True)
         written = _write_rejects(report, Path(rejects))
     except OSError as exc:
         first = "; ".join(f"row {r['row']}: {r['reason']}" for r in rows[:_REJECTS_IN_MESSAGE])
