@@ -86,10 +86,12 @@ def open_workspace(
 
 
 def _check_version(ws: Workspace, *, upgrade: bool) -> None:
-    from landquota.store import migrations
     found = ws.schema_version
     if found == SCHEMA_VERSION:
         return
+    # only now: migrations imports SQLAlchemy, ~0.3 s of every GeoPackage run's start-up
+    from landquota.store import migrations
+
     if found > SCHEMA_VERSION:
         raise SchemaVersionError(
             f"workspace {mask_url(ws.target)!r} has schema version {found}, newer than this "
