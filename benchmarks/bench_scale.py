@@ -23,6 +23,7 @@ Run::
 
     python benchmarks/bench_scale.py --generate /tmp/province --patches 10000000
     python benchmarks/bench_scale.py --run /tmp/province --workers 1 2 --repeat 2
+    python benchmarks/bench_scale.py --export county.gpkg --repeat 3   # partition export, 10⁶
 """
 
 from __future__ import annotations
@@ -137,6 +138,52 @@ def run_once(path: str, workers: int) -> dict[str, Any]:
     }
 
 
+def export_once(target: str, path: str, how: str) -> dict[str, Any]:
+    """``export_partitions`` of a workspace's parcels; *how* = 'arrow' (default) or 'tiles'."""
+    import landquota.engines.dask as engine
+    from landquota.store.api import open_workspace
+
+    if how == "tiles":
+        engine.IN_MEMORY_ROWS = 0  # type: ignore[misc]  # the tile-by-tile path, for comparison
+    with open_workspace(target) as ws:
+        t = time.perf_counter()
+        info = engine.export_partitions(ws, path, source="bench")
+        seconds = time.perf_counter() - t
+    return {"seconds": seconds, "rows": info["rows"], "peak_mb": _peak_mb()}
+
+
+def export_ab(target: str, repeat: int) -> None:
+    """The export of *target* by both paths, interleaved, each in a fresh process."""
+    import tempfile
+
+    print(f"export_partitions of {target}; load average {os.getloadavg()[0]:.1f}")
+    res: dict[str, list[tuple[float, float, float]]] = {"arrow": [], "tiles": []}
+    with tempfile.TemporaryDirectory(prefix="bench_scale_export_") as tmp:
+        for r in range(repeat):
+            for how in ("arrow", "tiles"):
+                t = time.perf_counter()
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--export-child", target, tmp, how],
+                    capture_output=True, text=True, check=False,
+                )
+                whole = time.perf_counter() - t
+                if proc.returncode:
+                    print(f"  {how}: ERROR {proc.stderr.strip().splitlines()[-1:]}")
+                    continue
+                out = json.loads(proc.stdout.strip().splitlines()[-1])
+                res[how].append((whole, out["seconds"], out["peak_mb"]))
+                print(f"  round {r + 1} {how}: {out['rows']:,} rows, in process {out['seconds']:.1f} s, "
+                      f"whole {whole:.1f} s, peak {out['peak_mb']:.0f} MB, load {os.getloadavg()[0]:.1f}",
+                      flush=True)
+    for how, runs in res.items():
+        if runs:
+            w = [x[0] for x in runs]
+            i = [x[1] for x in runs]
+            print(f"  {how:6s} whole {statistics.median(w):.1f} s ({min(w):.1f}–{max(w):.1f}), "
+                  f"in process {statistics.median(i):.1f} s ({min(i):.1f}–{max(i):.1f}), "
+                  f"peak {max(x[2] for x in runs):.0f} MB")
+
+
 def _digest(frame: Any) -> str:
     import hashlib
 
@@ -157,8 +204,17 @@ def main() -> None:
     ap.add_argument("--run", type=Path, help="directory of a generated province")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--export", metavar="WORKSPACE", help="time export_partitions of a workspace "
+                    "(the one-read Arrow path against the tile-by-tile path, interleaved)")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--export-child", nargs=3, help=argparse.SUPPRESS)
     ns = ap.parse_args()
+    if ns.export_child:
+        print(json.dumps(export_once(*ns.export_child)))
+        return
+    if ns.export:
+        export_ab(ns.export, ns.repeat)
+        return
     if ns.child:
         print(json.dumps(run_once(ns.child[0], int(ns.child[1]))))
         return
