@@ -256,7 +256,7 @@ def test_each_role_does_what_the_security_doc_says(bureau: tuple[Workspace, Call
     (run,) = _runs(admin)
     # the editor cannot commit
     r = cli("commit", run, "--db", editor)
-    assert r.returncode == 2 and "permission denied" in r.stderr, r.stderr
+    assert r.returncode == 2 and "needs the approver role" in r.stderr, r.stderr
     assert _runs(admin) == {run: "draft"} and len(admin.read_layer("quota_ledger")) == 4
     # approver: drafts too (re-validating a stale workspace), commits and reverts
     admin.set_meta("validation.state", "stale")
@@ -378,3 +378,34 @@ def test_conninfo_opens_postgis_and_the_password_is_masked(pg_url: str, tmp_path
     # a GeoPackage path is still a path
     with open_workspace(tmp_path / "w=1.gpkg", create=True) as g:
         assert isinstance(g.read_layer("parcels"), gpd.GeoDataFrame) and g.kind == "gpkg"
+
+
+@pytest.mark.postgis
+def test_an_editors_commit_is_one_refusal_naming_the_approver_role(
+        bureau: tuple[Workspace, Callable[[str], str]], pg_url: str, cli: Callable[..., _Run]) -> None:
+    """Was the database's raw 'permission denied for table allocation_runs' (R6: only approvers commit)."""
+    admin, _login = bureau
+    name = f"fixes_{uuid.uuid4().hex[:8]}_editor"
+    with admin.engine.begin() as con:  # type: ignore[attr-defined]
+        con.execute(sa.text(f'CREATE ROLE "{name}" LOGIN'))
+    try:
+        grant_roles(admin, assign={name: "editor"})
+        editor = _as_login(pg_url, name)
+        assert cli("validate", "--db", pg_url).returncode in (0, 1)
+        r = cli("allocate", "--db", editor, "--as-of", "2014-05-01", "--force")
+        assert r.returncode == 0, r.stderr
+        (run,) = _runs(admin)
+        r = cli("commit", run, "--db", editor)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("landquota commit: 错误 error: "), r.stderr
+        assert f"login '{name}' may not commit" in lines[0] and "approver role" in lines[0], r.stderr
+        assert f"landquota db grant --assign {name}=approver" in lines[0], r.stderr
+        assert "permission denied for table" not in lines[0], r.stderr
+        r = cli("allocate", "--db", editor, "--as-of", "2014-05-01", "--force", "--commit")
+        assert r.returncode == 2 and f"--assign {name}=approver" in r.stderr, r.stderr
+        assert _runs(admin)[run] == "draft" and len(admin.read_layer("quota_ledger")) == 4  # nothing written
+    finally:
+        with admin.engine.begin() as con:  # type: ignore[attr-defined]
+            con.execute(sa.text(f'DROP OWNED BY "{name}"'))
+            con.execute(sa.text(f'DROP ROLE IF EXISTS "{name}"'))

@@ -694,9 +694,15 @@ class PostgisWorkspace(Workspace):
                 "SELECT pg_terminate_backend(pid))"
             ) from None
         except sa.exc.ProgrammingError as exc:  # insufficient_privilege: not a ledger writer
+            if getattr(exc.orig, "sqlstate", None) != "42501":
+                raise WorkspaceError(f"cannot lock the ledger: {_pg_message(exc)}") from None
+            # R6: only approvers write the ledger. One refusal naming the login and the grant
+            # that fixes it, not the database's "permission denied for table …"
+            who = self.user()
             raise LedgerError(
-                f"cannot write the ledger: {_pg_message(exc)}; committing and reverting runs "
-                "needs the approver role (landquota db grant --assign LOGIN=approver)"
+                f"login {who!r} may not commit or revert runs of {mask_url(self.target)!r}: that "
+                f"needs the approver role (审批员); the workspace owner gives it with "
+                f"`landquota db grant --assign {who}=approver`; nothing was written"
             ) from None
 
     def _lock_holders(self) -> str:
