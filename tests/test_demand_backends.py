@@ -134,3 +134,31 @@ def test_per_site_demand_is_identical_on_both_backends(
     pd.testing.assert_frame_equal(a.table, b.table, check_exact=True)
     pd.testing.assert_frame_equal(a.compliance, b.compliance, check_exact=True)
     pd.testing.assert_frame_equal(a.demand.by_class, b.demand.by_class, check_exact=True)
+
+
+@pytest.mark.slow
+@pytest.mark.postgis
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning:distributed.*")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:distributed.*")
+def test_dask_engine_on_postgis_gives_the_local_figures(
+    county_layers: dict[str, Any], pg_url: str, tmp_path: Path
+) -> None:
+    """PostGIS workspace, Dask engine (partitions by the binary Arrow export) = local engine."""
+    pytest.importorskip("dask_geopandas")
+    from distributed import LocalCluster
+
+    with open_workspace(pg_url, create=True) as ws:
+        ws.write_layers(county_layers)
+        local = demand_from_workspace(ws)
+        with LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
+            dask = demand_from_workspace(
+                ws, engine="dask", scheduler=cluster.scheduler_address,
+                partitions=str(tmp_path / "parts"),
+            )
+    assert local.table["new_quota_m2"].gt(0).any()
+    pd.testing.assert_frame_equal(dask.table, local.table, check_exact=True)
+    pd.testing.assert_frame_equal(dask.compliance, local.compliance, check_exact=True)
+    pd.testing.assert_frame_equal(dask.demand.by_class, local.demand.by_class, check_exact=True)
