@@ -163,7 +163,13 @@ def _load_here(path: Path, timeout_s: float, street: list[float] | None = None) 
         page.wait_for_function("window.__benchReady !== undefined", timeout=timeout_s * 1000,
                                polling=100)
         out: dict[str, Any] = {"ready_ms": float(page.evaluate("window.__benchReady"))}
-        if street is None:
+        # The probe runs even when the map's own script did not (Chromium silently skips
+        # an inline script of ~600 MB): then there is no map, and the page is not interactive.
+        has_map = page.evaluate(
+            "Object.keys(window).some(k => k.startsWith('map_') && window[k] instanceof L.Map)")
+        if not has_map:
+            out["no_map"] = True
+        elif street is None:
             out["zoom_ms"] = float(page.evaluate(ZOOM))
         else:  # street zoom on a known patch, then click it and read the popup
             ms, x, y = page.evaluate(STREET, street[:2])
@@ -205,6 +211,10 @@ def load(
         print(f"  {path.name}: not interactive within {timeout_s:.0f} s", flush=True)
         return None, None
     result = json.loads(stdout.strip().splitlines()[-1])
+    if result.get("no_map"):
+        print(f"  {path.name}: the page opened after {result['ready_ms'] / 1000:.1f} s but holds "
+              "no map (its script never ran): not interactive", flush=True)
+        return None, None
     if street is not None:
         if str(street[2]) not in result["popup"]:
             raise SystemExit(f"the popup at zoom 17 shows {result['popup']!r}, not {street[2]}")
