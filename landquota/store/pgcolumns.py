@@ -20,7 +20,7 @@ bytes (``convert_to`` unless server and client already use UTF-8). Chunks keep e
 aggregated value far below PostgreSQL's 1 GB limit for one field.
 
 10⁶-patch county, 82,000 patches under 1,000 sites: 1.2–1.3 s as psycopg row
-tuples, about a fifth of that here (``benchmarks/bench_demand.py``).
+tuples, 0.41–0.43 s here on a quiet machine (``benchmarks/README.md``, bench_demand).
 """
 
 from __future__ import annotations
