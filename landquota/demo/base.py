@@ -22,6 +22,7 @@ import shapely
 from numpy.typing import NDArray
 from pyproj import Transformer
 
+from landquota.errors import ParameterError
 from landquota.store.schema import CRS_EPSG, LAYERS, layer
 
 #: The date the demo story is told as of: end of April 2014 (R17: 4/12 of the year).
@@ -100,6 +101,25 @@ _DESIGN_EPSG: Final = 4547  # CGCS2000 3-degree GK zone 38, metres: where shapes
 _M2_PER_MU: Final = 10_000.0 / 15.0
 _MIN_PARCELS: Final = 2_000
 _MAX_PARCELS: Final = 5_000_000
+
+
+def check_seed_and_size(seed: Any, n_parcels: Any, lo: int, hi: int, hint: str) -> None:
+    """Refuse a seed that is not a whole number >= 0 or a patch count outside ``lo..hi``.
+
+    One check for the county and the city generators; *hint* says what a usual size is.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ParameterError(f"seed={seed!r} must be a whole number >= 0 (e.g. 2014)")
+    if (
+        isinstance(n_parcels, bool)
+        or not isinstance(n_parcels, int | np.integer)
+        or not lo <= n_parcels <= hi
+    ):
+        raise ParameterError(
+            f"n_parcels={n_parcels!r} must be a whole number from {lo:,} to {hi:,}; {hint}"
+        )
+
+
 _MIN_PIECE_M2: Final = 1.0  # slivers below this (from clipping) are dropped
 #: Features are clipped this far (degrees, ~0.1 mm) inside the county outline (see _clip).
 _CLIP_INSET_DEG: Final = 1e-9

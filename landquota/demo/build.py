@@ -36,7 +36,6 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
-from landquota.errors import ParameterError
 from landquota.store.schema import layer
 
 if TYPE_CHECKING:
@@ -63,6 +62,7 @@ from landquota.demo.base import (
     _rect,
     _rng,
     _stages,
+    check_seed_and_size,
 )
 from landquota.demo.county import _County, county_boundary
 from landquota.demo.parcels import (
@@ -95,20 +95,6 @@ __all__ = [
     "county_boundary",
     "demo_workspace",
 ]
-
-
-def _check_params(seed: Any, n_parcels: Any) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ParameterError(f"seed={seed!r} must be a whole number >= 0 (e.g. 2014)")
-    if (
-        isinstance(n_parcels, bool)
-        or not isinstance(n_parcels, int | np.integer)
-        or not _MIN_PARCELS <= n_parcels <= _MAX_PARCELS
-    ):
-        raise ParameterError(
-            f"n_parcels={n_parcels!r} must be a whole number from {_MIN_PARCELS:,} to "
-            f"{_MAX_PARCELS:,}; a county has ~10^5 survey patches (default 50,000)"
-        )
 
 
 def build_demo(
@@ -145,7 +131,13 @@ def build_demo(
     -----
     Everything inside the county boundary is synthetic; see ``docs/demo-county.md``.
     """
-    _check_params(seed, n_parcels)
+    check_seed_and_size(
+        seed,
+        n_parcels,
+        _MIN_PARCELS,
+        _MAX_PARCELS,
+        "a county has ~10^5 survey patches (default 50,000)",
+    )
     seed = int(seed)
     n_parcels = int(n_parcels)
     with _stages(progress, 9) as step:

@@ -34,7 +34,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
-from landquota.demo.base import _areas, _frame, _rng, _stages, _valid_multi
+from landquota.demo.base import _areas, _frame, _rng, _stages, _valid_multi, check_seed_and_size
 from landquota.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -98,20 +98,6 @@ def _city(city: str) -> tuple[str, str, str]:
     if city not in CITIES:
         raise ParameterError(f"city={city!r} is not known; choose one of {sorted(CITIES)}")
     return CITIES[city]
-
-
-def _check(seed: Any, n_parcels: Any) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ParameterError(f"seed={seed!r} must be a whole number >= 0 (e.g. 2014)")
-    if (
-        isinstance(n_parcels, bool)
-        or not isinstance(n_parcels, int | np.integer)
-        or not _MIN_PARCELS <= n_parcels <= _MAX_PARCELS
-    ):
-        raise ParameterError(
-            f"n_parcels={n_parcels!r} must be a whole number from {_MIN_PARCELS:,} to "
-            f"{_MAX_PARCELS:,}; a prefecture-level city has ~10^6 survey patches"
-        )
 
 
 def _counties(city_geom: Any) -> NDArray[np.object_]:
@@ -242,7 +228,13 @@ def build_city(
         An unknown city, or ``seed``/``n_parcels`` out of range.
     """
     _city(city)
-    _check(seed, n_parcels)
+    check_seed_and_size(
+        seed,
+        n_parcels,
+        _MIN_PARCELS,
+        _MAX_PARCELS,
+        "a prefecture-level city has ~10^6 survey patches",
+    )
     rng = np.random.default_rng([int(seed), 441800])
     with _stages(progress, 4) as step:
         boundary = city_boundary(city)
@@ -285,8 +277,9 @@ def build_city(
             },
             geoms,
         )
-        label = [f"{c[1]}（合成边界 synthetic）" if c[0] not in _REAL else c[1]
-                 for c in CITY_COUNTIES]
+        label = [
+            f"{c[1]}（合成边界 synthetic）" if c[0] not in _REAL else c[1] for c in CITY_COUNTIES
+        ]
         county_frame = _frame(
             "county",
             {"county_id": list(codes_adm), "name": label, "admin_code": list(codes_adm)},
