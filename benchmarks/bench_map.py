@@ -52,7 +52,8 @@ import numpy as np
 import shapely
 
 from landquota.outputs._mapjs import external_references, inline_leaflet
-from landquota.outputs.maps import _PATCH_CLASSES, build_map, land_display_class, save_map
+from landquota.outputs.map_popups import _PATCH_CLASSES
+from landquota.outputs.maps import build_map, land_display_class, save_map
 
 BOX = (112.4, 24.0, 113.0, 24.5)
 CHROMIUM = "/usr/bin/chromium"

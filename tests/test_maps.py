@@ -17,14 +17,9 @@ from shapely.geometry import MultiPolygon, box
 
 from landquota.errors import CRSError, DataError, LayerError, ParameterError
 from landquota.outputs._mapjs import external_references, leaflet_css, leaflet_js
-from landquota.outputs.maps import (
-    _encode,
-    _fmt_m2,
-    _project_popup,
-    build_map,
-    land_display_class,
-    save_map,
-)
+from landquota.outputs.map_geometry import _encode
+from landquota.outputs.map_popups import _fmt_m2, _project_popup
+from landquota.outputs.maps import build_map, land_display_class, save_map
 from landquota.rules.landclasses import LAND_CLASSES, category_of, is_cultivated
 
 _BLOCK = re.compile(r'<script type="application/json" id="(lq-data-\w+)">(.*?)</script>', re.DOTALL)

@@ -16,7 +16,8 @@ from typing import Any
 import mapdata as d
 import pytest
 
-from landquota.outputs.maps import _fmt_m2, build_map, save_map
+from landquota.outputs.map_popups import _fmt_m2
+from landquota.outputs.maps import build_map, save_map
 
 pytestmark = pytest.mark.browser
 

@@ -21,7 +21,8 @@ import shapely
 from shapely.ops import polylabel
 
 from landquota.demo.city import build_city
-from landquota.outputs.maps import _fmt_m2, build_map, save_map
+from landquota.outputs.map_popups import _fmt_m2
+from landquota.outputs.maps import build_map, save_map
 from landquota.rules.landclasses import LAND_CLASSES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # ~20 s: a city build and Chromium
