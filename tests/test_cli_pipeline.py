@@ -80,6 +80,19 @@ def test_bulletin_refuses_bad_arguments(
     assert "error" in capsys.readouterr().err
 
 
+def test_bulletin_refuses_a_year_without_returns(
+    demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # R17: a bulletin of 2099 would show every project at 0 yuan and "lagging" as if real
+    assert main(["bulletin", "--db", str(demo_db), "--month", "2099-01"]) == 2
+    err = capsys.readouterr().err
+    assert "--month 2099-01" in err and "no monthly return" in err
+    assert "2014-01 to 2014-04" in err and "landquota progress" in err
+    # a later month of a covered year is a real bulletin: nobody has reported yet
+    assert main(["bulletin", "--db", str(demo_db), "--month", "2014-05"]) == 0
+    assert "未报 no return this month: 78" in capsys.readouterr().out
+
+
 def _form(path: Path, rows: list[tuple[str, float]], *, encoding: str = "utf-8-sig") -> Path:
     df = pd.DataFrame(
         {

@@ -216,6 +216,30 @@ class MonthlyBulletin:
         return "\n".join(lines)
 
 
+def _check_month_has_returns(progress: pd.DataFrame, year: int, month: int) -> None:
+    """Refuse a bulletin of a year the returns do not cover (R17).
+
+    Without one return in *year*, every project would show 0 yuan completed and "lagging",
+    which reads like a real bulletin but says nothing: a typo such as ``2099-01`` or a year
+    whose returns were never imported.  A month later in a covered year is allowed (the
+    current month's bulletin lists the projects with no return yet).
+    """
+    months = progress["month"].astype("str") if len(progress) else pd.Series(dtype="str")
+    if (months.str.slice(0, 4) == f"{year:04d}").any():
+        return
+    asked = f"{year:04d}-{month:02d}"
+    if not len(months):
+        raise DataError(
+            f"--month {asked}: the workspace has no monthly returns (月报) at all; "
+            "import them with `landquota progress FILE` first"
+        )
+    raise DataError(
+        f"--month {asked}: no monthly return (月报) in {year:04d}; the returns cover "
+        f"{months.min()} to {months.max()}. Check the month, or import that year's "
+        "returns with `landquota progress FILE` first"
+    )
+
+
 def monthly_bulletin(
     projects: pd.DataFrame,
     progress: pd.DataFrame,
@@ -242,7 +266,8 @@ def monthly_bulletin(
     ParameterError
         *month* is not ``YYYY-MM``.
     DataError
-        Broken returns (see :func:`check_progress`), or no project at all.
+        Broken returns (see :func:`check_progress`), no project at all, or no return
+        in *month*'s year (a bulletin of zeros would read like a real one).
 
     Examples
     --------
@@ -259,6 +284,7 @@ def monthly_bulletin(
     if not len(projects):
         raise DataError("the workspace has no projects: nothing to report")
     check_progress(progress)
+    _check_month_has_returns(progress, year, m)
     fig = _figures(projects, progress, year, m)
     value = fig["value"]
     cur = value[m]
@@ -287,7 +313,9 @@ def monthly_bulletin(
     out["lagging_months"] = pid.map(running).astype("int64").to_numpy()
     ret = progress[progress["month"] == month].set_index("project_id")
     for col in ("land_status", "problems", "measures"):
-        out[col] = pid.map(ret[col]).astype("str").where(pid.map(ret[col]).notna()).to_numpy()
+        # the free-text columns are optional in a frame built by hand (the layer has them)
+        text = pid.map(ret[col]) if col in ret.columns else pd.Series(None, index=pid.index)
+        out[col] = text.astype("str").where(text.notna()).to_numpy()
     dept: pd.Series = pd.Series(dtype="str")
     if staff is not None and len(staff):
         dept = staff.set_index("staff_id")["department"]
