@@ -468,3 +468,15 @@ def test_validate_blocks_and_commit_refuses_a_ledger_that_does_not_verify(wws, c
     # refused before planning: no new run, no ledger entry
     assert len(wws.read_layer("allocation_runs")) == n_runs
     assert len(wws.read_layer("quota_ledger")) == n_ledger
+
+
+def test_info_says_whether_the_ledger_verifies(wws, capsys) -> None:
+    # the balances `info` prints come from the ledger: it says at once when that is forged
+    assert main(["info", "--db", wws.target]) == 0
+    head = chain_head(wws)
+    assert f"账本校验 ledger: verified, chain head {head}" in capsys.readouterr().out
+    _sql(wws, _UNCHAINED)
+    assert main(["info", "--db", wws.target]) == 0
+    out = capsys.readouterr().out
+    assert "账本校验 ledger: NOT VERIFIED (1 problem(s); first: entry X1" in out
+    assert "run `landquota verify`" in out

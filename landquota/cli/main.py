@@ -91,8 +91,21 @@ def _info(ns: argparse.Namespace) -> int:
     from landquota.outputs.summary import workspace_summary
     from landquota.store.api import open_workspace
 
+    from landquota.store.verify import verify_workspace
+
     with open_workspace(_target(ns)) as ws:
         print(workspace_summary(ws, as_of=_date(ns.as_of, "--as-of")))
+        # The balances above come from the ledger: say at once whether it can be trusted,
+        # rather than leave a forged ledger to be found by whoever runs `verify` (R6, issue 12).
+        report = verify_workspace(ws)
+    if report.ok:
+        print(f"账本校验 ledger: verified, chain head {report.head}")
+    else:
+        print(
+            f"账本校验 ledger: NOT VERIFIED ({len(report.findings)} problem(s); first: "
+            f"{report.first}); the balances above may be wrong: run `landquota verify` for "
+            "the list and restore a verified backup"
+        )
     return 0
 
 
