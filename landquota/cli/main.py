@@ -90,7 +90,6 @@ def _info_args(p: argparse.ArgumentParser) -> None:
 def _info(ns: argparse.Namespace) -> int:
     from landquota.outputs.summary import workspace_summary
     from landquota.store.api import open_workspace
-
     from landquota.store.verify import verify_workspace
 
     with open_workspace(_target(ns)) as ws:
