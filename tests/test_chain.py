@@ -480,3 +480,14 @@ def test_info_says_whether_the_ledger_verifies(wws, capsys) -> None:
     out = capsys.readouterr().out
     assert "账本校验 ledger: NOT VERIFIED (1 problem(s); first: entry X1" in out
     assert "run `landquota verify`" in out
+
+
+def test_revert_refuses_a_ledger_that_does_not_verify(wws) -> None:
+    # an edited debit would otherwise be negated as stored and the edit chained for good
+    run = _committed(wws)
+    _sql(wws, _UNCHAINED)
+    n_ledger = len(wws.read_layer("quota_ledger"))
+    with pytest.raises(errors.LedgerError, match=r"first: entry X1.*then revert again"):
+        revert_run(wws, run.run_id)
+    assert read_run(wws, run.run_id).status == "committed"
+    assert len(wws.read_layer("quota_ledger")) == n_ledger

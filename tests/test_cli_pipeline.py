@@ -86,7 +86,10 @@ def test_bulletin_refuses_a_year_without_returns(
     # R17: a bulletin of 2099 would show every project at 0 yuan and "lagging" as if real
     assert main(["bulletin", "--db", str(demo_db), "--month", "2099-01"]) == 2
     err = capsys.readouterr().err
-    assert "--month 2099-01" in err and "no monthly return" in err
+    assert "--month 2099-01: that month has not begun" in err
+    assert main(["bulletin", "--db", str(demo_db), "--month", "2015-03"]) == 2
+    err = capsys.readouterr().err
+    assert "--month 2015-03" in err and "no monthly return" in err
     assert "2014-01 to 2014-04" in err and "landquota progress" in err
     # a later month of a covered year is a real bulletin: nobody has reported yet
     assert main(["bulletin", "--db", str(demo_db), "--month", "2014-05"]) == 0

@@ -434,7 +434,7 @@ def read_run(ws: Workspace, run_id: str) -> Run:
     )
 
 
-def require_verified_ledger(ws: Workspace) -> None:
+def require_verified_ledger(ws: Workspace, *, action: str = "commit") -> None:
     """Refuse to extend a ledger whose hash chain does not verify (issue 12).
 
     Debits written after a tampered or unchained entry would be chained onto it
@@ -449,8 +449,8 @@ def require_verified_ledger(ws: Workspace) -> None:
     if not rep.ok:
         raise LedgerError(
             f"the ledger does not verify ({len(rep.findings)} problem(s); first: {rep.first}); "
-            "nothing committed — run `landquota verify` to see every problem, undo the change "
-            "or restore a backup that verifies, then commit again"
+            f"nothing written — run `landquota verify` to see every problem, undo the change "
+            f"or restore a backup that verifies, then {action} again"
         )
 
 
@@ -478,13 +478,17 @@ def revert_run(ws: Workspace, run_id: str) -> pd.DataFrame:
     """Write the reversing entries of a committed run and mark it reverted (one transaction).
 
     The reversals are effective on the day of the revert, so that a statement of
-    a period that closed before it reads the same afterwards.
+    a period that closed before it reads the same afterwards. Refused, nothing
+    written, if the ledger's hash chain does not verify (:func:`require_verified_ledger`).
     """
     run = read_run(ws, run_id)
     if run.status != "committed":
         raise AllocationError(
             f"run {run_id!r} is {run.status}; only a committed run can be reverted"
         )
+    # Reversals negate the run's debits as stored: on a ledger that does not verify they
+    # would chain, and so confirm, an amount someone edited behind landquota's back.
+    require_verified_ledger(ws, action="revert")
     ledger = ws.read_layer("quota_ledger")
     own = ledger["run_id"] == run_id
     if own.any():

@@ -217,22 +217,24 @@ class MonthlyBulletin:
 
 
 def _check_month_has_returns(progress: pd.DataFrame, year: int, month: int) -> None:
-    """Refuse a bulletin of a year the returns do not cover (R17).
+    """Refuse a bulletin of a month not begun, or of a year the returns do not cover (R17).
 
-    Without one return in *year*, every project would show 0 yuan completed and "lagging",
-    which reads like a real bulletin but says nothing: a typo such as ``2099-01`` or a year
-    whose returns were never imported.  A month later in a covered year is allowed (the
-    current month's bulletin lists the projects with no return yet).
+    Either would show every project at 0 yuan completed and "lagging" in what reads like a
+    real bulletin: a typo such as ``2099-01``, or a year whose returns were never imported.
+    A workspace with no return at all is allowed (its first bulletin still has the stages,
+    the funnel and the overdue lists; every project counts as 未报), and so is a later month
+    of a covered year (the projects with no return yet are listed as such).
     """
-    months = progress["month"].astype("str") if len(progress) else pd.Series(dtype="str")
-    if (months.str.slice(0, 4) == f"{year:04d}").any():
-        return
     asked = f"{year:04d}-{month:02d}"
-    if not len(months):
+    today = date.today()
+    if (year, month) > (today.year, today.month):
         raise DataError(
-            f"--month {asked}: the workspace has no monthly returns (月报) at all; "
-            "import them with `landquota progress FILE` first"
+            f"--month {asked}: that month has not begun (today is {today.isoformat()}); "
+            "give a month up to the current one"
         )
+    months = progress["month"].astype("str") if len(progress) else pd.Series(dtype="str")
+    if not len(months) or (months.str.slice(0, 4) == f"{year:04d}").any():
+        return
     raise DataError(
         f"--month {asked}: no monthly return (月报) in {year:04d}; the returns cover "
         f"{months.min()} to {months.max()}. Check the month, or import that year's "
@@ -266,8 +268,9 @@ def monthly_bulletin(
     ParameterError
         *month* is not ``YYYY-MM``.
     DataError
-        Broken returns (see :func:`check_progress`), no project at all, or no return
-        in *month*'s year (a bulletin of zeros would read like a real one).
+        Broken returns (see :func:`check_progress`), no project at all, a month not
+        begun yet, or returns that exist but none in *month*'s year (a bulletin of
+        zeros would read like a real one).
 
     Examples
     --------
