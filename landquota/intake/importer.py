@@ -938,6 +938,11 @@ def load_layers(ws: Workspace, loads: Sequence[Load], *, bar: Any = None) -> Non
             current.on_refusal()  # its unique index may have met a duplicate of the source first
         where = current.source if current is not None else "the sources"
         raise ImportDataError(f"{where!r}: {exc}. Nothing was imported.") from exc
+    finally:
+        if ws.kind == "postgis":  # a rolled-back load's import stages go now, not at the next import
+            from landquota.store import pgstage
+
+            pgstage.release(ws)
 
 
 def _transaction(ws: Workspace) -> Any:
@@ -2242,9 +2247,10 @@ def _meta_record(report: ImportReport) -> str:
 # the one transaction
 # --------------------------------------------------------------------------------------
 def _copy_stream(
-    ws: Any, con: Any, lyr: Layer, frames: Iterator[tuple[pd.DataFrame, Any]], *, mode: Mode, bar: Any
+    ws: Any, raw: Any, lyr: Layer, frames: Iterator[tuple[pd.DataFrame, Any]], *, mode: Mode, bar: Any,
+    table: str | None = None,
 ) -> None:
-    """ONE binary COPY for all batches, written by a background thread.
+    """ONE binary COPY for all batches into *table* (default: the layer) on psycopg connection *raw*.
 
     psycopg's queued writer sends batch *k* while this thread reads, checks and
     encodes batch *k + 1*, so the client's work and the server's (parsing,
@@ -2256,8 +2262,8 @@ def _copy_stream(
 
     names = list(lyr.column_names) + ([GEOM] if lyr.geometry else [])
     ident = ", ".join(f'"{n}"' for n in names)
-    raw = con.connection.driver_connection
-    sql = f'COPY "{ws.schema}"."{lyr.name}" ({ident}) FROM STDIN (FORMAT BINARY)'
+    target = table or f'"{ws.schema}"."{lyr.name}"'
+    sql = f"COPY {target} ({ident}) FROM STDIN (FORMAT BINARY)"
     with raw.cursor() as cur, cur.copy(sql, writer=QueuedLibpqWriter(cur)) as cp:
         cp.write(_COPY_SIGNATURE)
         for df, wkb in frames:
@@ -2328,6 +2334,21 @@ def _write_into(
         table = f'"{ws.schema}"."{lyr.name}"'
         rebuild: list[str] = []
         removed = 0
+        if mode == "replace" and expected_rows >= BULK_ROWS:
+            # issue 18: COPY into a committed stage, keys and indexes built in parallel
+            # sessions, swapped in by this transaction (landquota.store.pgstage); None
+            # when the layer is not a plain table pgstage can rebuild exactly
+            from landquota.store import pgstage
+
+            stage = pgstage.prepare(ws, con, lyr.name)
+            if stage is not None:
+                stage.load(ws, lambda raw, target: _copy_stream(ws, raw, lyr, frames, mode=mode, bar=bar,
+                                                                table=target), check)
+                stage.swap(con)
+                con.execute(sa.text(f'INSERT INTO "{ws.schema}".landquota_meta (key, value) VALUES (:k, :v) '
+                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+                            {"k": key, "v": meta()})
+                return
         if mode == "replace":
             referenced = con.execute(
                 sa.text("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass(:t)"),
@@ -2383,7 +2404,7 @@ def _write_into(
                 ).all():
                     con.execute(sa.text(f'DROP INDEX "{ws.schema}"."{name}"'))
                     rebuild.append(str(ddl))
-        _copy_stream(ws, con, lyr, frames, mode=mode, bar=bar)
+        _copy_stream(ws, con.connection.driver_connection, lyr, frames, mode=mode, bar=bar)
         if check is not None:
             check(removed)
         if rebuild:
