@@ -224,11 +224,16 @@ def prepare(ws: Any, con: Connection, table: str) -> Stage | None:
     row = x(sa.text(
         "SELECT c.oid, pg_get_userbyid(c.relowner), pg_has_role(c.relowner, 'USAGE'), c.relkind, "
         "c.relpersistence, c.reltablespace, c.reloptions, c.relrowsecurity, c.relhassubclass, "
-        "obj_description(c.oid, 'pg_class') FROM pg_class c WHERE c.oid = to_regclass(:t)"), {"t": q}).one_or_none()
+        "obj_description(c.oid, 'pg_class'), "
+        # the stage is created by this login and handed to the owner: both need CREATE on the schema
+        "pg_has_role(c.relowner, 'MEMBER') AND has_schema_privilege(c.relnamespace, 'CREATE') "
+        "AND has_schema_privilege(c.relowner, c.relnamespace, 'CREATE') "
+        "FROM pg_class c WHERE c.oid = to_regclass(:t)"), {"t": q}).one_or_none()
     if row is None:
         return None
-    oid, owner, may, relkind, persistence, tablespace, options, rls, subclass, comment = row
-    if not may or relkind != "r" or persistence != "p" or tablespace != 0 or options or rls or subclass:
+    oid, owner, may, relkind, persistence, tablespace, options, rls, subclass, comment, create = row
+    if (not may or not create or relkind != "r" or persistence != "p" or tablespace != 0 or options or rls
+            or subclass):
         return None
     blockers = x(sa.text(
         "SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = :o AND NOT tgisinternal)"
