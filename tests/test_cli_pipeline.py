@@ -183,7 +183,10 @@ def test_meeting_and_stages_commands(tmp_path: Path, capsys: pytest.CaptureFixtu
         main(["stages", "--db", db, "--as-of", "2014-04-30", "--out", str(tmp_path / "s.csv")]) == 0
     )
     out = capsys.readouterr().out
-    assert "pre_review" in out and "before/after the first joint meeting" in out
+    assert "用地预审 pre-review" in out and "before/after the first joint meeting" in out
+    # a clerk's table: Chinese above English headers, no raw codes, no NaN
+    assert "联审后中位天数" in out and "Target days" in out and "到达项目" in out
+    assert "pre_review" not in out and "nan" not in out.lower()
     s = pd.read_csv(tmp_path / "s.csv", encoding="utf-8-sig").set_index("project_id")
     assert s.loc["A", "days_in_stage"] == 45 and s.loc["B", "days_in_stage"] == 60
 
@@ -211,6 +214,9 @@ def test_staff_lists_overdue_visits(
         # C (leader L2) is a new start never visited: always overdue; A is the case at hand
     out_csv = tmp_path / "staff.csv"
     assert main(["staff", "--db", db, "--as-of", as_of, "--out", str(out_csv)]) == 0
+    out = capsys.readouterr().out
+    assert "超期未走访" in out and "Visits overdue" in out and "county leader" in out
+    assert "county_leader" not in out  # the role's label, not its stored code
     got = pd.read_csv(out_csv, encoding="utf-8-sig").set_index("staff_id")
     assert got.loc["L1", "n_overdue"] == overdue
     assert got.loc["L2", "n_overdue"] == 1

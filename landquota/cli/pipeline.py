@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from landquota.cli.main import _date, _db, _fmt_table, _maybe_csv, _target, args, command
+from landquota.cli.main import _date, _db, _maybe_csv, _target, args, command
 from landquota.errors import ParameterError
+
+if TYPE_CHECKING:
+    from landquota.outputs.console import Col
 
 
 # --- bulletin ----------------------------------------------------------------------------------
@@ -147,6 +151,54 @@ def _meeting(ns: argparse.Namespace) -> int:
 
 
 # --- stages --------------------------------------------------------------------------------------
+def _stage_tables() -> dict[str, tuple[Col, ...]]:
+    """Return the columns a clerk reads for ``stages`` and ``staff``.
+
+    Chinese above English headers, stored codes as their labels (``landquota.labels``),
+    ``—`` for a missing figure.
+    """
+    from landquota.labels import STAFF_ROLE_LABELS, STAGE_LABELS, label_map
+    from landquota.outputs.console import Col
+
+    stage = {"none": "未报批 not started", **label_map(STAGE_LABELS)}
+    role = label_map(STAFF_ROLE_LABELS)
+    return {
+        "funnel": (
+            Col("stage", "阶段", "Stage", labels=stage),
+            Col("projects", "到达项目", "Projects reached", "int"),
+            Col("open", "在办", "Open", "int"),
+        ),
+        "durations": (
+            Col("stage", "阶段", "Stage", labels=stage),
+            Col("n_before", "联审前件数", "n before", "int"),
+            Col("median_before", "联审前中位天数", "Median days before", "float"),
+            Col("p90_before", "联审前90%天数", "P90 days before", "float"),
+            Col("n_after", "联审后件数", "n after", "int"),
+            Col("median_after", "联审后中位天数", "Median days after", "float"),
+            Col("p90_after", "联审后90%天数", "P90 days after", "float"),
+            Col("target_days", "目标天数", "Target days", "float"),
+            Col("cut", "缩短", "Cut", "pct"),
+            Col("target_met", "达到减少三分之一", "One third cut met", "bool"),
+        ),
+        "staff": (
+            Col("staff_id", "编号", "Staff id"),
+            Col("name", "姓名", "Name"),
+            Col("role", "层级", "Role", labels=role),
+            Col("n_projects", "联系项目", "Projects", "int"),
+            Col("n_lagging", "滞后项目", "Lagging", "int"),
+            Col("n_overdue", "超期未走访", "Visits overdue", "int"),
+            Col("overdue", "超期项目", "Overdue projects"),
+        ),
+        "decisions": (
+            Col("decision_id", "决定编号", "Decision"),
+            Col("project_id", "项目", "Project"),
+            Col("stage", "阶段", "Stage", labels=stage),
+            Col("deadline", "办结期限", "Deadline", "date"),
+            Col("days_overdue", "超期天数", "Days overdue", "int"),
+        ),
+    }
+
+
 def _stages_args(p: argparse.ArgumentParser) -> None:
     _db(p)
     p.add_argument("--as-of", default=None, help="date YYYY-MM-DD (default: the workspace's as_of)")
@@ -204,11 +256,24 @@ def _stages(ns: argparse.Namespace) -> int:
         stages = ws.read_layer("project_stages")
         meetings = ws.read_layer("meetings")
     cur = current_stages(stages, as_of=as_of, projects=projects)
-    print(f"报批阶段漏斗 stage funnel as of {as_of.isoformat()}:")
-    print(_fmt_table(stage_funnel(cur)))
+    from landquota.outputs.console import render_table
+
+    cols = _stage_tables()
+    print(
+        render_table(
+            stage_funnel(cur),
+            cols["funnel"],
+            title=f"报批阶段漏斗 stage funnel as of {as_of.isoformat()}",
+        )
+    )
     if len(meetings):
-        print("审批时限（联审会议前后）days per stage before/after the first joint meeting:")
-        print(_fmt_table(stage_durations(stages, meetings)))
+        print(
+            render_table(
+                stage_durations(stages, meetings),
+                cols["durations"],
+                title="审批时限（联审会议前后）days per stage before/after the first joint meeting",
+            )
+        )
     _maybe_csv(cur, ns.out)
     return 0
 
@@ -268,14 +333,16 @@ def _staff(ns: argparse.Namespace) -> int:
         f"三级服务员 service staff as of {day.isoformat()} (visits overdue after "
         f"{HALF_MONTH_DAYS} days, the half-month rule):"
     )
-    show = review[["staff_id", "name", "role", "n_projects", "n_lagging", "n_overdue", "overdue"]]
-    print(_fmt_table(show))
+    from landquota.outputs.console import render_table
+
+    cols = _stage_tables()
+    print(render_table(review, cols["staff"]))
     print(
         f"超期未走访 overdue visits: {int(review['n_overdue'].sum())} "
         f"(leaders: {int((review['n_overdue'] > 0).sum())})"
     )
     print(f"超期未办结的联审决定 joint-meeting decisions past their deadline: {len(late)}")
     if len(late):
-        print(_fmt_table(late[["decision_id", "project_id", "stage", "deadline", "days_overdue"]]))
+        print(render_table(late, cols["decisions"]))
     _maybe_csv(review, ns.out)
     return 0
