@@ -293,22 +293,24 @@ def test_demo_conversion_stages_take_the_level_demand_gives(
 
 def test_tables_show_dash_and_yes_no_never_nan_or_true() -> None:
     """The stages/staff tables: '—' for a missing value, 是 yes/否 no for a flag (README)."""
-    from landquota.cli.main import _fmt_table
+    from landquota.cli.pipeline import _stage_tables
+    from landquota.outputs.console import render_table
 
     df = pd.DataFrame(
         {
             "stage": ["pre_review", "conversion"],
             "median_after": [21.5, float("nan")],
-            "met": [True, False],
-            "when": [pd.Timestamp("2014-04-30"), pd.NaT],
-            "overdue": ["K008", ""],
+            "target_met": [True, False],
+            "n_before": [3, 0],
         }
     )
-    text = _fmt_table(df)
-    for bad in ("NaN", "NaT", "None", "True", "False"):
+    text = render_table(df, _stage_tables()["durations"])
+    for bad in ("NaN", "nan", "NaT", "None", "True", "False"):
         assert bad not in text
-    assert "21.50" in text and "是 yes" in text and "否 no" in text
-    assert text.splitlines()[2].split().count("—") == 3
+    assert "21.50" in text and "是 yes" in text and "否 no" in text and "—" in text
+    staff = pd.DataFrame({"staff_id": ["L1", "L2"], "overdue": ["K008", ""]})
+    rows = render_table(staff, _stage_tables()["staff"]).splitlines()
+    assert [r.split("│")[2].strip() for r in rows if "L" in r and "│" in r] == ["K008", "—"]
 
 
 @pytest.mark.slow  # renders the bulletin's three A4 pages on each backend (about 8 s)

@@ -502,31 +502,6 @@ def _today() -> Any:
     return date.today()
 
 
-def _fmt_table(df: Any) -> str:
-    import pandas as pd
-
-    d = pd.DataFrame(df).drop(columns="geometry", errors="ignore")
-
-    # A clerk reads this table: a missing value is '—' (never NaN/NaT/None) and a flag is
-    # '是 yes'/'否 no' (never True/False), as the README promises for every command.
-    def cell(v: Any) -> str:
-        if isinstance(v, bool) or type(v).__name__ == "bool_":
-            return "是 yes" if v else "否 no"
-        if v is None or v == "" or (not isinstance(v, str) and bool(pd.isna(v))):
-            return "—"
-        if isinstance(v, float):
-            return f"{v:,.2f}"
-        return str(v)
-
-    shown = pd.DataFrame(
-        {c: [cell(v) for v in d[c].tolist()] for c in d.columns}, columns=d.columns
-    )
-    with pd.option_context(
-        "display.max_rows", 200, "display.max_columns", 30, "display.width", 200
-    ):
-        return shown.to_string(index=False)
-
-
 def _maybe_csv(df: Any, out: str | None) -> None:
     if not out:
         return

@@ -67,7 +67,8 @@ class Col:
 
 
 def _missing(v: Any) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
+    # an empty text (a list of nothing, a blank cell of an imported sheet) reads as missing too
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, str) and not v.strip()):
         return True
     if isinstance(v, float):
         return math.isnan(v)
