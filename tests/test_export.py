@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 from pathlib import Path
 
@@ -70,6 +71,23 @@ def test_shapefile_warns_of_text_a_dbf_cannot_hold(filled: Workspace, tmp_path: 
     res = export_layers(filled, tmp_path / "s", fmt="shp", layers=["towns"])
     assert res.warnings and "towns: name" in res.warnings[0] and "254 bytes" in res.warnings[0]
     assert not export_layers(filled, tmp_path / "g", fmt="shp", layers=["towns"], encoding="gbk").warnings  # 200
+
+
+def test_shapefile_dates_are_dbf_dates_and_timestamps_iso_text(
+    filled: Workspace, tmp_path: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    out = tmp_path / "shp"
+    export_layers(filled, out, fmt="shp", layers=["stock_land", "quota_ledger"])
+    assert not [w for w in recwarn if "DateTime requested" in str(w.message)]
+    stock = _ogrinfo("-al", str(out / "stock_land.shp"))
+    # DBF's own Date type, which desktop GIS sorts and filters as dates
+    assert "apprvl_dt (Date) = 2011/03/01" in stock and "dspsl_dt (Date) = 2013/05/01" in stock
+    assert "actl_strt_ (Date) = (null)" in stock
+    ledger = _ogrinfo("-al", str(out / "quota_ledger.dbf"))
+    assert "effctv_dt (Date) = 2014/01/01" in ledger
+    # DBF has no date-time: a stamp with a time of day keeps it, as ISO 8601 text in UTC
+    # (the stamp is the workspace's own on PostGIS, the row's on a GeoPackage)
+    assert re.search(r"entered_at \(String\) = \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\n", ledger)
 
 
 def test_shapefile_in_a_gauss_kruger_zone(filled: Workspace, tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ whole-workspace backup of :mod:`landquota.store.backup`; this module is everythi
   older desktop GIS; either way GDAL recodes it through its ``ENCODING`` layer
   creation option and writes the ``.cpg`` that names it. Field names are cut to
   DBF's 10 bytes by :func:`dbf_names` (documented, deterministic) and the
-  mapping is written beside the shapefiles as ``fieldnames.csv``.
+  mapping is written beside the shapefiles as ``fieldnames.csv``. Dates are DBF
+  Date fields; timestamps with a time of day (DBF has no date-time) ISO 8601 text.
 * **gpkg**: a plain GeoPackage holding the chosen layers (not a workspace).
 * **filegdb**: an Esri File Geodatabase (``.gdb`` folder) by GDAL's OpenFileGDB
   writer (GDAL ≥ 3.6).
@@ -236,6 +237,30 @@ def _write_ogr(path: Path, name: str, df: pd.DataFrame, *, driver: str, **kw: An
         pyogrio.write_dataframe(df, path, layer=name, driver=driver, **kw)
 
 
+def _dbf_dates(df: pd.DataFrame) -> pd.DataFrame:
+    """Dates as DBF Date fields; timestamps with a time of day as ISO 8601 text.
+
+    DBF has a Date type but no date-time: GDAL would make every datetime column a
+    text field with a RuntimeWarning per column. A column whose values are all at
+    midnight (the contract's dates) becomes Arrow ``date32``, written as Date; a
+    real timestamp (``entered_at``) keeps its time as ``YYYY-MM-DDTHH:MM:SS.sss``.
+    """
+    out = df
+    for c in df.columns:
+        s = df[c]
+        if not pd.api.types.is_datetime64_any_dtype(s):
+            continue
+        if out is df:
+            out = df.copy()
+        t = s.dt.tz_convert("UTC").dt.tz_localize(None) if s.dt.tz is not None else s
+        if (t.dropna() == t.dropna().dt.normalize()).all():
+            out[c] = pd.Series(t.dt.date, index=s.index, dtype="date32[pyarrow]")
+        else:
+            text = t.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str.slice(0, 23)
+            out[c] = text.where(t.notna(), None)
+    return out
+
+
 def _write_shp(folder: Path, frames: dict[str, pd.DataFrame], enc: tuple[str, str], res: ExportResult) -> None:
     folder.mkdir(parents=True)
     rows: list[tuple[str, str, str]] = []
@@ -243,7 +268,7 @@ def _write_shp(folder: Path, frames: dict[str, pd.DataFrame], enc: tuple[str, st
         geom = df.geometry.name if isinstance(df, gpd.GeoDataFrame) else None
         cols = [c for c in df.columns if c != geom]
         mapping = dbf_names(cols, enc[0])
-        out = df.rename(columns=mapping)
+        out = _dbf_dates(df).rename(columns=mapping)
         for c in cols:
             rows.append((name, c, mapping[c]))
         if any(c != mapping[c] for c in cols):
@@ -261,7 +286,10 @@ def _write_shp(folder: Path, frames: dict[str, pd.DataFrame], enc: tuple[str, st
         with warnings.catch_warnings():
             # reported above, in the result, with what to do about it
             warnings.filterwarnings("ignore", message=r".*has been truncated to 254", category=RuntimeWarning)
-            _write_ogr(folder / f"{name}{suffix}", name, out, driver="ESRI Shapefile", encoding=enc[1])
+            # the Arrow writer, because only it writes a date32 column as DBF's Date field (the
+            # row-by-row writer asks GDAL for DateTime, which DBF lacks, and gets text)
+            _write_ogr(folder / f"{name}{suffix}", name, out, driver="ESRI Shapefile", encoding=enc[1],
+                       use_arrow=True)
     with open(folder / "fieldnames.csv", "w", encoding="utf-8-sig", newline="") as f:
         w = csv.writer(f)
         w.writerow(["layer", "column", "dbf_field"])
