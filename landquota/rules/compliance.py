@@ -35,6 +35,7 @@ import shapely
 from numpy.typing import NDArray
 from pyproj import CRS
 
+from landquota._parallel import chunked
 from landquota.errors import CRSError, DataError, ParameterError
 from landquota.rules.demand import DemandResult
 from landquota.rules.overlay import (
@@ -195,9 +196,11 @@ def _cultivated_in(
     site_of = pieces["project_id"].map(position)
     pieces = pieces[site_of.notna().to_numpy()]
     k = site_of.dropna().to_numpy(dtype=np.intp)
+    piece_geoms = np.asarray(pieces.geometry.array, dtype=object)
+    # pairwise, so on the threads (GEOS releases the GIL) with the same pieces
     inside = polygonal(
         np.asarray(
-            shapely.intersection(np.asarray(pieces.geometry.array, dtype=object), bf[k]),
+            chunked(lambda r: shapely.intersection(piece_geoms[r], bf[k[r]]), np.arange(len(k))),
             dtype=object,
         )
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 
 import geopandas as gpd
@@ -26,7 +27,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
-from landquota._parallel import chunked
+from landquota._parallel import chunked, run_all
 from landquota._progress import progress_bar
 from landquota.errors import DataError, ParameterError
 from landquota.rules.landclasses import LAND_CLASSES, category_of, grain_yields, normalize_code
@@ -289,13 +290,22 @@ def cut_pieces(
     n_sites = len(site_geoms)
     site_idx: list[NDArray[np.intp]] = []
     parcel_idx: list[NDArray[np.intp]] = []
+    starts = range(0, n_sites, _SITES_PER_CHUNK)
     with progress_bar(n_sites, "demand: site × parcel", enabled=progress) as bar:
-        for start in range(0, n_sites, _SITES_PER_CHUNK):
+
+        def query(start: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
             chunk = site_geoms[start : start + _SITES_PER_CHUNK]
-            i, j = site_pairs(chunk, tree)
+            pairs = site_pairs(chunk, tree)
+            bar.update(len(chunk))
+            return pairs
+
+        # the chunks' queries run on the threads (the STRtree query releases the
+        # GIL); their pairs are put together in chunk order, as one loop would
+        for start, (i, j) in zip(
+            starts, run_all([partial(query, s) for s in starts]), strict=True
+        ):
             site_idx.append(i + start)
             parcel_idx.append(j)
-            bar.update(len(chunk))
     i_site = np.concatenate(site_idx) if site_idx else np.empty(0, dtype=np.intp)
     j_parcel = np.concatenate(parcel_idx) if parcel_idx else np.empty(0, dtype=np.intp)
 
@@ -369,15 +379,24 @@ def demand_from_pieces(
     hit_geoms = np.asarray(hit.geometry.array, dtype=object)
     raw_codes = hit["land_class"]
     hit_category = category_of(raw_codes, where="parcels.land_class")  # unknown codes raise
-    hit_codes = np.array([normalize_code(c) for c in raw_codes], dtype=object)
-    hit_cultivated = np.array([LAND_CLASSES[c].cultivated for c in hit_codes], dtype=bool)
-    hit_paddy = np.array([LAND_CLASSES[c].paddy for c in hit_codes], dtype=bool)
+    # each distinct code looked up once (a county has a few dozen): no Python per patch
+    code_of, distinct = pd.factorize(raw_codes.astype(object), use_na_sentinel=False)
+    codes = np.array([normalize_code(c) for c in distinct] or [""], dtype=object)
+    hit_codes = codes[code_of]
+    hit_cultivated = np.array(
+        [LAND_CLASSES[c].cultivated for c in codes[: len(distinct)]] or [False], dtype=bool
+    )[code_of]
+    hit_paddy = np.array(
+        [LAND_CLASSES[c].paddy for c in codes[: len(distinct)]] or [False], dtype=bool
+    )[code_of]
     hit_ratio = _net_ratios(hit, hit_geoms, hit_ids, centre)
     own_yield = _float_column(hit, "grain_kg_per_m2")
     if (own_yield < 0).any():
         bad = hit_ids[own_yield < 0]
         raise DataError(f"parcels: parcel_id {bad[0]!r} has grain_kg_per_m2 < 0; give a yield ≥ 0")
-    default_yield = np.array([yields.get(c, np.nan) for c in hit_codes], dtype=np.float64)
+    default_yield = np.array(
+        [yields.get(c, np.nan) for c in codes[: len(distinct)]] or [np.nan], dtype=np.float64
+    )[code_of]
     hit_yield = np.where(
         hit_cultivated, np.where(np.isfinite(own_yield), own_yield, default_yield), np.nan
     )

@@ -20,6 +20,7 @@ import shapely
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 
+from landquota._parallel import chunked
 from landquota.errors import CRSError, DataError
 from landquota.rules.areas import ellipsoidal_area, equal_area_crs
 
@@ -75,8 +76,13 @@ def measure(geoms: NDArray[np.object_], centre: Centre | None, *, name: str) -> 
         x, y = transformer.transform(coords[:, 0], coords[:, 1])
         return np.column_stack([x, y])
 
-    projected = shapely.transform(arr, project, include_z=False)
-    return np.asarray(shapely.area(projected), dtype=np.float64)
+    def areas(part: NDArray[np.object_]) -> NDArray[np.float64]:
+        return np.asarray(shapely.area(shapely.transform(part, project, include_z=False)))
+
+    # Each geometry is projected and measured alone, so splitting the array over
+    # threads (pyproj's Transformer is thread-safe, GEOS releases the GIL) gives
+    # the same floats as one call; the sums come later, in the caller's order.
+    return np.asarray(chunked(areas, arr), dtype=np.float64)
 
 
 def _ids(values: Sequence[Any] | NDArray[Any], limit: int = 5) -> str:
@@ -140,7 +146,7 @@ def check_polygons(
             f"{sorted({str(shapely.get_type_id(g)) for g in geoms[i]})} "
             "(shapely type ids); sites, parcels and zones must be polygons or multipolygons"
         )
-    invalid = ~shapely.is_valid(geoms)
+    invalid = ~chunked(shapely.is_valid, geoms)
     if invalid.any():
         i = np.flatnonzero(invalid)
         reason = shapely.is_valid_reason(geoms[i[0]])
@@ -205,6 +211,11 @@ def polygonal(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
     Intersections of polygons that share an edge return lines or points, or a
     GeometryCollection mixing them with polygons; only area matters here.
     """
+    # elementwise: on threads for large arrays, the same geometries either way
+    return np.asarray(chunked(_polygonal, np.asarray(geoms, dtype=object)), dtype=object)
+
+
+def _polygonal(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
     out = np.full(len(geoms), None, dtype=object)
     if len(geoms) == 0:
         return out
