@@ -491,3 +491,14 @@ def test_revert_refuses_a_ledger_that_does_not_verify(wws) -> None:
         revert_run(wws, run.run_id)
     assert read_run(wws, run.run_id).status == "committed"
     assert len(wws.read_layer("quota_ledger")) == n_ledger
+
+
+def test_draft_allocate_on_a_ledger_that_does_not_verify_warns(wws, capsys) -> None:
+    _sql(wws, _UNCHAINED)
+    args = ["allocate", "--db", wws.target, "--as-of", "2014-05-01", "--mode", "greedy"]
+    assert main(args) == 2  # LQ-021 blocks planning too
+    assert "LQ-021" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0  # forced: planned, but said out loud
+    err = capsys.readouterr().err
+    assert "警告 warning: the ledger does not verify" in err and "first: entry X1" in err
+    assert "cannot be committed" in err

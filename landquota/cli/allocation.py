@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from landquota.cli.main import (
     _date,
@@ -65,6 +66,19 @@ def _allocate(ns: argparse.Namespace) -> int:
             # refuse before anything is written: a draft planned on a ledger that does not
             # verify could never be committed
             require_verified_ledger(ws)
+        else:
+            from landquota.store.verify import verify_workspace
+
+            # a draft may still be planned (to see what the forged balances would give), but
+            # never silently: its balances come from a ledger nobody can vouch for
+            rep = verify_workspace(ws)
+            if not rep.ok:
+                print(
+                    f"警告 warning: the ledger does not verify ({len(rep.findings)} problem(s); "
+                    f"first: {rep.first}); this draft's balances may be wrong and it cannot be "
+                    "committed until `landquota verify` passes",
+                    file=sys.stderr,
+                )
         scenario = None
         if ns.scenario:
             from landquota.rules.adjustment import read_scenario
