@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time they loa
     from landquota.errors import LandquotaError
     from landquota.intake.importer import ImportReport, import_layer
     from landquota.intake.validate import ValidationReport, require_valid, validate_workspace
+    from landquota.outputs.export import export_workspace
     from landquota.outputs.maps import build_map, map_workspace, save_map
     from landquota.outputs.reports import write_report
     from landquota.outputs.summary import workspace_summary
@@ -54,7 +55,7 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time they loa
     )
     from landquota.settings import Settings, get_settings
     from landquota.store.api import init_workspace, open_workspace
-    from landquota.store.backup import export_workspace, restore_workspace
+    from landquota.store.backup import restore_workspace
     from landquota.store.roles import grant_roles
     from landquota.store.schema import LAYERS, SCHEMA_VERSION
     from landquota.store.workspace import Workspace
@@ -81,7 +82,7 @@ _LAZY: dict[str, str] = {
     "ellipsoidal_area": "landquota.rules.areas",
     "m2_to_ha": "landquota.rules.areas",
     "m2_to_mu": "landquota.rules.areas",
-    "export_workspace": "landquota.store.backup",
+    "export_workspace": "landquota.outputs.export",
     "restore_workspace": "landquota.store.backup",
     "Bulletin": "landquota.rules.bulletin",
     "investment_bulletin": "landquota.rules.bulletin",

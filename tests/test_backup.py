@@ -9,9 +9,10 @@ import pytest
 import shapely
 
 from landquota.errors import ParameterError
+from landquota.outputs.export import export_workspace
 from landquota.store import backup
 from landquota.store.api import open_workspace
-from landquota.store.backup import export_workspace, read_snapshot, restore_workspace, write_order
+from landquota.store.backup import read_snapshot, restore_workspace, write_order
 from landquota.store.roles import install_stamp_triggers
 from landquota.store.schema import LAYERS
 from landquota.store.workspace import RunTransition, Workspace
@@ -111,6 +112,40 @@ def test_export_and_restore_round_trip_on_each_backend(ws: Workspace, tmp_path: 
     with restore_workspace(out, restored_path) as r:
         _assert_same_workspace(ws, r)
         assert r.meta()["restored_from"] == str(out)
+
+
+def test_the_backup_opens_in_qgis_styled_and_its_data_is_the_stores(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # landquota.export_workspace = store.backup.write_backup (data, manifest) + the QGIS
+    # styles and project, written by the outputs layer (the store imports no output).
+    import io
+    import sqlite3
+    import zipfile
+
+    import landquota
+    from landquota.outputs.styles import LAYER_TITLES
+
+    assert landquota.export_workspace is export_workspace
+    _fill(ws)
+    styled = export_workspace(ws, tmp_path / "styled.gpkg")
+    plain = backup.write_backup(ws, tmp_path / "plain.gpkg")
+    con = sqlite3.connect(styled)
+    per_layer = dict(con.execute("SELECT f_table_name, count(*) FROM layer_styles GROUP BY 1"))
+    ((content,),) = con.execute("SELECT content FROM qgis_projects").fetchall()
+    con.close()
+    assert per_layer == {t: 1 for t in LAYER_TITLES}
+    with zipfile.ZipFile(io.BytesIO(bytes.fromhex(content))) as z:  # QGIS stores hex text
+        (name,) = z.namelist()
+        xml = z.read(name).decode("utf-8")
+    assert "./styled.gpkg|layername=parcels" in xml  # the project names the backup itself
+    con = sqlite3.connect(plain)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    con.close()
+    assert not {"layer_styles", "qgis_projects"} & tables
+    with open_workspace(styled) as s, open_workspace(plain) as b:
+        _assert_same_workspace(s, b)
+        assert s.meta()["backup_manifest"] == b.meta()["backup_manifest"]
 
 
 @pytest.mark.postgis

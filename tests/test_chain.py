@@ -333,7 +333,7 @@ _TAMPERINGS = {
 
 @pytest.fixture
 def backup(tmp_path):
-    from landquota.store.backup import export_workspace
+    from landquota.outputs.export import export_workspace
 
     src = tmp_path / "src.gpkg"
     with open_workspace(src, create=True) as ws:

@@ -19,8 +19,8 @@ import shapely
 
 from landquota.demo.build import build_demo
 from landquota.intake.importer import import_layer
+from landquota.outputs.export import export_workspace
 from landquota.store.api import open_workspace
-from landquota.store.backup import export_workspace
 from landquota.store.schema import SCHEMA_VERSION
 from tests.sample import sample_layers
 

@@ -19,9 +19,10 @@ import pytest
 import sqlalchemy as sa
 
 from landquota import errors
+from landquota.outputs.export import export_workspace
 from landquota.store import postgis as _postgis
 from landquota.store.api import open_workspace
-from landquota.store.backup import export_workspace, restore_workspace
+from landquota.store.backup import restore_workspace
 from landquota.store.roles import grant_roles, role_names
 from landquota.store.verify import verify_workspace
 from landquota.store.workspace import RunTransition

@@ -25,8 +25,9 @@ import landquota.intake.importer as imp
 from landquota.cli import main
 from landquota.errors import ParameterError, WorkspaceError
 from landquota.intake.importer import import_layer
+from landquota.outputs.export import export_workspace
 from landquota.store.api import init_workspace, open_workspace
-from landquota.store.backup import export_workspace, restore_workspace
+from landquota.store.backup import restore_workspace
 from landquota.store.dburl import conninfo_to_url
 from landquota.store.roles import grant_roles, install_stamp_triggers, role_names
 from landquota.store.workspace import Workspace

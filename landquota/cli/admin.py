@@ -104,12 +104,11 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 def _export(ns: argparse.Namespace) -> int:
     import json
 
+    from landquota.outputs.export import export_layers, export_workspace
     from landquota.store.api import open_workspace
-    from landquota.store.backup import MANIFEST_KEY, export_workspace, manifest_digest
+    from landquota.store.backup import MANIFEST_KEY, manifest_digest
 
     if ns.format is not None and not (ns.format == "gpkg" and not ns.layer):
-        from landquota.outputs.export import export_layers
-
         with open_workspace(_target(ns)) as ws:
             res = export_layers(ws, ns.out, fmt=ns.format, layers=ns.layer, crs=ns.crs,
                                 encoding=ns.encoding, force=ns.force)

@@ -1,8 +1,11 @@
 """Export workspace layers for other systems: Shapefile, GeoPackage, FileGDB, VCT.
 
 ``landquota export --format shp|gpkg|filegdb|vct [--layer NAME]... --out PATH``.
-(Plain ``export`` and ``--format gpkg`` without ``--layer`` keep writing the
-whole-workspace backup of :mod:`landquota.store.backup`; this module is everything else.)
+Plain ``export`` and ``--format gpkg`` without ``--layer`` write the whole-workspace
+backup, :func:`export_workspace`: the data and manifest by
+:func:`landquota.store.backup.write_backup`, then the QGIS styles and project, so that the
+backup opens in QGIS styled. The styling is done here, not in the store, because the
+styles are outputs (the store never imports a layer above it).
 
 * **shp**: a folder with one shapefile per layer (a table without geometry as a
   lone ``.dbf``). Text is written in UTF-8, or with ``encoding="gbk"`` in GBK for
@@ -43,10 +46,14 @@ import pyogrio
 from pyproj import CRS
 
 from landquota.errors import ParameterError
+from landquota.outputs.qgis_project import write_qgis_project
+from landquota.outputs.styles import write_layer_styles
+from landquota.store.api import open_workspace
+from landquota.store.backup import write_backup
 from landquota.store.schema import LAYERS
 from landquota.store.workspace import Workspace
 
-__all__ = ["FORMATS", "ExportResult", "dbf_names", "export_layers"]
+__all__ = ["FORMATS", "ExportResult", "dbf_names", "export_layers", "export_workspace"]
 
 FORMATS = ("shp", "gpkg", "filegdb", "vct")
 
@@ -67,6 +74,38 @@ class ExportResult:
     crs: str = "EPSG:4490"
     encoding: str | None = None
     warnings: list[str] = field(default_factory=list)
+
+
+def export_workspace(ws: Workspace | str | Path, out: str | Path, *, force: bool = False) -> Path:
+    """Write the whole workspace to one new GeoPackage, styled for QGIS; return its path.
+
+    Every layer and table, the ledger with its stamps and a manifest
+    (:func:`landquota.store.backup.write_backup`), then QGIS's ``layer_styles`` and a
+    ``qgis_projects`` entry that names the backup's own file, so that the backup opens in
+    QGIS styled as the HTML map.
+
+    Parameters
+    ----------
+    ws : Workspace, str or Path
+        The workspace (or its path/URL) to back up; either backend.
+    out : str or Path
+        The backup file, ending in ``.gpkg``. It appears only when complete.
+    force : bool
+        Replace an existing file of that name (atomically).
+
+    Raises
+    ------
+    ParameterError
+        *out* does not end in ``.gpkg``, exists (without ``force``) or is the
+        workspace itself.
+    """
+    path = write_backup(ws, out, force=force)
+    # The styles go in after the manifest was computed, as before the store/outputs split:
+    # the manifest covers the workspace's layers, not QGIS's own tables.
+    with open_workspace(path) as done:
+        write_layer_styles(done)
+        write_qgis_project(done)
+    return path
 
 
 def dbf_names(columns: Sequence[str], encoding: str = "utf-8") -> dict[str, str]:

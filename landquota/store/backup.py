@@ -1,12 +1,17 @@
 """Backup and restore: a whole workspace to one GeoPackage and back, on either backend.
 
-``export_workspace(ws, "backup.gpkg")`` writes every layer and table of the
+``write_backup(ws, "backup.gpkg")`` writes every layer and table of the
 contract — data layers, the quota ledger, allocation runs and allocations,
 validation results — and ``landquota_meta`` to one new GeoPackage, which is
 itself a landquota workspace (open it, inspect it in QGIS, or restore it).
 ``restore_workspace("backup.gpkg", target)`` writes it into a new workspace on
 either backend. The round trip is lossless: same ids, attributes, geometries,
 ledger entries with their ``entered_at``/``entered_by``, runs with their stamps.
+
+The public :func:`landquota.export_workspace` (``landquota export``) is
+:func:`write_backup` followed by the QGIS styles and project
+(:func:`landquota.outputs.export.export_workspace`): those are outputs, a layer above the
+store, so the store writes the data and the outputs layer styles the file.
 
 Consistency and crash safety:
 
@@ -59,9 +64,9 @@ if TYPE_CHECKING:
 __all__ = [
     "backup_manifest",
     "check_backup",
-    "export_workspace",
     "read_snapshot",
     "restore_workspace",
+    "write_backup",
     "write_order",
 ]
 
@@ -351,23 +356,15 @@ def _quick_check(path: Path) -> None:
         raise WorkspaceError(f"the new file {str(path)!r} failed SQLite's quick_check: {res}")
 
 
-def export_workspace(ws: Workspace | str | Path, out: str | Path, *, force: bool = False) -> Path:
-    """Write the whole workspace to one new GeoPackage; return its path.
+def write_backup(ws: Workspace | str | Path, out: str | Path, *, force: bool = False) -> Path:
+    """Write the whole workspace to one new GeoPackage with its manifest; return its path.
 
-    Parameters
-    ----------
-    ws : Workspace, str or Path
-        The workspace (or its path/URL) to back up; either backend.
-    out : str or Path
-        The backup file, ending in ``.gpkg``. It appears only when complete.
-    force : bool
-        Replace an existing file of that name (atomically).
-
-    Raises
-    ------
-    ParameterError
-        *out* does not end in ``.gpkg``, exists (without ``force``) or is the
-        workspace itself.
+    The data only: :func:`landquota.outputs.export.export_workspace` (the public
+    ``landquota.export_workspace``) calls this and then stores the QGIS styles and project
+    in the file. Parameters and errors are those of ``landquota.export_workspace``: *ws*
+    on either backend, *out* ending in ``.gpkg`` (it appears only when complete), *force*
+    to replace an existing file atomically; :class:`~landquota.errors.ParameterError` when
+    *out* has another suffix, exists (without *force*) or is the workspace itself.
     """
     out = Path(out)
     _check_gpkg_out(out, "out")
@@ -397,13 +394,6 @@ def export_workspace(ws: Workspace | str | Path, out: str | Path, *, force: bool
                 dst.set_meta(MANIFEST_KEY, text)
             _quick_check(tmp)
             _replace_durably(tmp, out)
-    # The backup opens in QGIS styled, with a project that names the backup's own file.
-    from landquota.outputs.qgis_project import write_qgis_project
-    from landquota.outputs.styles import write_layer_styles
-
-    with open_workspace(out) as done:
-        write_layer_styles(done)
-        write_qgis_project(done)
     return out
 
 
@@ -415,7 +405,7 @@ def restore_workspace(
     accept_unverified: str | None = None,
     settings: Settings | None = None,
 ) -> Workspace:
-    """Write a backup made by :func:`export_workspace` into a new workspace.
+    """Write a backup made by :func:`write_backup` (``landquota.export_workspace``) into a new workspace.
 
     The backup must verify first: its manifest (row count and SHA-256 of every
     layer, the chain head) and its ledger chain (chain, R6, runs against their
