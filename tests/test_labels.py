@@ -21,7 +21,7 @@ from landquota.labels import (
     label_map,
     reason_label,
 )
-from landquota.outputs import map_popups, reports, summary
+from landquota.outputs import map_popups, report_base, summary
 from landquota.rules import bulletin, compliance, stock
 from landquota.store import schema
 
@@ -146,19 +146,19 @@ def test_old_names_are_aliases_of_the_one_table() -> None:
     ("report_table", "map_table", "codes"),
     [
         (
-            reports._OUTCOME,
+            report_base._OUTCOME,
             {k: v[0] for k, v in map_popups._OUTCOMES.items()},
             schema.ALLOCATION_OUTCOMES,
         ),
         (
-            reports._STOCK_STATUS,
+            report_base._STOCK_STATUS,
             {k: v[0] for k, v in map_popups._STOCK_STATUS.items()},
             stock.STOCK_STATUSES,
         ),
-        (reports._LEVEL, map_popups._LEVELS, schema.LEVELS),
-        (reports._APPROVAL, map_popups._APPROVAL, schema.APPROVAL_LEVELS),
-        (reports._CAUSE, map_popups._CAUSE, schema.CAUSES),
-        (reports._ACCEPTANCE, map_popups._ACCEPT, schema.ACCEPTANCE),
+        (report_base._LEVEL, map_popups._LEVELS, schema.LEVELS),
+        (report_base._APPROVAL, map_popups._APPROVAL, schema.APPROVAL_LEVELS),
+        (report_base._CAUSE, map_popups._CAUSE, schema.CAUSES),
+        (report_base._ACCEPTANCE, map_popups._ACCEPT, schema.ACCEPTANCE),
     ],
 )
 def test_reports_and_maps_use_the_same_words(

@@ -382,9 +382,9 @@ def test_csv_and_xlsx_hold_the_same_tables(tmp_path: Path) -> None:
 
 
 def test_png_fallback_without_cjk_font(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import landquota.outputs.reports as reports
+    import landquota.outputs.report_charts as report_charts
 
-    monkeypatch.setattr(reports, "_cjk_family", lambda: None)
+    monkeypatch.setattr(report_charts, "_cjk_family", lambda: None)
     with pytest.warns(UserWarning, match="no CJK font"):
         out = write_report(sample_layers(), out=tmp_path / "csv", as_of=APRIL)
     for name in CHART_FILES:
@@ -393,7 +393,7 @@ def test_png_fallback_without_cjk_font(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_a_cjk_font_is_installed() -> None:
     # scripts/setup-system installs fonts-noto-cjk; charts need it for Chinese labels
-    from landquota.outputs.reports import _cjk_family
+    from landquota.outputs.report_charts import _cjk_family
 
     assert _cjk_family() is not None
 

@@ -53,7 +53,7 @@ def _pct(v: float) -> str:
 
 
 def _cjk() -> str | None:
-    from landquota.outputs.reports import _cjk_family
+    from landquota.outputs.report_charts import _cjk_family
 
     return _cjk_family()
 
