@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from landquota.engines.local import demand_and_compliance_local
+from landquota.engines.local import demand_and_compliance_local, parcel_read_started
 from landquota.errors import ParameterError
 from landquota.rules.demand import DEMAND_COLUMNS, DemandResult, read_boxes
 from landquota.rules.landclasses import grain_yields
@@ -158,7 +158,9 @@ def demand_from_workspace(
     if not (tolerance_m2 >= 0):
         raise ParameterError(f"tolerance_m2={tolerance_m2!r}; give an area ≥ 0 in m²")
     yields = grain_yields(grain_defaults)
-    with opened(ws) as w:
+    # local engine: the patches' join starts at once and runs in the database while
+    # the sites and plan layers are read here; the workspace closes only after it ends
+    with opened(ws) as w, parcel_read_started(w, engine == "local") as parcel_read:
         sites = w.read_layer("projects")
         fixed = fixed_sites(sites)
         zones, lines = _plan_layers(w, fixed.geoms, plan_version)
@@ -192,6 +194,7 @@ def demand_from_workspace(
                 plan_version=plan_version,
                 adjusted_allowed=scenario_allowed,
                 progress=progress,
+                parcel_read=parcel_read,
             )
     return WorkspaceDemand(
         table=demand_out_table(result, compliance),

@@ -9,7 +9,9 @@ bbox queries around groups of sites), then runs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import geopandas as gpd
@@ -24,7 +26,27 @@ from landquota.rules.demand import (
 )
 from landquota.rules.overlay import Centre, fixed_sites
 
-__all__ = ["demand_and_compliance_local"]
+__all__ = ["demand_and_compliance_local", "parcel_read_started"]
+
+
+@contextmanager
+def parcel_read_started(ws: Any, start: bool) -> Iterator[Future[gpd.GeoDataFrame | None] | None]:
+    """Start reading the patches under the sites on a thread of its own (if *start*).
+
+    The spatial-index join needs nothing from the client, so it runs while the
+    caller reads the sites and the plan layers: on PostGIS the server works on
+    the join meanwhile, on a GeoPackage SQLite does. Yields the future (None
+    without *start*) for :func:`demand_and_compliance_local`; on leaving, waits
+    for the read to end, so the workspace is never closed under it.
+    """
+    if not start:
+        yield None
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="landquota-read")
+    try:
+        yield pool.submit(read_parcels_under_sites, ws)
+    finally:
+        pool.shutdown(wait=True)
 
 
 def demand_and_compliance_local(
@@ -39,13 +61,19 @@ def demand_and_compliance_local(
     plan_version: str | None = None,
     adjusted_allowed: gpd.GeoSeries | None = None,
     progress: bool = False,
+    parcel_read: Future[gpd.GeoDataFrame | None] | None = None,
 ) -> tuple[DemandResult, pd.DataFrame, int]:
     """Demand and compliance of *sites* in this process (``engine='local'``).
 
-    Returns the demand, the compliance frame and the number of patches read.
+    *parcel_read*, from :func:`parcel_read_started`, is the join already under
+    way; without it the join runs here. Returns the demand, the compliance
+    frame and the number of patches read.
     """
     fixed = fixed_sites(sites)
-    joined = read_parcels_under_sites(ws) if len(fixed.ids) else None
+    if parcel_read is not None:
+        joined = parcel_read.result() if len(fixed.ids) else None
+    else:
+        joined = read_parcels_under_sites(ws) if len(fixed.ids) else None
     parcels = read_parcels_near(ws, fixed.geoms) if joined is None else joined
     n_read = len(parcels)
     result = demand_from_sites(
