@@ -40,6 +40,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -298,52 +299,123 @@ def timed(name: str, cmd: list[str], env: dict[str, str] | None = None) -> tuple
     return wall, mb
 
 
+def _lq_cmd(target: str, src: Path) -> list[str]:
+    return [sys.executable, "-c", "from landquota.store.api import open_workspace; from landquota.intake.importer "
+            f"import import_layer; ws = open_workspace({target!r}); r = import_layer({str(src)!r}, ws, "
+            "layer='parcels'); print(r.rows_imported)"]
+
+
+def _create_ws(target: str) -> None:
+    subprocess.run([sys.executable, "-c", f"from landquota.store.api import open_workspace; "
+                    f"open_workspace({target!r}, create=True).close()"], check=True, cwd=ROOT)
+
+
+def _drop_schemas(base: str, schemas: list[str]) -> None:
+    import sqlalchemy as sa
+
+    e = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://"))
+    with e.begin() as c:
+        for s in schemas:
+            c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{s}" CASCADE'))
+    e.dispose()
+
+
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def interleave(methods: dict[str, Any], repeat: int) -> dict[str, list[tuple[float, float]]]:
+    """Run every method once per round, the order rotated each round; print the load average.
+
+    *methods* maps a name to a callable returning (wall s, peak MB) for one run (its
+    set-up, e.g. a fresh schema, outside the timing).
+    """
+    names = list(methods)
+    out: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    for r in range(repeat):
+        order = names[r % len(names):] + names[: r % len(names)]
+        print(f"round {r + 1}/{repeat} (load average {_load()} at the start)", flush=True)
+        for name in order:
+            out[name].append(methods[name]())
+        print(f"  load average {_load()} at the end of round {r + 1}", flush=True)
+    return out
+
+
+def report(title: str, res: dict[str, list[tuple[float, float]]], anchor: str, floor: str | None) -> None:
+    """Medians, min–max, peak memory and the paired ratios, ready to paste into benchmarks/README.md."""
+    lq = "landquota import_layer"
+    med = {n: float(np.median([w for w, _ in v])) for n, v in res.items()}
+    print(f"\n{title}; {len(res[lq])} interleaved round(s), load average now {_load()}")
+    print("| method | median s | min–max s | peak MB | median ÷ landquota |")
+    print("|---|---:|---:|---:|---:|")
+    for n, v in res.items():
+        walls = [w for w, _ in v]
+        mb = float(np.nanmax([m for _, m in v])) if not all(np.isnan(m) for _, m in v) else float("nan")
+        mbs = "–" if np.isnan(mb) else f"{mb:,.0f}"
+        print(f"| {n} | {med[n]:.1f} | {min(walls):.1f}–{max(walls):.1f} | {mbs} | {med[n] / med[lq]:.2f} |")
+    lqw = [w for w, _ in res[lq]]
+    ratio = [a / b for (a, _), b in zip(res[anchor], lqw, strict=True)]
+    print(f"\n{anchor} ÷ landquota, per round: {', '.join(f'{x:.2f}' for x in ratio)} "
+          f"(median {np.median(ratio):.2f})")
+    if floor is not None:
+        fr = [b / f for b, (f, _) in zip(lqw, res[floor], strict=True)]
+        print(f"landquota ÷ {floor}, per round: {', '.join(f'{x:.2f}' for x in fr)} (median {np.median(fr):.2f})")
+
+
 def gpkg_main(src: Path, ns: argparse.Namespace) -> None:
-    """The same parcels into a GeoPackage (the embedded default) three ways.
+    """The same parcels into a GeoPackage (the embedded default), interleaved.
 
     1. landquota ``import_layer`` into a fresh workspace file (created outside the
        timing): one SQLite transaction, R-tree bulk-loaded;
-    2. ``geopandas.read_file`` + ``to_file`` with pyogrio and Arrow (baseline);
+    2. ``geopandas.read_file`` + ``to_file`` with pyogrio and Arrow (baseline: pyogrio's
+       Arrow writer, no transaction around the layer, no checks);
     3. ``ogr2ogr -f GPKG`` (anchor), which builds its R-tree at the end.
     """
     out = ns.dir / "out"
     out.mkdir(exist_ok=True)
-    for f in out.glob("*.gpkg"):
-        f.unlink()
     ws_path, gp_path, og_path = out / "landquota.gpkg", out / "geopandas.gpkg", out / "ogr2ogr.gpkg"
-    subprocess.run([sys.executable, "-c", f"from landquota.store.api import open_workspace; "
-                    f"open_workspace({str(ws_path)!r}, create=True).close()"], check=True, cwd=ROOT)
-    results = {
-        "landquota import_layer": timed(
-            "landquota import_layer",
-            [sys.executable, "-c", "from landquota.store.api import open_workspace; from landquota.intake.importer "
-             f"import import_layer; ws = open_workspace({str(ws_path)!r}); r = import_layer({str(src)!r}, ws, "
-             "layer='parcels'); print(r.rows_imported)"],
-        )
-    }
+
+    def fresh(p: Path) -> None:
+        for f in out.glob(p.name + "*"):
+            f.unlink()
+
+    def lq() -> tuple[float, float]:
+        fresh(ws_path)
+        _create_ws(str(ws_path))
+        return timed("landquota import_layer", _lq_cmd(str(ws_path), src))
+
+    def gp() -> tuple[float, float]:
+        fresh(gp_path)
+        return timed("pyogrio Arrow writer", [
+            sys.executable, "-c", "import geopandas as gpd; "
+            f"g = gpd.read_file({str(src)!r}, engine='pyogrio', use_arrow=True); "
+            f"g.to_file({str(gp_path)!r}, layer='parcels', engine='pyogrio', use_arrow=True)"])
+
+    def og() -> tuple[float, float]:
+        fresh(og_path)
+        return timed("ogr2ogr -f GPKG", ["ogr2ogr", "-f", "GPKG", str(og_path), str(src), "parcels",
+                                         "-nln", "parcels"])
+
+    methods: dict[str, Any] = {"landquota import_layer": lq, "ogr2ogr -f GPKG": og}
     if not ns.skip_geopandas:
-        results["geopandas to_file (arrow)"] = timed(
-            "geopandas to_file (arrow)",
-            [sys.executable, "-c", "import geopandas as gpd; "
-             f"g = gpd.read_file({str(src)!r}, engine='pyogrio', use_arrow=True); "
-             f"g.to_file({str(gp_path)!r}, layer='parcels', engine='pyogrio', use_arrow=True)"],
-        )
-    results["ogr2ogr -f GPKG"] = timed(
-        "ogr2ogr -f GPKG", ["ogr2ogr", "-f", "GPKG", str(og_path), str(src), "parcels", "-nln", "parcels"]
-    )
-    lq = results["landquota import_layer"][0]
-    print(f"\n{ns.n:,} parcels, GeoPackage → GeoPackage")
-    print(f"{'method':<28} {'wall s':>8} {'peak MB':>9} {'time / landquota':>17}")
-    for name, (wall, mb) in results.items():
-        print(f"{name:<28} {wall:8.1f} {mb:9.0f} {wall / lq:17.2f}")
+        methods["pyogrio Arrow writer"] = gp
+    res = interleave(methods, ns.repeat)
+    report(f"{ns.n:,} parcels, GeoPackage → GeoPackage", res, "ogr2ogr -f GPKG", None)
+    if "pyogrio Arrow writer" in res:
+        lqw = [w for w, _ in res["landquota import_layer"]]
+        pr = [a / b for (a, _), b in zip(res["pyogrio Arrow writer"], lqw, strict=True)]
+        print(f"pyogrio Arrow writer ÷ landquota, per round: {', '.join(f'{x:.2f}' for x in pr)} "
+              f"(median {np.median(pr):.2f})")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/landquota_bench_import"))
-    ap.add_argument("--skip-geopandas", action="store_true")
+    ap.add_argument("--skip-geopandas", action="store_true",
+                    help="leave out the geopandas/pyogrio baseline (to_postgis takes ~50 s per run)")
     ap.add_argument("--floor", action="store_true", help="also time the server floor (see 4. above)")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds of every method (default 3)")
     ap.add_argument("--target", choices=["postgis", "gpkg"], default="postgis",
                     help="gpkg: load into a GeoPackage workspace instead (see gpkg_main)")
     ap.add_argument("--source", choices=["gpkg", "vct"], default="gpkg",
@@ -363,77 +435,80 @@ def main() -> None:
         t = time.perf_counter()
         generate(src, ns.n)
         print(f"generated {ns.n:,} parcels in {time.perf_counter() - t:.1f} s: {src}")
+    print(f"bench_import: {ns.n:,} parcels → {ns.target}, {ns.repeat} interleaved round(s), "
+          f"{os.cpu_count()} CPUs, load average {_load()}", flush=True)
     if ns.target == "gpkg":
         gpkg_main(src, ns)
         return
-    tag = uuid.uuid4().hex[:8]
-    schemas = {"landquota": f"bench_lq_{tag}", "geopandas": f"bench_gp_{tag}", "ogr2ogr": f"bench_og_{tag}",
-               "floor": f"bench_fl_{tag}"}
     base = PG.split("?")[0]
-    results: dict[str, tuple[float, float]] = {}
-    try:
-        # 1. this product (the workspace is created first, outside the timing)
-        url = f"{base}?schema={schemas['landquota']}"
-        subprocess.run([sys.executable, "-c", f"from landquota.store.api import open_workspace; "
-                        f"open_workspace({url!r}, create=True).close()"], check=True, cwd=ROOT)
-        results["landquota import_layer"] = timed(
-            "landquota import_layer",
-            [sys.executable, "-c", "from landquota.store.api import open_workspace; from landquota.intake.importer "
-             f"import import_layer; ws = open_workspace({url!r}); r = import_layer({str(src)!r}, ws, "
-             "layer='parcels'); print(r.rows_imported)"]
-        )
-        # 2. geopandas.to_postgis
-        if not ns.skip_geopandas:
-            sa_url = base.replace("postgresql://", "postgresql+psycopg://")
-            results["geopandas to_postgis"] = timed(
-                "geopandas to_postgis",
-                [sys.executable, "-c", "import geopandas as gpd, sqlalchemy as sa; "
-                 f"e = sa.create_engine({sa_url!r}); "
-                 f"c = e.connect(); c.execute(sa.text('CREATE SCHEMA {schemas['geopandas']}')); c.commit(); "
-                 f"g = gpd.read_file({str(src)!r}, engine='pyogrio'); "
-                 f"g.to_postgis('parcels', e, schema={schemas['geopandas']!r}, if_exists='replace', chunksize=100000)"]
-            )
-        # 3. ogr2ogr with COPY (GiST index built at the end, as by default)
-        conn = base.replace("postgresql://", "")
-        user_host, db = conn.split("/", 1)
-        user, hostport = user_host.split("@")
-        host, port = hostport.split(":")
-        env = {**os.environ, "PG_USE_COPY": "YES"}
+    conn = base.replace("postgresql://", "")
+    user_host, db = conn.split("/", 1)
+    user, hostport = user_host.split("@")
+    host, port = hostport.split(":")
+    made: list[str] = []
+
+    def schema(kind: str) -> str:
+        made.append(f"bench_{kind}_{uuid.uuid4().hex[:8]}")
+        return made[-1]
+
+    def lq() -> tuple[float, float]:
+        url = f"{base}?schema={schema('lq')}"
+        _create_ws(url)  # outside the timing
+        try:
+            return timed("landquota import_layer", _lq_cmd(url, src))
+        finally:
+            _drop_schemas(base, [made.pop()])
+
+    def og() -> tuple[float, float]:
         import sqlalchemy as sa
 
+        s = schema("og")
         eng = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://"))
         with eng.begin() as c:  # Debian's GDAL 3.6 has no CREATE_SCHEMA option
-            c.execute(sa.text(f'CREATE SCHEMA "{schemas["ogr2ogr"]}"'))
+            c.execute(sa.text(f'CREATE SCHEMA "{s}"'))
         eng.dispose()
-        results["ogr2ogr PG_USE_COPY=YES"] = timed(
-            "ogr2ogr PG_USE_COPY=YES",
-            ["ogr2ogr", "-f", "PostgreSQL", f"PG:host={host} port={port} user={user} dbname={db} "
-             f"active_schema={schemas['ogr2ogr']}", str(src), "parcels", "-nln", "parcels",
-             "-lco", f"SCHEMA={schemas['ogr2ogr']}", "-gt", "100000"],
-            env=env,
-        )
-        if ns.floor:
-            floor = server_floor(src, base, schemas["floor"])
-            results["server floor (no client)"] = (floor[0], float("nan"))
-    finally:
-        import sqlalchemy as sa
+        try:
+            return timed("ogr2ogr PG_USE_COPY=YES", [
+                "ogr2ogr", "-f", "PostgreSQL", f"PG:host={host} port={port} user={user} dbname={db} "
+                f"active_schema={s}", str(src), "parcels", "-nln", "parcels", "-lco", f"SCHEMA={s}",
+                "-gt", "100000"], env={**os.environ, "PG_USE_COPY": "YES"})
+        finally:
+            _drop_schemas(base, [made.pop()])
 
-        e = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://"))
-        with e.begin() as c:
-            for s in schemas.values():
-                c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{s}" CASCADE'))
-        e.dispose()
-    lq = results["landquota import_layer"][0]
-    print(f"\n{ns.n:,} parcels, GeoPackage → PostGIS")
-    print(f"{'method':<28} {'wall s':>8} {'peak MB':>9} {'time / landquota':>17}")
-    for name, (wall, mb) in results.items():
-        print(f"{name:<28} {wall:8.1f} {mb:9.0f} {wall / lq:17.2f}")
-    if "geopandas to_postgis" in results:
-        goal = results["geopandas to_postgis"][0] / 10
-        print(f"\n10x to_postgis means {goal:.1f} s", end="")
-        if ns.floor:
-            print(f"; the server alone needs {results['server floor (no client)'][0]:.1f} s", end="")
-        print()
+    def gp() -> tuple[float, float]:
+        s = schema("gp")
+        sa_url = base.replace("postgresql://", "postgresql+psycopg://")
+        try:
+            return timed("geopandas to_postgis", [
+                sys.executable, "-c", "import geopandas as gpd, sqlalchemy as sa; "
+                f"e = sa.create_engine({sa_url!r}); "
+                f"c = e.connect(); c.execute(sa.text('CREATE SCHEMA {s}')); c.commit(); "
+                f"g = gpd.read_file({str(src)!r}, engine='pyogrio'); "
+                f"g.to_postgis('parcels', e, schema={s!r}, if_exists='replace', chunksize=100000)"])
+        finally:
+            _drop_schemas(base, [made.pop()])
+
+    def fl() -> tuple[float, float]:
+        s = schema("fl")
+        try:
+            return server_floor(src, base, s)[0], float("nan")
+        finally:
+            _drop_schemas(base, [made.pop()])
+
+    methods: dict[str, Any] = {"landquota import_layer": lq, "ogr2ogr PG_USE_COPY=YES": og}
+    if ns.floor:
+        methods["server floor (no client)"] = fl
+    if not ns.skip_geopandas:
+        methods["geopandas to_postgis"] = gp
+    try:
+        res = interleave(methods, ns.repeat)
+    finally:
+        _drop_schemas(base, made)
+    report(f"{ns.n:,} parcels, GeoPackage → PostGIS", res, "ogr2ogr PG_USE_COPY=YES",
+           "server floor (no client)" if ns.floor else None)
+    if "geopandas to_postgis" in res:
+        goal = float(np.median([w for w, _ in res["geopandas to_postgis"]])) / 10
+        print(f"\n10x to_postgis means {goal:.1f} s")
 
 
 if __name__ == "__main__":

@@ -2434,14 +2434,17 @@ def _write_into(
         if lyr.geometry:
             con.execute(f'DELETE FROM "rtree_{lyr.name}_{GEOM}"')
     indexed: list[tuple[Any, Any]] = []
-    for df, _wkb in frames:
+    # issue 18: a large replace builds the plain indexes once at the end (GpkgWorkspace._bulk_start)
+    restore = ws._bulk_start(con, lyr) if mode == "replace" and expected_rows >= BULK_ROWS else []
+    for df, wkb in frames:
         if mode == "append":
             ws._check_new_ids({lyr.name: df})
-        part = ws._insert(con, lyr, df, bar, rtree=False)
+        part = ws._insert(con, lyr, df, bar, rtree=False, wkb=wkb)
         if part is not None:
             indexed.append(part)
     if check is not None:
         check(removed)
+    ws._bulk_end(con, restore)
     if lyr.geometry:
         # one spatial index fill for all batches: bulk-loaded when the layer was emptied
         ws._fill_rtree(con, lyr, indexed)
