@@ -35,6 +35,9 @@ def county_ws(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning:distributed.*")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:distributed.*")
+# the scheduler's HTTP server takes another port when another cluster on the machine
+# holds 8787 (a shared machine, a benchmark): harmless
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
 def test_two_worker_cluster_gives_the_local_table(county_ws: str, tmp_path: Path) -> None:
     from distributed import LocalCluster
 
@@ -94,6 +97,9 @@ def test_bad_engine_options(county_ws: str, kwargs: dict[str, str], match: str) 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning:distributed.*")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:distributed.*")
+# the scheduler's HTTP server takes another port when another cluster on the machine
+# holds 8787 (a shared machine, a benchmark): harmless
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
 def test_province_pipeline_small(tmp_path: Path) -> None:
     """bench_scale's pipeline at 10⁵ patches: export to partitions, 2 workers, same figures."""
     from distributed import LocalCluster
@@ -148,3 +154,47 @@ def test_arrow_export_writes_the_same_patches_from_both_backends(pg_url: str, tm
         assert frame["parcel_id"].tolist() == want["parcel_id"].tolist(), kind
         np.testing.assert_array_equal(frame["net_m2"].to_numpy(), want["net_m2"].to_numpy())
         assert shapely.equals_exact(frame.geometry.values, want.geometry.values, tolerance=0).all(), kind
+
+
+def test_per_row_boxes_decode_fewer_patches_and_change_no_figure(tmp_path: Path) -> None:
+    """Partitions with GeoParquet 1.1 bbox columns (written now) and without (older exports).
+
+    With the boxes a worker decodes only the patches whose box meets a site's;
+    the measured pieces, hence every figure, are those of the whole partition.
+    """
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+    import shapely
+
+    from landquota.engines.dask import _covering, _read_near_sites, measure_partitions
+    from landquota.rules.demand import sum_pieces
+    from landquota.rules.landclasses import grain_yields
+    from landquota.rules.overlay import fixed_sites, sites_centre
+
+    layers = county(3000, 20, seed=7)
+    boxed, plain = tmp_path / "boxed", tmp_path / "plain"
+    write_partitions(layers["parcels"], boxed, rows_per_partition=500)
+    plain.mkdir()
+    for f in sorted(boxed.glob("part.*.parquet")):
+        # read without the bbox column, written back without it (an older export)
+        gpd.read_parquet(f).to_parquet(plain / f.name, index=False)
+    fixed = fixed_sites(layers["projects"])
+    centre = sites_centre(fixed.geoms)
+    first = sorted(boxed.glob("part.*.parquet"))[0]
+    schema = pq.read_schema(first)
+    assert _covering(pq.read_schema(plain / first.name)) is None
+    covering = _covering(schema)
+    assert covering is not None
+    near = _read_near_sites(str(first), schema, covering, fixed.geoms, shapely.STRtree(fixed.geoms))
+    assert len(near) < pq.read_metadata(first).num_rows  # only the patches near a site decoded
+
+    results = []
+    for path in (boxed, plain):
+        measured, wanted, _ = measure_partitions(path, fixed, yields=grain_yields(None), centre=centre)
+        demand = sum_pieces(fixed, measured, tolerance_m2=1.0, check_coverage=True, centre=centre)
+        results.append((demand, wanted))
+    (a, wanted_a), (b, wanted_b) = results
+    assert wanted_a == wanted_b and len(a.pieces) > 0
+    pd.testing.assert_frame_equal(a.table, b.table, check_exact=True)
+    pd.testing.assert_frame_equal(a.by_class, b.by_class, check_exact=True)
+    assert a.pieces["geometry"].equals(b.pieces["geometry"])

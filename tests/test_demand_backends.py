@@ -141,6 +141,9 @@ def test_per_site_demand_is_identical_on_both_backends(
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning:distributed.*")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:distributed.*")
+# the scheduler's HTTP server takes another port when another cluster on the machine
+# holds 8787 (a shared machine, a benchmark): harmless
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
 def test_dask_engine_on_postgis_gives_the_local_figures(
     county_layers: dict[str, Any], pg_url: str, tmp_path: Path
 ) -> None:

@@ -4,22 +4,28 @@ The parcel layer is stored once as Hilbert-sorted GeoParquet partitions
 (:func:`write_partitions`; each file holds ~100,000 neighbouring patches and
 its bounding box in the GeoParquet metadata). A run then:
 
-1. reads the dataset lazily with ``dask_geopandas.read_parquet`` and keeps
-   only the partitions whose extent meets a fixed site;
-2. on the workers, per partition: the sites whose bounds meet the partition's
-   bounds are cut with its patches (:func:`landquota.rules.demand.cut_pieces`: pairs
-   through an STRtree, validity checks of the touched patches, intersection);
-3. on the client: the pieces are measured and summed by
-   :func:`landquota.rules.demand.demand_from_pieces`, the same function the local
-   engine uses, after putting them in a canonical order (site, parcel_id);
+1. reads the files' bounding boxes (footers only) and keeps the partitions
+   whose extent meets a fixed site;
+2. on the workers, a few neighbouring partitions per task, each read from the
+   shared storage by the worker itself: the sites whose bounds meet the
+   partition's bounds are cut with its patches and the pieces measured
+   (:func:`landquota.rules.demand.cut_pieces` and
+   :func:`~landquota.rules.demand.measure_pieces`, the local engine's own
+   functions: pairs through an STRtree, checks of the touched patches,
+   intersection, ellipsoidal area in the run's projection, net share, yield);
+   each task sends back one Arrow table: per piece its site, patch
+   attributes, areas and WKB, no Python object per piece;
+3. on the client: :func:`~landquota.rules.demand.sum_pieces`, the local
+   engine's second half, sorts the pieces canonically (site, parcel_id) and
+   sums them;
 4. on the workers again: compliance per group of neighbouring sites (the plan
    layers are broadcast once), every chunk measuring in the run's one
    equal-area projection.
 
 Every (site, patch) pair lives in exactly one partition and gives the same
-piece there as in the local run, and every area is measured in the same
-projection and summed in the same order, so the results are *identical* to
-``engine="local"`` (not merely close). See ``docs/scaling.md``.
+piece there as in the local run, every value of step 2 depends on its own
+piece and patch only, and the sums run in the same order, so the results are
+*identical* to ``engine="local"`` (not merely close). See ``docs/scaling.md``.
 """
 
 from __future__ import annotations
@@ -39,7 +45,13 @@ import shapely
 from numpy.typing import NDArray
 
 from landquota.errors import DataError, ParameterError, WorkspaceError
-from landquota.rules.demand import Cut, DemandResult, cut_pieces, demand_from_pieces
+from landquota.rules.demand import (
+    DemandResult,
+    MeasuredPieces,
+    cut_pieces,
+    measure_pieces,
+    sum_pieces,
+)
 from landquota.rules.overlay import Centre, FixedSites, fixed_sites, sites_centre
 from landquota.store.workspace import Workspace
 
@@ -48,7 +60,7 @@ __all__ = [
     "demand_and_compliance_dask",
     "export_partitions",
     "hilbert_distance",
-    "overlay_partitions",
+    "measure_partitions",
     "write_partitions",
 ]
 
@@ -61,20 +73,24 @@ IN_MEMORY_ROWS: Final = 2_000_000
 SITES_PER_TASK: Final = 256
 _SIDECAR: Final = "_landquota.json"  # '_' prefix: parquet readers skip it
 _FORMAT: Final = 1
-#: The parcel attributes the demand needs (R2–R4), carried with each piece.
-_PARCEL_COLUMNS: Final = ("parcel_id", "land_class", "gross_m2", "net_m2", "grain_kg_per_m2")
+#: Tasks per worker thread in the overlay: a few neighbouring partitions per task
+#: (fewer round trips), still enough tasks to even out slow and fast partitions.
+TASKS_PER_SLOT: Final = 4
+#: The parcel columns the demand reads (R2–R4); the rest of a partition stays on disk.
+_READ_COLUMNS: Final = (
+    "parcel_id", "land_class", "gross_m2", "net_m2", "grain_kg_per_m2", "geometry",
+)
 
 
-def _dask_imports() -> tuple[Any, Any]:
+def _distributed() -> Any:
     try:
-        import dask_geopandas
         import distributed
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ParameterError(
-            "engine='dask' needs dask-geopandas and distributed: "
+            "engine='dask' needs distributed: "
             "pip install 'landquota[dask]' (or dask-geopandas distributed)"
         ) from exc
-    return dask_geopandas, distributed
+    return distributed
 
 
 def _fresh_dir(path: str | Path, rows_per_partition: Any) -> Path:
@@ -104,7 +120,8 @@ def write_partitions(
     Patches are sorted by the Hilbert distance of their bounding-box centres
     (level 16 over the layer's extent), so each file holds a compact block of
     the county or province; its bbox goes into the GeoParquet metadata, from
-    which ``dask_geopandas.read_parquet`` builds ``spatial_partitions``.
+    which a run picks the partitions that meet a site (``dask_geopandas``
+    reads the same metadata as ``spatial_partitions``).
 
     Parameters
     ----------
@@ -133,7 +150,7 @@ def write_partitions(
     sizes: list[int] = []
     for k, start in enumerate(range(0, n, rows_per_partition)):
         part = parcels.iloc[start : start + rows_per_partition]
-        part.to_parquet(out / f"part.{k:05d}.parquet", index=False)
+        part.to_parquet(out / f"part.{k:05d}.parquet", index=False, write_covering_bbox=True)
         sizes.append(len(part))
     info = {"format": _FORMAT, "source": source, "rows": n, "partitions": sizes}
     (out / _SIDECAR).write_text(json.dumps(info, indent=1), encoding="utf-8")
@@ -236,7 +253,7 @@ def export_partitions(
             got = ws.read_layer("parcels", bbox=box)
             # the box also catches neighbours of other partitions: keep exactly these, in order
             got = got.set_index(idc, drop=False).loc[ids].reset_index(drop=True)
-            got.to_parquet(out / f"part.{k:05d}.parquet", index=False)
+            got.to_parquet(out / f"part.{k:05d}.parquet", index=False, write_covering_bbox=True)
             sizes.append(len(got))
     info = {"format": _FORMAT, "source": source, "rows": n, "partitions": sizes}
     (out / _SIDECAR).write_text(json.dumps(info, indent=1), encoding="utf-8")
@@ -323,7 +340,7 @@ def _export_arrow(ws: Workspace, out: Path, rows_per_partition: int, source: str
             part = table.slice(start, rows_per_partition)
             pb = b[start : start + rows_per_partition]
             geo = {
-                "version": "1.0.0",
+                "version": "1.1.0",
                 "primary_column": "geometry",
                 "columns": {
                     "geometry": {
@@ -334,9 +351,19 @@ def _export_arrow(ws: Workspace, out: Path, rows_per_partition: int, source: str
                             float(pb[:, 0].min()), float(pb[:, 1].min()),
                             float(pb[:, 2].max()), float(pb[:, 3].max()),
                         ],
+                        # Each patch's box (GeoParquet 1.1 covering), so that a run
+                        # decodes only the patches near its sites.
+                        "covering": {
+                            "bbox": {k: ["bbox", k] for k in ("xmin", "ymin", "xmax", "ymax")}
+                        },
                     }
                 },
             }
+            boxes = pa.StructArray.from_arrays(
+                [pa.array(pb[:, i], type=pa.float64()) for i in range(4)],
+                names=["xmin", "ymin", "xmax", "ymax"],
+            )
+            part = part.append_column("bbox", boxes)
             part = part.replace_schema_metadata({"geo": json.dumps(geo)})
             pq.write_table(part, out / f"part.{k:05d}.parquet")
             sizes.append(part.num_rows)
@@ -360,7 +387,7 @@ def _reusable(path: Path, source: str, rows: int) -> dict[str, Any] | None:
 @contextmanager
 def _client(scheduler: Any) -> Iterator[Any]:
     """Yield a distributed Client: the one given, one on an address, or a LocalCluster."""
-    _, distributed = _dask_imports()
+    distributed = _distributed()
     if isinstance(scheduler, distributed.Client):
         yield scheduler
         return
@@ -388,60 +415,299 @@ def _client(scheduler: Any) -> Iterator[Any]:
         yield client
 
 
-def _cut_partition(part: gpd.GeoDataFrame, site_wkb: NDArray[np.object_]) -> gpd.GeoDataFrame:
-    """Worker side: pieces of the sites meeting this partition (one row per piece)."""
-    sites = np.asarray(shapely.from_wkb(site_wkb), dtype=object)
-    if len(part) and len(sites):
-        # Only the sites whose bounds meet the partition's bounds.
-        near = shapely.STRtree(sites).query(shapely.box(*part.total_bounds))
-        near = np.sort(np.asarray(near, dtype=np.intp))
+def _partition_files(path: Path) -> list[tuple[Path, tuple[float, float, float, float] | None]]:
+    """Return the partition files of *path* in order, each with its GeoParquet bbox.
+
+    Only the files' footers are read. A file without a bbox (written by another
+    tool) gets None and is read whatever the sites.
+    """
+    import pyarrow.parquet as pq
+
+    out: list[tuple[Path, tuple[float, float, float, float] | None]] = []
+    for f in sorted(path.glob("part.*.parquet")):
+        box: tuple[float, float, float, float] | None = None
+        meta = pq.read_schema(f).metadata or {}
+        try:
+            geo = json.loads(meta[b"geo"])
+            b = geo["columns"][geo["primary_column"]]["bbox"]
+            box = (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+        except (KeyError, ValueError, TypeError, IndexError):
+            box = None
+        out.append((f, box))
+    return out
+
+
+def _measure_file(
+    file: str,
+    sites: NDArray[np.object_],
+    tree: shapely.STRtree,
+    *,
+    yields: Mapping[str, float],
+    centre: Centre | None,
+) -> MeasuredPieces:
+    """Read one partition and measure the pieces of the sites meeting it (on a worker).
+
+    The same :func:`cut_pieces` and :func:`measure_pieces` as the local engine,
+    so each (site, patch) piece, area, net share and yield is the local one.
+    Only the columns the demand needs are read.
+    """
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(file)
+    covering = _covering(schema)
+    if covering is None:
+        part = gpd.read_parquet(file, columns=[c for c in _READ_COLUMNS if c in schema.names])
     else:
-        near = np.empty(0, dtype=np.intp)
+        part = _read_near_sites(file, schema, covering, sites, tree)
+    if len(part) == 0 or len(sites) == 0:
+        return MeasuredPieces.concat([])
+    # Only the sites whose bounds meet the partition's bounds.
+    near = np.sort(np.asarray(tree.query(shapely.box(*part.total_bounds)), dtype=np.intp))
     if len(near) == 0:
-        return _meta()
-    cut = cut_pieces(sites[near], part)
-    hit = cut.hit.iloc[cut.parcel].reset_index(drop=True)
-    data: dict[str, Any] = {"site": near[cut.site].astype(np.int64)}
-    for column in _PARCEL_COLUMNS:
-        data[column] = hit[column] if column in hit.columns else np.full(len(hit), np.nan)
-    data["parcel_geometry"] = gpd.GeoSeries(np.asarray(hit.geometry.array), crs=4490)
-    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(cut.geoms, crs=4490))
+        return MeasuredPieces.concat([])
+    measured = measure_pieces(cut_pieces(sites[near], part), yields=yields, centre=centre)
+    return replace(measured, site=near[measured.site])
 
 
-def _meta() -> gpd.GeoDataFrame:
-    empty = gpd.GeoSeries([], crs=4490)
-    return gpd.GeoDataFrame(
+def _covering(schema: Any) -> tuple[str, str, tuple[str, str, str, str]] | None:
+    """Return the geometry column, the bbox column and its four fields (GeoParquet 1.1 covering).
+
+    None when the file has no per-row bbox column (then every geometry is decoded).
+    """
+    try:
+        geo = json.loads((schema.metadata or {})[b"geo"])
+        primary = geo["primary_column"]
+        cover = geo["columns"][primary]["covering"]["bbox"]
+        paths = [cover[k] for k in ("xmin", "ymin", "xmax", "ymax")]
+    except (KeyError, ValueError, TypeError):
+        return None
+    column = paths[0][0]
+    if any(len(p) != 2 or p[0] != column for p in paths) or column not in schema.names:
+        return None
+    return primary, column, (paths[0][1], paths[1][1], paths[2][1], paths[3][1])
+
+
+#: Margin (degrees, ~1 m) around each patch's stored box: boxes from a GeoPackage's R-tree
+#: or PostGIS are single-precision (~1e-5° at 113°E); a larger box only adds candidates.
+_BOX_MARGIN: Final = 2e-5
+
+
+def _rows_near(
+    x0: NDArray[np.float64],
+    y0: NDArray[np.float64],
+    x1: NDArray[np.float64],
+    y1: NDArray[np.float64],
+    sites: NDArray[np.object_],
+    tree: shapely.STRtree,
+) -> NDArray[np.int64]:
+    """Rows whose box (widened by :data:`_BOX_MARGIN`) meets the box of a site, in order.
+
+    Plain arrays, no shapely box per patch (building 10⁵ boxes costs as much as
+    decoding the patches): the boxes sorted by west edge once, then per site
+    near the partition one ``searchsorted`` window and three comparisons.
+    """
+    if len(x0) == 0:
+        return np.empty(0, dtype=np.int64)
+    m = _BOX_MARGIN
+    extent = shapely.box(float(x0.min()) - m, float(y0.min()) - m, float(x1.max()) + m, float(y1.max()) + m)
+    near = np.asarray(tree.query(extent), dtype=np.intp)
+    if len(near) == 0:
+        return np.empty(0, dtype=np.int64)
+    order = np.argsort(x0, kind="stable")
+    west = x0[order]
+    widest = float(np.max(x1 - x0))
+    found: list[NDArray[np.int64]] = []
+    for sx0, sy0, sx1, sy1 in shapely.bounds(sites[near]):
+        lo = int(np.searchsorted(west, sx0 - widest - 2 * m, side="left"))
+        hi = int(np.searchsorted(west, sx1 + m, side="right"))
+        cand = order[lo:hi]
+        meets = (x1[cand] + m >= sx0) & (y0[cand] - m <= sy1) & (y1[cand] + m >= sy0)
+        found.append(cand[meets])
+    return np.unique(np.concatenate(found)).astype(np.int64)
+
+
+def _read_near_sites(
+    file: str,
+    schema: Any,
+    covering: tuple[str, str, tuple[str, str, str, str]],
+    sites: NDArray[np.object_],
+    tree: shapely.STRtree,
+) -> gpd.GeoDataFrame:
+    """Read the patches of one partition whose bbox meets a site's: decode only those.
+
+    Sites cover a few per cent of a province, so decoding every geometry
+    (``shapely.from_wkb``, the costliest part of reading a partition) and
+    indexing it would mostly serve patches no site touches. The per-row bbox
+    column picks the candidates; a candidate too many changes nothing (the
+    exact pairs come from the geometries), and none can be missed, so the
+    pieces are those of the whole partition.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    geometry, column, (fx0, fy0, fx1, fy1) = covering
+    columns = [c for c in _READ_COLUMNS if c in schema.names and c != "geometry"]
+    table = pq.read_table(file, columns=[*columns, geometry, column])
+    box = table.column(column).combine_chunks()
+    x0, y0, x1, y1 = (
+        np.asarray(box.field(f).to_numpy(zero_copy_only=False), dtype=np.float64)
+        for f in (fx0, fy0, fx1, fy1)
+    )
+    rows = _rows_near(x0, y0, x1, y1, sites, tree)
+    near = table.take(pa.array(rows))
+    geoms = shapely.from_wkb(near.column(geometry).to_numpy(zero_copy_only=False))
+    frame = near.select(columns).to_pandas()
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(np.asarray(geoms, dtype=object), crs=4490))
+
+
+def _measure_task(
+    files: list[str], site_wkb: NDArray[np.object_], yields: dict[str, float], centre: Centre | None
+) -> tuple[Any, list[float]]:
+    """Worker side: measure the pieces of a few partitions; return them as one Arrow table.
+
+    No shapely object travels: the pieces go back as WKB in an Arrow table
+    (one buffer per column, which distributed sends without pickling each
+    value), with their site, patch attributes and areas; the client only sums.
+    Also returns each file's seconds (read, cut and measure).
+    """
+    import time
+
+    sites = np.asarray(shapely.from_wkb(site_wkb), dtype=object)
+    tree = shapely.STRtree(sites)
+    parts: list[MeasuredPieces] = []
+    seconds: list[float] = []
+    for file in files:
+        t = time.perf_counter()
+        parts.append(_measure_file(file, sites, tree, yields=yields, centre=centre))
+        seconds.append(time.perf_counter() - t)
+    return _to_arrow(MeasuredPieces.concat(parts)), seconds
+
+
+def _to_arrow(m: MeasuredPieces) -> Any:
+    import pyarrow as pa
+
+    return pa.table(
         {
-            "site": pd.Series(dtype="int64"),
-            "parcel_id": pd.Series(dtype="str"),
-            "land_class": pd.Series(dtype="str"),
-            "gross_m2": pd.Series(dtype="float64"),
-            "net_m2": pd.Series(dtype="float64"),
-            "grain_kg_per_m2": pd.Series(dtype="float64"),
-            "parcel_geometry": empty,
-        },
-        geometry=empty,
+            "site": pa.array(np.asarray(m.site, dtype=np.int64)),
+            "parcel_id": pa.array(m.parcel_id, type=pa.string()),
+            "land_class": pa.array(m.land_class, type=pa.string()),
+            "category": pa.array(m.category, type=pa.string()),
+            "cultivated": pa.array(m.cultivated, type=pa.bool_()),
+            "paddy": pa.array(m.paddy, type=pa.bool_()),
+            "area_m2": pa.array(m.area_m2, type=pa.float64()),
+            "planar": pa.array(m.planar, type=pa.float64()),
+            "net_ratio": pa.array(m.net_ratio, type=pa.float64()),
+            "grain_rate": pa.array(m.grain_rate, type=pa.float64()),
+            # WKB keeps every coordinate's 64 bits: the decoded pieces are the local ones.
+            "wkb": pa.array(shapely.to_wkb(m.geoms), type=pa.binary()),
+        }
     )
 
 
-def _cut_from_frame(frame: gpd.GeoDataFrame) -> Cut:
-    """Client side: the pieces of all partitions as one :class:`Cut`."""
-    frame = frame.reset_index(drop=True)
-    first = ~frame["parcel_id"].duplicated()
-    hit_rows = frame[first]
-    hit = gpd.GeoDataFrame(
-        pd.DataFrame(hit_rows[list(_PARCEL_COLUMNS)]).reset_index(drop=True),
-        geometry=gpd.GeoSeries(np.asarray(hit_rows["parcel_geometry"].array), crs=4490),
+def _from_arrow(table: Any) -> MeasuredPieces:
+    from landquota._parallel import chunked
+
+    def column(name: str, dtype: Any) -> Any:
+        return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=dtype)
+
+    wkb = column("wkb", object)
+    return MeasuredPieces(
+        site=column("site", np.intp),
+        parcel_id=column("parcel_id", object),
+        land_class=column("land_class", object),
+        category=column("category", object),
+        cultivated=column("cultivated", bool),
+        paddy=column("paddy", bool),
+        area_m2=column("area_m2", np.float64),
+        planar=column("planar", np.float64),
+        net_ratio=column("net_ratio", np.float64),
+        grain_rate=column("grain_rate", np.float64),
+        geoms=np.asarray(chunked(shapely.from_wkb, wkb), dtype=object),
     )
-    position = pd.Index(hit["parcel_id"].astype(object)).get_indexer(
-        frame["parcel_id"].astype(object)
+
+
+def _batches(files: list[str], slots: int) -> list[list[str]]:
+    """Consecutive (neighbouring) files in about TASKS_PER_SLOT tasks per worker thread."""
+    if not files:
+        return []
+    n = max(1, min(len(files), slots * TASKS_PER_SLOT))
+    return [list(b) for b in np.array_split(np.asarray(files, dtype=object), n) if len(b)]
+
+
+def measure_partitions(
+    path: str | Path,
+    fixed: FixedSites,
+    *,
+    yields: Mapping[str, float],
+    centre: Centre | None,
+    client: Any = None,
+    timings: dict[str, float] | None = None,
+) -> tuple[MeasuredPieces, list[int], list[float]]:
+    """Measure the pieces of *fixed* sites over the partitions in *path* that meet a site.
+
+    With a Dask *client* the partitions are read, cut and measured on its
+    workers, a few neighbouring files per task (the sites are sent to every
+    worker once); without one, one after the other in this process (what
+    ``benchmarks/bench_scale.py`` times as the one-process run). Either way the
+    pieces are the same (each (site, patch) pair lives in one partition) and
+    what remains is :func:`~landquota.rules.demand.sum_pieces`. Returns the
+    pieces, the positions of the partitions read and each one's seconds (read,
+    cut and measure, on whichever process ran it). *timings*, if given, gets
+    the client's seconds with a client: ``tasks`` (all of it) and ``decode``
+    (Arrow to arrays and WKB to shapely, each task's table as it arrives,
+    while the workers go on).
+    """
+    files = _partition_files(Path(path))
+    wanted: list[int] = []
+    if len(fixed.ids) and files:
+        tree = shapely.STRtree(fixed.geoms)
+        for k, (_, box) in enumerate(files):
+            if box is None or len(tree.query(shapely.box(*box), predicate="intersects")):
+                wanted.append(k)
+    if not wanted:
+        return MeasuredPieces.concat([]), wanted, []
+    names = [str(files[k][0]) for k in wanted]
+    plain_yields = {str(k): float(v) for k, v in yields.items()}
+    if client is None:
+        sites = fixed.geoms
+        site_tree = shapely.STRtree(sites)
+        parts: list[MeasuredPieces] = []
+        seconds: list[float] = []
+        import time
+
+        for name in names:
+            t = time.perf_counter()
+            parts.append(_measure_file(name, sites, site_tree, yields=plain_yields, centre=centre))
+            seconds.append(time.perf_counter() - t)
+        return MeasuredPieces.concat(parts), wanted, seconds
+    import time
+
+    distributed = _distributed()
+    t = time.perf_counter()
+    slots = sum(int(n) for n in client.nthreads().values()) or 1
+    # The sites go to every worker once, not once per task.
+    [site_wkb] = client.scatter(
+        [np.asarray(shapely.to_wkb(fixed.geoms), dtype=object)], broadcast=True
     )
-    return Cut(
-        site=frame["site"].to_numpy(dtype=np.intp),
-        hit=hit,
-        parcel=np.asarray(position, dtype=np.intp),
-        geoms=np.asarray(frame.geometry.array, dtype=object),
-    )
+    futures = [
+        client.submit(_measure_task, batch, site_wkb, plain_yields, centre, pure=False)
+        for batch in _batches(names, slots)
+    ]
+    position = {f.key: k for k, f in enumerate(futures)}
+    done: list[MeasuredPieces | None] = [None] * len(futures)
+    per_file: list[list[float]] = [[] for _ in futures]
+    decode = 0.0
+    # Each table is decoded as it arrives, while the workers cut the next partitions.
+    for future, (table, seconds) in distributed.as_completed(futures, with_results=True):
+        t_in = time.perf_counter()
+        k = position[future.key]
+        done[k], per_file[k] = _from_arrow(table), seconds
+        decode += time.perf_counter() - t_in
+    measured = MeasuredPieces.concat([m for m in done if m is not None])
+    if timings is not None:
+        timings["tasks"] = time.perf_counter() - t
+        timings["decode"] = decode
+    return measured, wanted, [s for secs in per_file for s in secs]
 
 
 def _site_groups(fixed: FixedSites, size: int) -> list[NDArray[np.intp]]:
@@ -456,12 +722,17 @@ def _site_groups(fixed: FixedSites, size: int) -> list[NDArray[np.intp]]:
 
 
 def _sub_demand(demand: DemandResult, ids: list[str]) -> DemandResult:
-    """Return the demand rows and pieces of some sites (what compliance reads of it)."""
+    """Return the demand rows and cultivated pieces of some sites (what compliance reads).
+
+    Compliance reads only the cultivated pieces (R14: cultivated land outside
+    basic farmland); the others would travel to the workers for nothing.
+    """
     keep = set(ids)
+    pieces = demand.pieces
     return replace(
         demand,
         table=demand.table[demand.table["project_id"].isin(keep)],
-        pieces=demand.pieces[demand.pieces["project_id"].isin(keep)],
+        pieces=pieces[pieces["project_id"].isin(keep).to_numpy() & pieces["cultivated"].to_numpy()],
     )
 
 
@@ -484,49 +755,6 @@ def _compliance_task(
         plan_version=options["plan_version"],
         centre=options["centre"],
     )
-
-
-def overlay_partitions(
-    path: str | Path, fixed: FixedSites, client: Any = None
-) -> tuple[gpd.GeoDataFrame, list[int], list[float]]:
-    """Return the pieces of *fixed* sites over the partitions in *path* that meet a site.
-
-    With a Dask *client* the partitions are cut on its workers; without one,
-    one after the other in this process (what ``benchmarks/bench_scale.py``
-    times as the one-process run, and whose per-partition seconds it reports:
-    the third item, empty with a client). The pieces are the same either way
-    (each (site, patch) pair lives in one partition), in partition order.
-    """
-    dask_geopandas, _ = _dask_imports()
-    ddf = dask_geopandas.read_parquet(str(path))
-    extents = ddf.spatial_partitions
-    if extents is None:
-        extents = ddf.calculate_spatial_partitions()
-        extents = ddf.spatial_partitions
-    wanted: list[int] = []
-    if len(fixed.ids) and len(extents):
-        hits = shapely.STRtree(fixed.geoms).query(
-            np.asarray(extents.values, dtype=object), predicate="intersects"
-        )
-        wanted = sorted({int(k) for k in hits[0]})
-    if not wanted:
-        return _meta(), wanted, []
-    site_wkb = np.asarray(shapely.to_wkb(fixed.geoms), dtype=object)
-    if client is not None:
-        lazy = ddf.partitions[wanted].map_partitions(_cut_partition, site_wkb, meta=_meta())
-        frame = gpd.GeoDataFrame(client.compute(lazy, sync=True), geometry="geometry", crs=4490)
-        return frame, wanted, []
-    import time
-
-    files = sorted(Path(path).glob("part.*.parquet"))
-    parts: list[gpd.GeoDataFrame] = []
-    seconds: list[float] = []
-    for k in wanted:
-        t = time.perf_counter()
-        parts.append(_cut_partition(gpd.read_parquet(files[k]), site_wkb))
-        seconds.append(time.perf_counter() - t)
-    frame = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=4490)
-    return frame, wanted, seconds
 
 
 def demand_and_compliance_dask(
@@ -567,15 +795,16 @@ def demand_and_compliance_dask(
         if info is None:
             info = export_partitions(ws, path, source=source)
 
-        # 1–2. Parcel overlay per partition, only where a site is.
-        frame, wanted, _ = overlay_partitions(path, fixed, client)
+        # 1–2. Read, cut and measure per partition on the workers, only where a site is.
+        measured, wanted, _ = measure_partitions(
+            path, fixed, yields=yields, centre=centre, client=client
+        )
         n_read = int(sum(info["partitions"][k] for k in wanted))
 
-        # 3. Measure and sum on the client, exactly as the local engine does.
-        demand = demand_from_pieces(
+        # 3. Sum on the client, exactly as the local engine does.
+        demand = sum_pieces(
             fixed,
-            _cut_from_frame(frame),
-            yields=yields,
+            measured,
             tolerance_m2=tolerance_m2,
             check_coverage=check_coverage,
             centre=centre,
