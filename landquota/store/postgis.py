@@ -29,7 +29,6 @@ import pandas as pd
 import psycopg
 import shapely
 import sqlalchemy as sa
-from geoalchemy2 import Geometry
 from sqlalchemy.engine import Connection, Engine
 
 from landquota.errors import (
@@ -87,8 +86,38 @@ def split_url(url: str, default_schema: str) -> tuple[str, str]:
     return f"{scheme}://{parts.netloc}{parts.path}{qs}", schema
 
 
-def build_metadata(schema: str) -> sa.MetaData:
-    """SQLAlchemy tables of every contract layer in *schema*."""
+class QueryGeometry(sa.types.UserDefinedType[Any]):
+    """``geometry(MULTIPOLYGON, 4490)`` for queries, without GeoAlchemy2.
+
+    Every query wraps the column in ``ST_AsBinary``/``&&`` itself, so opening a
+    workspace and reading it needs no GeoAlchemy2 (its import is ~0.1 s of every
+    PostGIS run's start-up); the tables are created through
+    ``build_metadata(ddl=True)``, with GeoAlchemy2's GiST index DDL.
+    """
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        """Return the column's SQL type."""
+        return f"geometry(MULTIPOLYGON,{CRS_EPSG})"
+
+
+def build_metadata(schema: str, *, ddl: bool = False) -> sa.MetaData:
+    """SQLAlchemy tables of every contract layer in *schema*.
+
+    With *ddl* the geometry columns are GeoAlchemy2's (``CREATE TABLE`` with the
+    GiST index); without, :class:`QueryGeometry` (reads and writes).
+    """
+    if ddl:
+        from geoalchemy2 import Geometry  # imported here: only creating tables needs it
+
+        def geometry() -> Any:
+            return Geometry("MULTIPOLYGON", srid=CRS_EPSG, spatial_index=True)
+    else:
+
+        def geometry() -> Any:
+            return QueryGeometry()
+
     md = sa.MetaData(schema=schema)
     sa.Table(
         META.name,
@@ -119,7 +148,7 @@ def build_metadata(schema: str) -> sa.MetaData:
             cols.append(
                 sa.Column(
                     GEOM,
-                    Geometry("MULTIPOLYGON", srid=CRS_EPSG, spatial_index=True),
+                    geometry(),
                     nullable=not lyr.geometry_required,
                 )
             )
@@ -451,7 +480,7 @@ class PostgisWorkspace(Workspace):
             con.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public"))
             con.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             con.execute(sa.text(f"SET LOCAL search_path = {_search_path(con, self.schema)}"))
-            self.md.create_all(con)
+            build_metadata(self.schema, ddl=True).create_all(con)
             for stmt in _ledger_sql(self.schema):
                 con.execute(sa.text(stmt))
             for stmt in stamp_triggers_sql(self.schema):
@@ -467,9 +496,10 @@ class PostgisWorkspace(Workspace):
             )
 
     def _add_layers(self, names: Sequence[str]) -> None:
+        ddl = build_metadata(self.schema, ddl=True)  # GeoAlchemy2's GiST index DDL
         with self._tx() as con:
             for name in names:
-                self.table(name).create(con)
+                ddl.tables[f"{self.schema}.{name}"].create(con)
             # the roles made by `landquota db grant` see the new tables once it is run again
             # (it is idempotent); new tables get no grants of their own here.
 
