@@ -798,11 +798,61 @@ class GpkgWorkspace(Workspace):
                         con.execute(f'DELETE FROM "rtree_{name}_{GEOM}"')
             for name, df in frames.items():
                 lyr = LAYERS[name]
+                if mode == "update":
+                    df = self._update_rows(con, lyr, df)  # what is left are new ids
                 with progress_bar(len(df), f"write {name}", enabled=progress) as bar:
                     self._insert(con, lyr, df, bar)
             if ledger_start is not None:
                 # ledger rows written as a layer (the demo's opening balances) are chained too
                 self._chain(con, after_fid=ledger_start, run_id=None)
+
+    def _update_rows(self, con: sqlite3.Connection, lyr: Layer, df: Frame) -> Frame:
+        """Rewrite in place the rows of *df* whose id is already there; return the others.
+
+        Mode ``update``: an UPDATE keeps each row (and its fid), so the rows of other
+        layers that refer to it stay valid, which a delete and insert could not do under
+        immediate foreign keys. The spec's R-tree triggers follow the geometries.
+        """
+        key = lyr.id_column
+        ids = [str(v) for v in df[key]]
+        present: set[str] = set()
+        for i in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+            chunk = ids[i : i + 900]
+            present |= {
+                str(r[0])
+                for r in con.execute(
+                    f"SELECT {_q(key)} FROM {_q(lyr.name)} WHERE {_q(key)} IN "
+                    f"({', '.join('?' for _ in chunk)})",
+                    chunk,
+                )
+            }
+        hit = df[key].astype(str).isin(present).to_numpy()
+        old = df[hit]
+        if len(old):
+            cols = [c for c in lyr.column_names if c != key]
+            sets = cols + ([GEOM] if lyr.geometry else [])
+            sql = (
+                f"UPDATE {_q(lyr.name)} SET {', '.join(f'{_q(c)} = ?' for c in sets)} "
+                f"WHERE {_q(key)} = ?"
+            )
+            columns = [_py_values(lyr.column(c), old[c]) for c in cols]
+            if lyr.geometry:
+                geoms = np.asarray(old.geometry.values, dtype=object)
+                columns.append(to_blobs(geoms, None, shapely.bounds(geoms)))
+            columns.append(_py_values(lyr.column(key), old[key]))
+            try:
+                con.executemany(sql, zip(*columns, strict=True))
+            except sqlite3.IntegrityError as exc:
+                raise DataError(f"update of {lyr.name!r} refused by the workspace: {exc}") from exc
+            if lyr.geometry:
+                rt = f"rtree_{lyr.name}_{GEOM}"
+                con.execute(
+                    "UPDATE gpkg_contents SET (min_x, min_y, max_x, max_y) = (SELECT min(minx), "
+                    f'min(miny), max(maxx), max(maxy) FROM "{rt}"), '
+                    "last_change=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name=?",
+                    (lyr.name,),
+                )
+        return df[~hit]
 
     def _insert(
         self, con: sqlite3.Connection, lyr: Layer, df: Frame, bar: Any, *, rtree: bool = True, wkb: Any = None

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 Frame: TypeAlias = gpd.GeoDataFrame | pd.DataFrame
-WriteMode = Literal["replace", "append"]
+WriteMode = Literal["replace", "append", "update"]
 Where = Mapping[str, Any]
 BBox = tuple[float, float, float, float]
 
@@ -471,7 +471,10 @@ class Workspace(abc.ABC):
         """Write *frame* to layer *name* in one transaction; return the rows written.
 
         ``mode="replace"`` swaps the layer's content, ``"append"`` adds rows and
-        refuses ids already present. Either the whole frame lands or nothing does.
+        refuses ids already present, ``"update"`` rewrites the rows whose id is in
+        *frame* in place and adds the others, leaving every other row as it is (a
+        corrected ``projects`` file, whose ids runs and meetings refer to). Either
+        the whole frame lands or nothing does.
         """
         return self.write_layers({name: frame}, mode=mode)[name]
 
@@ -483,16 +486,16 @@ class Workspace(abc.ABC):
         progress: bool = False,
     ) -> dict[str, int]:
         """Write several layers in one transaction (all land or none)."""
-        if mode not in ("replace", "append"):
-            raise ParameterError(f"mode={mode!r}; use 'replace' or 'append'")
+        if mode not in ("replace", "append", "update"):
+            raise ParameterError(f"mode={mode!r}; use 'replace', 'append' or 'update'")
         prepared: dict[str, Frame] = {}
         for name in LAYERS:  # dependency order, whatever order the caller used
             if name in frames:
                 lyr = layer(name)
-                if mode == "replace" and name in APPEND_ONLY and self._count(lyr) > 0:
+                if mode != "append" and name in APPEND_ONLY and self._count(lyr) > 0:
                     raise WorkspaceError(
                         f"layer {name!r} is append-only (R6: the ledger is history); "
-                        "write reversal entries instead of replacing it"
+                        f"write reversal entries instead of {mode[:-1]}ing it"
                     )
                 prepared[name] = prepare_frame(lyr, frames[name], source=f"write to {name}")
         for name in frames:
@@ -516,6 +519,10 @@ class Workspace(abc.ABC):
             rows = prepared[name]
             if mode == "append" and self._count(layer(name)):
                 rows = pd.concat([self.read_layer(name), rows], ignore_index=True)
+            elif mode == "update" and self._count(layer(name)):
+                key = layer(name).id_column
+                old = self.read_layer(name)
+                rows = pd.concat([old[~old[key].isin(rows[key])], rows], ignore_index=True)
             check(rows)
 
     def _check_new_ids(self, prepared: Mapping[str, Frame]) -> None:
