@@ -31,12 +31,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
-import tempfile
 import time
-import uuid
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +78,8 @@ def _peak_mb() -> float:
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
+    import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -183,15 +181,25 @@ def _child(queue: Any, fn_name: str, args: tuple[Any, ...]) -> None:
         queue.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
+#: Bytecode cache of the children (set by main): they run as an installed package
+#: does, whose modules pip compiles on install, even where PYTHONDONTWRITEBYTECODE
+#: is set for development; otherwise every run would compile landquota's sources.
+_PYCACHE: str | None = None
+
+
 def run_process(fn_name: str, *args: str) -> dict[str, Any]:
     """Run *fn_name* in a fresh interpreter; add its whole-process wall time (start-up included)."""
     import json
     import subprocess
 
+    env = dict(os.environ)
+    if _PYCACHE:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = _PYCACHE
     t = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, __file__, "--child", fn_name, *args],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, env=env,
     )
     whole = time.perf_counter() - t
     if proc.returncode != 0:
@@ -236,6 +244,8 @@ def _load() -> str:
 
 
 def run_isolated(fn_name: str, *args: Any) -> dict[str, Any]:
+    from multiprocessing import get_context
+
     ctx = get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(queue, fn_name, args))
@@ -248,6 +258,8 @@ def run_isolated(fn_name: str, *args: Any) -> dict[str, Any]:
 def load(
     n_parcels: int, n_sites: int, seed: int, workdir: Path, pg: str | None
 ) -> tuple[str, str | None, float]:
+    import uuid
+
     from gridcounty import county
 
     from landquota.store.api import open_workspace
@@ -296,6 +308,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2014)
     ap.add_argument("--pg", default=DEFAULT_PG, help="PostGIS server URL ('' to skip)")
     ap.add_argument("--repeat", type=int, default=5, help="interleaved rounds per size")
+    ap.add_argument(
+        "--no-warmup", dest="warmup", action="store_false",
+        help="skip the untimed first round (bytecode cache, page cache)",
+    )
     ap.add_argument("--no-baseline", action="store_true", help="skip geopandas.overlay")
     ap.add_argument(
         "--reuse", nargs=2, metavar=("GPKG", "URL"),
@@ -317,8 +333,12 @@ def main() -> None:
         print(json.dumps(out))
         return
 
+    import tempfile
+
+    global _PYCACHE
     print(f"load average at start (1/5 min): {_load()} on {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_demand_") as tmp:
+        _PYCACHE = str(Path(tmp) / "pycache")
         plan: list[tuple[str, str, str | None, bool]] = []
         if ns.reuse:
             plan.append(("reused", ns.reuse[0], ns.reuse[1], False))
@@ -347,35 +367,61 @@ def _measure(item: tuple[str, str, str | None, bool], ns: argparse.Namespace) ->
             ("anchor: PostGIS SQL (Python)", lambda: run_isolated("_postgis_sql", url)),
         ]
     res: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    loads = []
+    loads: list[float] = []
+    if ns.warmup:
+        # untimed: writes the children's bytecode cache (as pip install does) and
+        # warms the page cache and the server's buffers for every method alike
+        for _, fn in order:
+            fn()
+        print(f"  warm-up round done (not counted), load {_load()}", flush=True)
+    short = {
+        "landquota, GeoPackage": "landquota gpkg",
+        "anchor: PostGIS SQL (psql)": "psql",
+        "landquota, PostGIS": "landquota pg",
+        "anchor: PostGIS SQL (Python)": "SQL from Python (in process)",
+    }
     for r in range(ns.repeat):
-        loads.append(os.getloadavg()[0])
+        load1 = os.getloadavg()[0]
+        loads.append(load1)
+        cells = []
         for name, fn in order:
             out = fn()
             if "error" in out:
                 print(f"  round {r + 1}: {name} ERROR {out['error']}", flush=True)
                 continue
+            out["round"] = r
             res[name].append(out)
-        print(f"  round {r + 1}/{ns.repeat} done, load {_load()}", flush=True)
+            cells.append(f"{short[name]} {out.get('whole_s', out.get('seconds', 0.0)):.2f}")
+        print(
+            f"  round {r + 1}/{ns.repeat}, load {load1:.1f} at start, {_load()} at end: "
+            + " | ".join(cells),
+            flush=True,
+        )
     for b in ns.boxes:
         label = "index join" if b == 0 else f"boxes={b}"
         res[f"overlay alone (read {label})"].append(run_isolated("_overlay_alone", gpkg, b))
     if not ns.no_baseline:
         res["gpd_overlay (baseline)"].append(run_isolated("_gpd_overlay", gpkg))
 
-    print(f"\n  load average (1 min) over the rounds: {min(loads):.1f}–{max(loads):.1f}")
-    print(f"  {'method':30s} {'whole process s':>22s} {'in process s':>22s} {'peak MB':>8s}  n")
+    print(
+        f"\n  {ns.repeat} interleaved rounds, load average (1 min) at the rounds' start "
+        f"{min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} cores. "
+        "Seconds, median (min–max); peak MB:\n"
+    )
+    print("  | method | whole process | in process | peak MB | n |")
+    print("  |---|---:|---:|---:|---:|")
     for name, runs in res.items():
         ok = [x for x in runs if "error" not in x]
-        whole = _stats([x["whole_s"] for x in ok if "whole_s" in x])
-        inproc = _stats([x["seconds"] for x in ok if "seconds" in x])
+        whole = _stats([x["whole_s"] for x in ok if "whole_s" in x]).strip()
+        inproc = _stats([x["seconds"] for x in ok if "seconds" in x]).strip()
         peak = max((x.get("peak_mb", 0.0) for x in ok), default=0.0)
         extra = ""
         if ok and "read_s" in ok[0]:
-            extra = f"  (+ read {ok[0]['read_s']:.2f} s of {ok[0]['parcels_read']:,} patches)"
+            extra = f" (+ read {ok[0]['read_s']:.2f} s of {ok[0]['parcels_read']:,} patches)"
         elif ok and "parcels_read" in ok[0]:
-            extra = f"  ({ok[0]['parcels_read']:,} patches read)"
-        print(f"  {name:30s} {whole:>22s} {inproc:>22s} {peak:8.0f}  {len(ok)}{extra}")
+            extra = f" ({ok[0]['parcels_read']:,} patches read)"
+        peak_s = f"{peak:.0f}" if peak else "–"
+        print(f"  | {name}{extra} | {whole} | {inproc} | {peak_s} | {len(ok)} |")
 
     def med(name: str, key: str) -> float | None:
         import statistics
@@ -383,6 +429,9 @@ def _measure(item: tuple[str, str, str | None, bool], ns: argparse.Namespace) ->
         vals = [x[key] for x in res.get(name, []) if key in x]
         return statistics.median(vals) if vals else None
 
+    print("\n  Ratios anchor ÷ landquota (of the medians; range of the per-round ratios):\n")
+    print("  | landquota on | anchor | ratio | per round |")
+    print("  |---|---|---:|---|")
     for lq in ("landquota, GeoPackage", "landquota, PostGIS"):
         for anchor, key in (
             ("anchor: PostGIS SQL (psql)", "whole_s"),
@@ -390,14 +439,12 @@ def _measure(item: tuple[str, str, str | None, bool], ns: argparse.Namespace) ->
         ):
             a, m = med(anchor, key), med(lq, key)
             if a and m:
-                what = "whole process" if key == "whole_s" else "in process"
-                pairs = [
-                    x[key] / y[key] for x, y in zip(res[anchor], res[lq], strict=False)
-                    if key in x and key in y
-                ]
+                what = "`psql`, whole process" if key == "whole_s" else "SQL from Python, in process"
+                by_round = {x["round"]: x[key] for x in res[lq] if key in x}
+                pairs = [x[key] / by_round[x["round"]] for x in res[anchor] if x["round"] in by_round]
                 print(
-                    f"  ratio anchor / {lq} ({what}): {a / m:.2f}x "
-                    f"(per round {min(pairs):.2f}–{max(pairs):.2f})"
+                    f"  | {lq.split(', ')[1]} | {what} | **{a / m:.2f}×** | "
+                    f"{min(pairs):.2f}–{max(pairs):.2f} |"
                 )
     g = res.get("landquota, GeoPackage", [{}])[0].get("new_quota")
     p = res.get("landquota, PostGIS", [{}])[0].get("new_quota") if url else None
