@@ -20,7 +20,8 @@ bytes (``convert_to`` unless server and client already use UTF-8). Chunks keep e
 aggregated value far below PostgreSQL's 1 GB limit for one field.
 
 10⁶-patch county, 82,000 patches under 1,000 sites: 1.2–1.3 s as psycopg row
-tuples, 0.41–0.43 s here on a quiet machine (``benchmarks/README.md``, bench_demand).
+tuples, 0.41–0.43 s here on a quiet machine in one session (``benchmarks/README.md``,
+bench_demand); ``read_parcels_under_sites`` splits the sites over one session per core.
 """
 
 from __future__ import annotations
