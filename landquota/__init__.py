@@ -24,7 +24,8 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs; at run time they loa
     from landquota.demo.build import build_demo, demo_workspace
     from landquota.engines.api import demand_from_workspace
     from landquota.errors import LandquotaError
-    from landquota.intake.importer import ImportReport, import_layer
+    from landquota.intake.importer import import_layer
+    from landquota.intake.report import ImportReport
     from landquota.intake.validate import ValidationReport, require_valid, validate_workspace
     from landquota.outputs.export import export_workspace
     from landquota.outputs.maps import build_map, map_workspace, save_map
@@ -94,7 +95,7 @@ _LAZY: dict[str, str] = {
     "build_demo": "landquota.demo.build",
     "demo_workspace": "landquota.demo.build",
     "LandquotaError": "landquota.errors",
-    "ImportReport": "landquota.intake.importer",
+    "ImportReport": "landquota.intake.report",
     "import_layer": "landquota.intake.importer",
     "LAND_CLASSES": "landquota.rules.landclasses",
     "category_of": "landquota.rules.landclasses",

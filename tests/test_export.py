@@ -13,7 +13,7 @@ import shapely
 from pyproj import CRS
 
 from landquota.errors import ParameterError
-from landquota.intake import vct
+from landquota.intake import vct, vct_reader
 from landquota.outputs.export import dbf_names, export_layers
 from landquota.store.api import open_workspace
 from landquota.store.workspace import Workspace
@@ -123,7 +123,7 @@ def test_vct_export_reads_back(filled: Workspace, tmp_path: Path) -> None:
     res = export_layers(filled, out, fmt="vct", crs="EPSG:4547")
     assert "linkage_areas" in res.skipped  # no geometry: VCT 2.0 has no attribute-only tables
     assert vct.read_header(out).crs == CRS.from_epsg(4547)
-    got = vct.read_layer(out, "parcels")
+    got = vct_reader.read_layer(out, "parcels")
     want = filled.read_layer("parcels").to_crs(4547)
     assert got["parcel_id"].tolist() == want["parcel_id"].tolist()
     assert got["town"].tolist() == ["阳城镇（虚构）", "阳城镇（虚构）", None]
@@ -156,7 +156,7 @@ def test_cli_export_formats(tmp_path: Path) -> None:
     assert (tmp_path / "s" / "towns.cpg").read_text().strip() == "CP936"
     assert main(["export", "--db", str(db), "--out", str(tmp_path / "a.vct"), "--format", "vct",
                  "--layer", "parcels", "--crs", "EPSG:4547"]) == 0
-    assert len(vct.read_layer(tmp_path / "a.vct", "parcels")) == 3
+    assert len(vct_reader.read_layer(tmp_path / "a.vct", "parcels")) == 3
     # plain export and --format gpkg without --layer stay the whole-workspace backup
     assert main(["export", "--db", str(db), "--out", str(tmp_path / "b.gpkg"), "--format", "gpkg"]) == 0
     with open_workspace(tmp_path / "b.gpkg") as b:

@@ -19,7 +19,10 @@ import pytest
 import shapely
 
 from landquota.errors import CRSError, ImportDataError, ParameterError
-from landquota.intake.importer import detect_encoding, import_layer, load_mapping, suggest_crs
+from landquota.intake.crs import suggest_crs
+from landquota.intake.encodings import detect_encoding
+from landquota.intake.importer import import_layer
+from landquota.intake.mapping import load_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,10 +159,10 @@ def test_append_adds_new_rows(ws: Any, tmp_path: Path) -> None:
 
 def test_error_in_a_late_batch_leaves_workspace_unchanged(ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches 1 is written before batch 2 fails: the one transaction rolls both back."""
-    import landquota.intake.importer as imp
+    import landquota.intake.sources as sources
 
     before = _seed(ws, tmp_path)
-    monkeypatch.setattr(imp, "BATCH_ROWS", 2)
+    monkeypatch.setattr(sources, "BATCH_ROWS", 2)
     with pytest.raises(ImportDataError, match="row 3"):
         import_layer(fx.wrong_type(tmp_path), ws, layer="parcels")
     assert _state(ws) == before
@@ -282,9 +285,11 @@ KILL_SCRIPT = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     import landquota.store.postgis as pg
     import landquota.intake.importer as imp
+    import landquota.intake.load as load
+    import landquota.intake.sources as sources
     from landquota.store.api import open_workspace
-    imp.BATCH_ROWS = 500
-    imp.BULK_ROWS = 1_000  # the bulk path: table truncated, keys and indexes dropped until the end
+    sources.BATCH_ROWS = 500
+    load.BULK_ROWS = 1_000  # the bulk path: table truncated, keys and indexes dropped until the end
     real = pg._binary_rows
     calls = []
     def slow_rows(lyr, df, **kw):
@@ -346,11 +351,12 @@ def test_bulk_replace_on_postgis_restores_keys_and_indexes(pg_url: str, tmp_path
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The bulk path drops the id keys and indexes during the load: after success, and after a
     duplicate id or a bad value in a late batch, the table has exactly its keys and indexes."""
-    import landquota.intake.importer as imp
+    import landquota.intake.load as load
+    import landquota.intake.sources as sources
     from landquota.store.api import open_workspace
 
-    monkeypatch.setattr(imp, "BULK_ROWS", 4)
-    monkeypatch.setattr(imp, "BATCH_ROWS", 2)
+    monkeypatch.setattr(load, "BULK_ROWS", 4)
+    monkeypatch.setattr(sources, "BATCH_ROWS", 2)
     ws = open_workspace(pg_url, create=True)
     try:
         schema_before = _pg_keys_and_indexes(ws)
@@ -406,9 +412,9 @@ def test_fast_path_stores_the_source_geometries_exactly(ws: Any, tmp_path: Path,
     """WKB passed through unchanged: the stored geometries equal the file's, bit for bit."""
     import pyogrio
 
-    import landquota.intake.importer as imp
+    import landquota.intake.sources as sources
 
-    monkeypatch.setattr(imp, "BATCH_ROWS", 4)  # two batches, so the read-ahead thread runs ahead
+    monkeypatch.setattr(sources, "BATCH_ROWS", 4)  # two batches, so the read-ahead thread runs ahead
     src = fx.multipolygons_4490(tmp_path)
     rep = import_layer(src, ws, layer="parcels")
     assert rep.rows_imported == 6 and not rep.repaired and not rep.rejected
@@ -419,9 +425,9 @@ def test_fast_path_stores_the_source_geometries_exactly(ws: Any, tmp_path: Path,
 
 def test_fast_path_still_repairs_an_invalid_multipolygon(ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The validity test made ahead finds the bow-tie in the second batch; it is repaired and reported."""
-    import landquota.intake.importer as imp
+    import landquota.intake.sources as sources
 
-    monkeypatch.setattr(imp, "BATCH_ROWS", 4)
+    monkeypatch.setattr(sources, "BATCH_ROWS", 4)
     rep = import_layer(fx.multipolygons_4490(tmp_path, bowtie_at=4), ws, layer="parcels")
     assert [(r["row"], r["id"]) for r in rep.repaired] == [(5, "4418230005")]
     g = ws.read_layer("parcels", where={"parcel_id": "4418230005"}).geometry.iloc[0]
@@ -432,17 +438,17 @@ def test_fast_path_still_repairs_an_invalid_multipolygon(ws: Any, tmp_path: Path
 def test_duplicate_id_across_batches_names_both_rows(ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      batch: int) -> None:
     """Rows 2 and 6 share an id: refused with both rows named, in one batch or across three."""
-    import landquota.intake.importer as imp
+    import landquota.intake.sources as sources
 
     before = _seed(ws, tmp_path)
-    monkeypatch.setattr(imp, "BATCH_ROWS", batch)
+    monkeypatch.setattr(sources, "BATCH_ROWS", batch)
     with pytest.raises(ImportDataError, match=r"'4418230002' appears in rows 2 and 6"):
         import_layer(fx.multipolygons_4490(tmp_path, duplicate=(1, 5)), ws, layer="parcels")
     assert _state(ws) == before
 
 
 def test_read_ahead_keeps_order_raises_where_it_failed_and_closes_the_source() -> None:
-    from landquota.intake.importer import read_ahead
+    from landquota.intake.load import read_ahead
 
     closed: list[bool] = []
 
@@ -477,7 +483,7 @@ def test_read_ahead_keeps_order_raises_where_it_failed_and_closes_the_source() -
     ],
 )
 def test_latin1_prefilter(values: list[str | None], maybe: bool) -> None:
-    from landquota.intake.importer import _may_hold_latin1
+    from landquota.intake.encodings import _may_hold_latin1
 
     assert _may_hold_latin1(pd.Series(values, dtype=object).astype("str")) is maybe
 

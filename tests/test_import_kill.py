@@ -35,9 +35,11 @@ KILL_SCRIPT = textwrap.dedent(
     import landquota.store.postgis as pg
     import landquota.store.pgstage as st
     import landquota.intake.importer as imp
+    import landquota.intake.load as load
+    import landquota.intake.sources as sources
     from landquota.store.api import open_workspace
-    imp.BATCH_ROWS = 500
-    imp.BULK_ROWS = 1_000  # the bulk path (the stage on PostGIS)
+    sources.BATCH_ROWS = 500
+    load.BULK_ROWS = 1_000  # the bulk path (the stage on PostGIS)
     where = {where!r}
 
     def stop():
@@ -147,7 +149,8 @@ def test_sigkill_in_the_staged_load_leaves_postgis_unchanged(pg_url: str, tmp_pa
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlalchemy as sa
 
-    import landquota.intake.importer as imp
+    import landquota.intake.load as load
+    import landquota.intake.sources as sources
     from landquota.store.api import open_workspace
 
     ws = open_workspace(pg_url, create=True)
@@ -165,8 +168,8 @@ def test_sigkill_in_the_staged_load_leaves_postgis_unchanged(pg_url: str, tmp_pa
         assert len(left) == (0 if where == "copy" else 1) and all(t.startswith("_lq_stage_") for t in left)
 
         _wait_for_stage_sessions(ws)
-        monkeypatch.setattr(imp, "BULK_ROWS", 1_000)
-        monkeypatch.setattr(imp, "BATCH_ROWS", 500)
+        monkeypatch.setattr(load, "BULK_ROWS", 1_000)
+        monkeypatch.setattr(sources, "BATCH_ROWS", 500)
         rep = import_layer(src, ws, layer="parcels", allow_shrink=True)
         assert rep.rows_imported == 3_000
         after = _fingerprint(ws)
@@ -179,7 +182,8 @@ def test_sigkill_in_the_staged_load_leaves_postgis_unchanged(pg_url: str, tmp_pa
 
 def test_sigkill_in_the_gpkg_bulk_load_leaves_the_file_unchanged(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import landquota.intake.importer as imp
+    import landquota.intake.load as load
+    import landquota.intake.sources as sources
     from landquota.store.api import open_workspace
 
     target = tmp_path / "ws.gpkg"
@@ -190,8 +194,8 @@ def test_sigkill_in_the_gpkg_bulk_load_leaves_the_file_unchanged(tmp_path: Path,
         src = fx.big_gpkg(tmp_path, 3_000)
         _kill_at("gpkg", str(target), src, tmp_path)
         assert _fingerprint(ws) == before
-        monkeypatch.setattr(imp, "BULK_ROWS", 1_000)
-        monkeypatch.setattr(imp, "BATCH_ROWS", 500)
+        monkeypatch.setattr(load, "BULK_ROWS", 1_000)
+        monkeypatch.setattr(sources, "BATCH_ROWS", 500)
         assert import_layer(src, ws, layer="parcels", allow_shrink=True).rows_imported == 3_000
         assert len(_fingerprint(ws)["rows"]) == 3_000
     finally:
@@ -204,12 +208,13 @@ def test_staged_replace_falls_back_for_a_table_it_cannot_rebuild(pg_url: str, tm
     """A trigger added by the bureau: the stage would lose it, so the load stays in one table."""
     import sqlalchemy as sa
 
-    import landquota.intake.importer as imp
+    import landquota.intake.load as load
+    import landquota.intake.sources as sources
     import landquota.store.pgstage as st
     from landquota.store.api import open_workspace
 
-    monkeypatch.setattr(imp, "BULK_ROWS", 1_000)
-    monkeypatch.setattr(imp, "BATCH_ROWS", 500)
+    monkeypatch.setattr(load, "BULK_ROWS", 1_000)
+    monkeypatch.setattr(sources, "BATCH_ROWS", 500)
     ws = open_workspace(pg_url, create=True)
     try:
         import_layer(fx.central_meridian(tmp_path), ws, layer="parcels")

@@ -23,6 +23,7 @@ import shapely
 from sample import sample_layers
 
 import landquota.intake.importer as imp
+import landquota.intake.load as load
 from landquota.errors import ImportDataError
 from landquota.intake.gdal_errors import GdalErrors, gdal_errors
 from landquota.intake.importer import import_layer
@@ -136,7 +137,7 @@ def test_replace_that_shrinks_the_layer_needs_allow_shrink(ws: Any, tmp_path: Pa
                                                            monkeypatch: pytest.MonkeyPatch, bulk: bool) -> None:
     """4 parcels held; a source of 4 with 2 empty geometries would leave 2: refused, with both counts."""
     if bulk:  # PostGIS's bulk path counts the rows before its TRUNCATE
-        monkeypatch.setattr(imp, "BULK_ROWS", 2)
+        monkeypatch.setattr(load, "BULK_ROWS", 2)
     before = _seed(ws, tmp_path)
     src = fx.empty_geometry(tmp_path)  # rows 3 (empty) and 4 (null) are rejected
     with pytest.raises(ImportDataError) as info:

@@ -157,12 +157,12 @@ def test_a_smaller_delivery_needs_allow_shrink(ws: Any, tmp_path: Path) -> None:
 
 
 def test_import_survey_from_a_vct_file(ws: Any, tmp_path: Path) -> None:
-    from landquota.intake import vct
+    from landquota.intake import vct_writer
 
     path = tmp_path / "441823.vct"
     # in VCT, BSM is the object identifier: an integer unique across the file
     data = {k: v.assign(BSM=v["BSM"].astype("int64")) for k, v in sd.layers().items()}
-    vct.write(path, data, aliases={"DLTB": "地类图斑", "XZQ": "行政区"})
+    vct_writer.write(path, data, aliases={"DLTB": "地类图斑", "XZQ": "行政区"})
     assert {f.std.code for f in find_layers(path) if f.std} == set(sd.layers())
     rep = import_survey(path, ws, plan_version="2021-2035", county_name="阳山县")
     assert rep.rows == {"parcels": 4, "county": 1, "towns": 2, "control_lines": 4, "plan_zones": 2}

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sample import sample_layers
 
-import landquota.intake.importer as imp
+import landquota.intake.load as load
 from landquota.cli import main
 from landquota.errors import ParameterError, WorkspaceError
 from landquota.intake.importer import import_layer
@@ -307,7 +307,7 @@ def test_editor_bulk_replace_takes_the_row_path(bureau: tuple[Workspace, Callabl
                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """TRUNCATE and dropping keys need the owner: an editor's large import still lands."""
     _admin, login = bureau
-    monkeypatch.setattr(imp, "BULK_ROWS", 2)
+    monkeypatch.setattr(load, "BULK_ROWS", 2)
     src = fx.write(fx.survey().assign(BSM=["P1", "P2", "P3", "P4"]), tmp_path / "dltb.gpkg")
     with open_workspace(login("editor")) as ws:
         rep = import_layer(src, ws, layer="parcels")

@@ -11,7 +11,7 @@ import pytest
 import shapely
 from pyproj import CRS, Transformer
 
-from landquota.intake import vct
+from landquota.intake import vct, vct_reader, vct_writer
 from tests.vctdata import COUNTY_1, PARCEL_11, PARCEL_12, TEXT, write_fixture
 
 
@@ -36,7 +36,7 @@ def test_layers_of_the_hand_written_file(fixture_vct: Path) -> None:
 
 
 def test_polygons_from_line_references_with_a_hole_and_a_reversed_line(fixture_vct: Path) -> None:
-    d = vct.read_layer(fixture_vct, "DLTB")
+    d = vct_reader.read_layer(fixture_vct, "DLTB")
     assert d.crs == CRS.from_epsg(4547)
     assert d["BSM"].tolist() == [11, 12] and str(d["BSM"].dtype) == "Int64"
     a, b = d.geometry
@@ -50,16 +50,16 @@ def test_polygons_from_line_references_with_a_hole_and_a_reversed_line(fixture_v
 
 
 def test_direct_coordinates_gb18030_text_and_types(fixture_vct: Path) -> None:
-    x = vct.read_layer(fixture_vct, "行政区")  # by the feature type's Chinese name
+    x = vct_reader.read_layer(fixture_vct, "行政区")  # by the feature type's Chinese name
     assert x.geometry.iloc[0].equals(COUNTY_1) and x.geometry.iloc[0].area == 120_000
     assert x["XZQMC"].tolist() == ["阳山县"] and x["XZQDM"].tolist() == ["441823"]
-    d = vct.read_layer(fixture_vct, "2001010000")  # by the feature code
+    d = vct_reader.read_layer(fixture_vct, "2001010000")  # by the feature code
     assert d["DLMC"].tolist() == ["水田", "乔木林地"]
     assert d["ZLDWMC"].tolist() == ["阳城镇", "𠮷田村"]  # 𠮷 is a four-byte GB18030 character (not GBK)
     assert d["DLBM"].tolist() == ["0101", "0301"]  # Char keeps the leading zero
     assert d["TBMJ"].tolist() == [9600.0, 10012.55] and d["TBMJ"].dtype == np.float64
     assert d["GXSJ"].tolist() == ["20191231", None]  # an empty value is missing
-    lines = vct.read_layer(fixture_vct, "DLJX")
+    lines = vct_reader.read_layer(fixture_vct, "DLJX")
     assert lines["BSM"].tolist() == [101, 102, 103, 104]
     assert lines.geometry.iloc[1].equals(shapely.LineString([(370100, 2710000), (370100, 2710100)]))
 
@@ -70,10 +70,10 @@ def test_a_line_made_of_lines(tmp_path: Path) -> None:
     text = text.replace("4\n101,-102,0,103", "3\n105,0,103").replace("103\n104\nTableEnd", "103\n104\n105\nTableEnd")
     p = tmp_path / "composite.vct"
     p.write_bytes(text.encode("gb18030"))
-    lines = vct.read_layer(p, "DLJX")
+    lines = vct_reader.read_layer(p, "DLJX")
     assert lines["BSM"].tolist() == [101, 102, 103, 104, 105]
     assert lines.geometry.iloc[4].equals(PARCEL_11.exterior)
-    assert vct.read_layer(p, "DLTB").geometry.iloc[0].equals(PARCEL_11)
+    assert vct_reader.read_layer(p, "DLTB").geometry.iloc[0].equals(PARCEL_11)
 
 
 def test_an_empty_style_code_line(tmp_path: Path) -> None:
@@ -83,22 +83,22 @@ def test_an_empty_style_code_line(tmp_path: Path) -> None:
     assert text.count("\n\n1") == 2
     p = tmp_path / "nostyle.vct"
     p.write_bytes(text.encode("gb18030"))
-    assert vct.read_layer(p, "DLTB").geometry.iloc[0].equals(PARCEL_11)
+    assert vct_reader.read_layer(p, "DLTB").geometry.iloc[0].equals(PARCEL_11)
 
 
 def test_batches_stream_in_the_size_asked(fixture_vct: Path) -> None:
-    sizes = [len(b) for b in vct.iter_batches(fixture_vct, "DLJX", batch_size=3)]
+    sizes = [len(b) for b in vct_reader.iter_batches(fixture_vct, "DLJX", batch_size=3)]
     assert sizes == [3, 1]
 
 
 def test_writer_round_trip_reads_back_identically(fixture_vct: Path, tmp_path: Path) -> None:
-    layers = {n: vct.read_layer(fixture_vct, n) for n in ("XZQ", "DLTB", "DLJX")}
+    layers = {n: vct_reader.read_layer(fixture_vct, n) for n in ("XZQ", "DLTB", "DLJX")}
     out = tmp_path / "out.vct"
-    vct.write(out, layers, codes={"XZQ": "1000600100", "DLTB": "2001010000", "DLJX": "2001010300"},
+    vct_writer.write(out, layers, codes={"XZQ": "1000600100", "DLTB": "2001010000", "DLJX": "2001010300"},
               aliases={"XZQ": "行政区", "DLTB": "地类图斑", "DLJX": "地类图斑界线"}, date="20191231")
     assert [x.name for x in vct.list_layers(out)] == ["XZQ", "DLTB", "DLJX"]
     for name, a in layers.items():
-        b = vct.read_layer(out, name)
+        b = vct_reader.read_layer(out, name)
         assert b.crs == a.crs
         pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns="geometry")),
                                       pd.DataFrame(b.drop(columns="geometry")))
@@ -122,7 +122,7 @@ def _objects(text: str, section: str) -> list[list[str]]:
 def test_writer_output_has_the_hand_written_files_structure(fixture_vct: Path, tmp_path: Path) -> None:
     """The writer's polygon and line objects are laid out line by line like the referee's."""
     out = tmp_path / "out.vct"
-    vct.write(out, {"DLTB": vct.read_layer(fixture_vct, "DLTB")}, codes={"DLTB": "2001010000"})
+    vct_writer.write(out, {"DLTB": vct_reader.read_layer(fixture_vct, "DLTB")}, codes={"DLTB": "2001010000"})
     text = out.read_bytes().decode("gb18030")
     assert "\r\n" in text and text.startswith("HeadBegin\r\nDataMark:CNSDTF-VCT\r\nVersion:2.0\r\n")
     for key in ("CoordinateSystemType:P", "Spheroid:CGCS2000,6378137,298.257222101", "Projection:高斯-克吕格",
@@ -155,7 +155,7 @@ def test_header_variants_offset_and_northing_first(tmp_path: Path) -> None:
     text = text.split("HeadEnd")[0].replace("Offset:0,0", "Offset:2700000,300000") + "HeadEnd" + body
     p = tmp_path / "north.vct"
     p.write_bytes(text.encode("gb18030"))
-    d = vct.read_layer(p, "DLTB")
+    d = vct_reader.read_layer(p, "DLTB")
     assert d.geometry.iloc[0].equals(PARCEL_11) and d.geometry.iloc[1].equals(PARCEL_12)
     assert vct.read_header(p).extent == (369900, 2709900, 370300, 2710200)
 
@@ -168,8 +168,8 @@ def test_older_land_use_variants_of_the_code_and_table_lines(tmp_path: Path) -> 
     p = tmp_path / "old.vct"
     p.write_bytes(text.encode("gb18030"))
     assert [x.name for x in vct.list_layers(p)] == ["XZQ", "DLTB", "DLJX"]
-    assert vct.read_layer(p, "DLTB")["DLMC"].tolist() == ["水田", "乔木林地"]
-    assert len(vct.read_layer(p, "DLJX")) == 4
+    assert vct_reader.read_layer(p, "DLTB")["DLMC"].tolist() == ["水田", "乔木林地"]
+    assert len(vct_reader.read_layer(p, "DLJX")) == 4
 
 
 @pytest.mark.parametrize(
@@ -191,13 +191,13 @@ def test_broken_files_are_refused_with_the_line(tmp_path: Path, old: str, new: s
     p = tmp_path / "bad.vct"
     p.write_bytes(TEXT.replace(old, new).encode("gb18030"))
     with pytest.raises(vct.VctError, match=re.escape(message)) as err:
-        vct.read_layer(p, "DLTB")
+        vct_reader.read_layer(p, "DLTB")
     assert re.search(r"line \d+", str(err.value)) and "bad.vct" in str(err.value)
 
 
 def test_unknown_layer_lists_the_layers(fixture_vct: Path) -> None:
     with pytest.raises(vct.VctError, match="its layers are DLJX, DLTB, XZQ"):
-        vct.read_layer(fixture_vct, "CZKFBJ")
+        vct_reader.read_layer(fixture_vct, "CZKFBJ")
 
 
 def test_import_through_the_load_pipeline(fixture_vct: Path, ws: object) -> None:
@@ -240,13 +240,13 @@ def test_text_that_is_not_gb18030_is_refused_with_its_line(tmp_path: Path) -> No
     p.write_bytes(data.replace("阳山县".encode("gb18030"), b"\x81\x20\xff"))  # not a GB18030 sequence
     want = TEXT.splitlines().index("1,441823,阳山县") + 1
     with pytest.raises(vct.VctError, match=rf"line {want}: not gb18030 text"):
-        vct.read_layer(p, "XZQ")
+        vct_reader.read_layer(p, "XZQ")
 
 
 def test_utf8_without_a_byte_order_mark_is_recognised(tmp_path: Path) -> None:
     p = tmp_path / "utf8.vct"
     p.write_bytes(TEXT.encode("utf-8"))
-    assert vct.read_layer(p, "DLTB")["ZLDWMC"].tolist() == ["阳城镇", "𠮷田村"]
+    assert vct_reader.read_layer(p, "DLTB")["ZLDWMC"].tolist() == ["阳城镇", "𠮷田村"]
     assert [x.alias for x in vct.list_layers(p)] == ["行政区", "地类图斑", "地类图斑界线"]
 
 
@@ -270,7 +270,7 @@ def test_memory_grows_by_an_index_not_by_the_file(tmp_path: Path, monkeypatch: p
     for n in (2_000, 8_000):
         p = bench.generate_vct(tmp_path / f"g{n}.vct", n)
         tracemalloc.start()
-        rows = sum(len(b) for b in vct.iter_batches(p, "DLTB", batch_size=500))
+        rows = sum(len(b) for b in vct_reader.iter_batches(p, "DLTB", batch_size=500))
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
         assert rows == n

@@ -31,8 +31,11 @@ import pandas as pd
 import shapely
 
 from landquota.errors import ImportDataError, LandquotaError, ParameterError
+from landquota.intake.convert import _iso_date
+from landquota.intake.encodings import detect_encoding
 from landquota.intake.fieldnames import match_fields, normalize
-from landquota.intake.importer import Load, _iso_date, detect_encoding, load_layers, prepare_import
+from landquota.intake.importer import prepare_import
+from landquota.intake.load import Load, load_layers
 from landquota.store.schema import layer
 from landquota.store.workspace import Workspace, prepare_frame
 

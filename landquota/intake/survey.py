@@ -4,7 +4,7 @@ A county's third land survey (三调) database, and its plan and control-line
 layers, arrive as one package — a File Geodatabase, a GeoPackage, a VCT file or
 a folder of shapefiles — whose layers carry the standards' names. This module
 finds those layers, maps each to the workspace's layers and loads all of them in
-ONE transaction (:func:`landquota.intake.importer.load_layers`): the workspace gets the
+ONE transaction (:func:`landquota.intake.load.load_layers`): the workspace gets the
 whole delivery or, when any layer is unusable, nothing.
 
 =================  ======================  ==========================================
@@ -43,13 +43,9 @@ import shapely
 
 from landquota.errors import ImportDataError, LandquotaError, ParameterError
 from landquota.intake.fieldnames import normalize
-from landquota.intake.importer import (
-    ImportReport,
-    Load,
-    PreparedImport,
-    load_layers,
-    prepare_import,
-)
+from landquota.intake.importer import PreparedImport, prepare_import
+from landquota.intake.load import Load, load_layers
+from landquota.intake.report import ImportReport
 from landquota.store.schema import layer
 from landquota.store.workspace import Workspace, prepare_frame
 

@@ -17,7 +17,7 @@ styles are outputs (the store never imports a layer above it).
 * **gpkg**: a plain GeoPackage holding the chosen layers (not a workspace).
 * **filegdb**: an Esri File Geodatabase (``.gdb`` folder) by GDAL's OpenFileGDB
   writer (GDAL ≥ 3.6).
-* **vct**: one GB/T 17798 VCT file (:func:`landquota.intake.vct.write`); VCT 2.0
+* **vct**: one GB/T 17798 VCT file (:func:`landquota.intake.vct_writer.write`); VCT 2.0
   has no attribute-only tables, so tables without geometry are left out (named
   in the result).
 
@@ -230,9 +230,9 @@ def export_layers(
             res.encoding = _ENCODINGS[enc_key][1]
             _write_shp(tmp, frames, _ENCODINGS[enc_key], res)
         elif fmt == "vct":
-            from landquota.intake import vct
+            from landquota.intake import vct_writer
 
-            vct.write(tmp, {n: f for n, f in frames.items() if isinstance(f, gpd.GeoDataFrame)},
+            vct_writer.write(tmp, {n: f for n, f in frames.items() if isinstance(f, gpd.GeoDataFrame)},
                       crs=target if target is not None else CRS.from_epsg(4490))
         else:
             driver = "GPKG" if fmt == "gpkg" else "OpenFileGDB"

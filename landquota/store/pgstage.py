@@ -1,6 +1,6 @@
 """Bulk replace of a PostGIS layer through a staged table, indexes built in parallel sessions.
 
-Issue 18, item 2. A large ``--replace`` import (``landquota.intake.importer``) used to
+Issue 18, item 2. A large ``--replace`` import (``landquota.intake.load``) used to
 truncate the layer, COPY into it and rebuild its primary key, unique id, GiST and
 B-tree indexes one after the other, all in the import's one transaction. Index builds
 on a table that only one uncommitted transaction can see cannot be shared out to other
