@@ -391,6 +391,8 @@ class PostgisWorkspace(Workspace):
         sa_url, self.schema = split_url(url, settings.pg_schema)
         try:
             self.engine: Engine = sa.create_engine(sa_url, pool_pre_ping=True, hide_parameters=True)
+            # before the first connection, so that it stays in the pool for the open's checks
+            sa.event.listen(self.engine, "connect", _own_search_path(self.schema))
             with self.engine.connect() as con:
                 con.execute(sa.text("SELECT 1"))
         except sa.exc.OperationalError as exc:
@@ -403,8 +405,6 @@ class PostgisWorkspace(Workspace):
                 f"--db {mask_url(url)!r} is not a valid PostgreSQL URL: {exc}"
             ) from None
         self.md = build_metadata(self.schema)
-        sa.event.listen(self.engine, "connect", _own_search_path(self.schema))
-        self.engine.dispose()  # the probe connection above predates the listener
         exists = self._schema_exists()
         if not exists:
             if not create:
@@ -947,11 +947,19 @@ def _own_search_path(schema: str) -> Any:
     the path only when PostGIS lives there (its functions and types are needed).
     """
 
+    found: list[str] = []  # the path once PostGIS is found: later connections skip the lookup
+
     def hook(dbapi_con: Any, _record: Any) -> None:
         with dbapi_con.cursor() as cur:
-            cur.execute(_POSTGIS_SCHEMA_SQL)
-            row = cur.fetchone()
-            cur.execute(f"SET search_path = {_path_text(schema, None if row is None else str(row[0]))}")
+            if found:
+                path = found[0]
+            else:
+                cur.execute(_POSTGIS_SCHEMA_SQL)
+                row = cur.fetchone()
+                path = _path_text(schema, None if row is None else str(row[0]))
+                if row is not None:  # not cached before `init` creates the extension
+                    found.append(path)
+            cur.execute(f"SET search_path = {path}")
         dbapi_con.commit()  # a SET inside a transaction that rolls back would be undone
 
     return hook
