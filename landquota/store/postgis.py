@@ -946,7 +946,6 @@ def _own_search_path(schema: str) -> Any:
     anything another role created; ``pg_temp`` is named last; ``public`` is on
     the path only when PostGIS lives there (its functions and types are needed).
     """
-
     found: list[str] = []  # the path once PostGIS is found: later connections skip the lookup
 
     def hook(dbapi_con: Any, _record: Any) -> None:
