@@ -11,7 +11,7 @@ import pytest
 import shapely
 from pyproj import CRS, Transformer
 
-from landquota.intake import vct, vct_reader, vct_writer
+from landquota.intake import vct, vct_geometry, vct_reader, vct_writer
 from tests.vctdata import COUNTY_1, PARCEL_11, PARCEL_12, TEXT, write_fixture
 
 
@@ -265,7 +265,7 @@ def test_memory_grows_by_an_index_not_by_the_file(tmp_path: Path, monkeypatch: p
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    monkeypatch.setattr(vct, "_WKB_CHUNK", 500)  # the pending geometries, constant, kept small here
+    monkeypatch.setattr(vct_geometry, "_WKB_CHUNK", 500)  # the pending geometries, constant, kept small here
     peaks = []
     for n in (2_000, 8_000):
         p = bench.generate_vct(tmp_path / f"g{n}.vct", n)
