@@ -27,7 +27,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
-from landquota._parallel import chunked, run_all, workers
+from landquota._parallel import MIN_PARALLEL, chunked, run_all, workers
 from landquota._progress import progress_bar
 from landquota.errors import DataError, ParameterError
 from landquota.rules.landclasses import LAND_CLASSES, category_of, grain_yields, normalize_code
@@ -331,7 +331,17 @@ def cut_pieces(
     # the intersections, the costliest step. Prepared sites make the test cheap.
     sites_here = site_geoms[i_site]
     shapely.prepare(site_geoms)
-    inside = shapely.contains_properly(sites_here, hit_geoms[j_local])
+    # On the threads in runs of whole sites (pairs are sorted by site): a prepared
+    # site builds its index on first use, so each one is used by one thread only.
+    cuts = np.searchsorted(i_site, np.linspace(0, n_sites, workers() + 1)[1:-1])
+    runs = np.split(np.arange(len(i_site)), cuts) if len(i_site) >= MIN_PARALLEL else [None]
+
+    def contained(r: NDArray[np.intp] | None) -> NDArray[np.bool_]:
+        if r is None:
+            return np.asarray(shapely.contains_properly(sites_here, hit_geoms[j_local]))
+        return np.asarray(shapely.contains_properly(sites_here[r], hit_geoms[j_local[r]]))
+
+    inside = np.concatenate(run_all([partial(contained, r) for r in runs]))
     pieces = np.empty(len(i_site), dtype=object)
     pieces[inside] = hit_geoms[j_local[inside]]
     cross = ~inside
