@@ -86,3 +86,27 @@ def test_update_is_atomic_and_refuses_bad_rows(committed) -> None:
 def test_update_of_the_ledger_is_refused(committed) -> None:
     with pytest.raises(errors.WorkspaceError, match="append-only"):
         committed.write_layer("quota_ledger", committed.read_layer("quota_ledger"), mode="update")
+
+
+def test_cli_import_update_corrects_projects_a_replace_cannot(committed, tmp_path, capsys) -> None:
+    import pyogrio
+
+    from landquota.cli import main
+
+    ws = committed
+    fixed = ws.read_layer("projects")
+    fixed.loc[fixed["project_id"] == "K1", "name"] = "一号工业园（更正）"
+    src = tmp_path / "projects_fixed.gpkg"
+    pyogrio.write_dataframe(fixed, src, layer="projects")
+    args = ["import", "--db", ws.target, "--layer", "projects", str(src)]
+    assert main(args) == 2  # a replace must delete projects the run's allocations name
+    err = capsys.readouterr().err
+    assert "cannot be replaced" in err and "--update" in err
+    assert main([*args, "--update"]) == 0
+    out = capsys.readouterr().out
+    assert "into layer 'projects' (update)" in out
+    # K3's site is not fixed: no geometry is no rejection for projects
+    assert "拒绝 rejected rows: 0" in out
+    got = ws.read_layer("projects").set_index("project_id")
+    assert got.loc["K1", "name"] == "一号工业园（更正）" and len(got) == 3
+    assert verify_workspace(ws).ok

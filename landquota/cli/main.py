@@ -245,6 +245,14 @@ def _import_args(p: argparse.ArgumentParser) -> None:
         const="append",
         help="add rows; refuse ids already present",
     )
+    g.add_argument(
+        "--update",
+        dest="mode",
+        action="store_const",
+        const="update",
+        help="rewrite the rows whose id is in the file in place and add the new ones; rows the "
+        "file does not name stay (a corrected projects file that runs and meetings refer to)",
+    )
     p.set_defaults(mode="replace")
     p.add_argument(
         "--allow-shrink",

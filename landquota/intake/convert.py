@@ -449,7 +449,9 @@ def _geometries(
         geoms = shapely.transform(geoms, fwd)
     bad = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if bad.any():
-        for i in np.flatnonzero(bad):
+        # a row without geometry is rejected only where the contract needs one: a project
+        # whose site is not fixed yet has none and is imported (site_fixed = false)
+        for i in np.flatnonzero(bad) if plan.lyr.geometry_required else ():
             why = "null geometry" if geoms[i] is None else "empty geometry"
             report.rejected.append({"row": int(rows[i]), "id": _idv(ids, i), "reason": why + " (rejected)"})
         geoms = geoms.copy()

@@ -125,8 +125,10 @@ def import_layer(
         file's own (reported as a warning).
     swap_xy : bool, default False
         Swap x and y (a northing stored as x, a latitude as x).
-    mode : {'replace', 'append'}, default 'replace'
-        Replace the layer's content, or add rows (refusing ids already present).
+    mode : {'replace', 'append', 'update'}, default 'replace'
+        Replace the layer's content, add rows (refusing ids already present), or
+        rewrite in place the rows whose id the source gives and add the others
+        (rows it does not name stay; other layers' references to them hold).
     progress : bool, default False
         Show a progress bar on stderr.
     allow_shrink : bool, default False
@@ -248,8 +250,8 @@ def prepare_import(
     transaction.
     """
     t0 = time.perf_counter()
-    if mode not in ("replace", "append"):
-        raise ParameterError(f"mode={mode!r}; use 'replace' or 'append'")
+    if mode not in ("replace", "append", "update"):
+        raise ParameterError(f"mode={mode!r}; use 'replace', 'append' or 'update'")
     lyr = _layer(layer)
     if lyr.name in _NOT_IMPORTABLE:
         raise ParameterError(

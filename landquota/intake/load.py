@@ -25,7 +25,7 @@ from landquota.store.workspace import Workspace
 
 __all__ = ["BULK_ROWS", "COPY_ROWS", "Load", "Mode", "load_layers", "read_ahead"]
 
-Mode = Literal["replace", "append"]
+Mode = Literal["replace", "append", "update"]
 
 #: From this many source rows on, a PostGIS replace truncates the table and rebuilds
 #: its non-unique indexes after the load (readers of that layer wait until commit).
@@ -220,8 +220,8 @@ def _still_referenced(name: str) -> DataError:
     )
     return DataError(
         f"layer {name!r} cannot be replaced: rows of other layers "
-        f"({', '.join(users) or 'a foreign key'}) refer to its rows; add new rows with --append (ids already present are refused), "
-        f"or import into a new workspace"
+        f"({', '.join(users) or 'a foreign key'}) refer to its rows; correct rows in place and add new ones with --update (rows the "
+        f"file does not name stay), add new rows only with --append, or import into a new workspace"
     )
 
 
@@ -247,6 +247,12 @@ def _write_into(
     refuses the load.
     """
     key = f"import.{lyr.name}"
+    if mode == "update":
+        _update_into(ws, con, lyr, frames, bar=bar)
+        if check is not None:
+            check(0)
+        _record(ws, con, key, meta())
+        return
     if ws.kind == "postgis":
         import sqlalchemy as sa
 
@@ -372,6 +378,40 @@ def _write_into(
         # one spatial index fill for all batches: bulk-loaded when the layer was emptied
         ws._fill_rtree(con, lyr, indexed)
     con.execute(META_UPSERT, (key, meta()))
+
+
+def _update_into(ws: Any, con: Any, lyr: Layer, frames: Iterator[tuple[pd.DataFrame, Any]], *, bar: Any) -> None:
+    """``--update``: each batch's rows whose id is present are rewritten in place, the rest added.
+
+    The backends' own update (``_update_rows``) keeps every row other layers refer to,
+    where a replace must delete them first and is refused (a corrected ``projects``
+    file once runs and meetings name its projects). Rows the source does not name stay.
+    """
+    for df, _wkb in frames:
+        new = ws._update_rows(con, lyr, df)
+        bar.update(len(df) - len(new))
+        if ws.kind == "postgis":
+            ws._copy(con, lyr, new, bar)
+        else:
+            ws._insert(con, lyr, new, bar)
+
+
+def _record(ws: Any, con: Any, key: str, value: str) -> None:
+    """Record *key* in the workspace's metadata inside the load's transaction."""
+    if ws.kind == "postgis":
+        import sqlalchemy as sa
+
+        con.execute(
+            sa.text(
+                f'INSERT INTO "{ws.schema}".landquota_meta (key, value) VALUES (:k, :v) '
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            ),
+            {"k": key, "v": value},
+        )
+    else:
+        from landquota.store.gpkg import META_UPSERT
+
+        con.execute(META_UPSERT, (key, value))
 
 
 def _mark_stale(ws: Workspace, con: Any) -> None:

@@ -23,7 +23,7 @@ class ImportReport:
     ----------
     source, layer, src_layer, driver : str
         The file, the workspace layer written, the layer read and GDAL's driver.
-    mode : {'replace', 'append'}
+    mode : {'replace', 'append', 'update'}
         How the layer was written.
     rows_read, rows_imported : int
         Features read from the source and rows written to the workspace.
