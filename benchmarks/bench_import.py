@@ -46,6 +46,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+#: CPU seconds (user + system) of each timed run, by method name
+CPU: dict[str, list[float]] = {}
 PG = os.environ.get("LANDQUOTA_TEST_PG", "postgresql://postgres@127.0.0.1:55432/landquota_test")
 
 
@@ -295,7 +297,11 @@ def timed(name: str, cmd: list[str], env: dict[str, str] | None = None) -> tuple
         raise SystemExit(f"{cmd[:3]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     mb = int(m.group(1)) / 1024 if m else float("nan")
-    print(f"  {name}: {wall:.1f} s, peak {mb:.0f} MB", flush=True)
+    # CPU seconds of the process (user + system): on a shared machine the wall time
+    # follows the load, this much less (the server's share is not in it)
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr))
+    CPU.setdefault(name, []).append(cpu)
+    print(f"  {name}: {wall:.1f} s, {cpu:.1f} s CPU, peak {mb:.0f} MB", flush=True)
     return wall, mb
 
 
@@ -346,13 +352,16 @@ def report(title: str, res: dict[str, list[tuple[float, float]]], anchor: str, f
     lq = "landquota import_layer"
     med = {n: float(np.median([w for w, _ in v])) for n, v in res.items()}
     print(f"\n{title}; {len(res[lq])} interleaved round(s), load average now {_load()}")
-    print("| method | median s | min–max s | peak MB | median ÷ landquota |")
-    print("|---|---:|---:|---:|---:|")
+    print("| method | median s | min–max s | process CPU s (median) | peak MB | median ÷ landquota |")
+    print("|---|---:|---:|---:|---:|---:|")
     for n, v in res.items():
         walls = [w for w, _ in v]
         mb = float(np.nanmax([m for _, m in v])) if not all(np.isnan(m) for _, m in v) else float("nan")
         mbs = "–" if np.isnan(mb) else f"{mb:,.0f}"
-        print(f"| {n} | {med[n]:.1f} | {min(walls):.1f}–{max(walls):.1f} | {mbs} | {med[n] / med[lq]:.2f} |")
+        cpu = CPU.get(n.replace("geopandas to_file (arrow)", "pyogrio Arrow writer"))
+        cpus = f"{np.median(cpu):.1f}" if cpu else "–"
+        print(f"| {n} | {med[n]:.1f} | {min(walls):.1f}–{max(walls):.1f} | {cpus} | {mbs} | "
+              f"{med[n] / med[lq]:.2f} |")
     lqw = [w for w, _ in res[lq]]
     ratio = [a / b for (a, _), b in zip(res[anchor], lqw, strict=True)]
     print(f"\n{anchor} ÷ landquota, per round: {', '.join(f'{x:.2f}' for x in ratio)} "
@@ -469,8 +478,10 @@ def main() -> None:
         eng.dispose()
         try:
             return timed("ogr2ogr PG_USE_COPY=YES", [
+                # schemas=: GDAL lists only this schema's tables, not the whole database's, where
+                # other sessions' schemas come and go ("could not open relation with OID …")
                 "ogr2ogr", "-f", "PostgreSQL", f"PG:host={host} port={port} user={user} dbname={db} "
-                f"active_schema={s}", str(src), "parcels", "-nln", "parcels", "-lco", f"SCHEMA={s}",
+                f"active_schema={s} schemas={s}", str(src), "parcels", "-nln", "parcels", "-lco", f"SCHEMA={s}",
                 "-gt", "100000"], env={**os.environ, "PG_USE_COPY": "YES"})
         finally:
             _drop_schemas(base, [made.pop()])
