@@ -1,26 +1,44 @@
-"""Private: the lexicographic MILP behind ``allocate(..., mode="optimal")``.
+"""Private: the exact lexicographic optimum behind ``allocate(..., mode="optimal")``.
 
-The model has two independent parts that share only the objective stages:
+The problem has two parts that share no resource, only the objective stages:
 
-* the quota part: one fraction column per fixed-site project (binary when the
+* the **quota part**: one fraction column per fixed-site project (binary when the
   project cannot be phased, semicontinuous ``{0} ∪ [m, u]`` as a binary plus a
   continuous column otherwise) under four resource rows (new quota = plan +
   linkage surplus, and the three compensation dimensions of R4);
-* the stock part: one binary per not-fixed project (matched or not) and a
-  compressed flow network that proves the matched set can be given distinct
-  parcels.  Parcels of one planned use are sorted by area and chained, so a
-  project reaches every parcel at least as large as its demand through one arc
-  per compatible use instead of one arc per parcel (O(projects + parcels)
-  columns instead of O(projects × parcels)).  With integral supplies the flow
-  polytope has integral vertices, so only the project binaries need be integer.
+* the **stock part**: which not-fixed projects get a parcel.  Parcels of one
+  planned use are sorted by area and chained, so a project reaches every parcel at
+  least as large as its demand through one arc per compatible use (O(projects +
+  parcels) columns instead of O(projects × parcels)).
+
+Because the parts share nothing, the lexicographic optimum of the whole (every
+level, then the R18 fraction vector) is the optimum of each part on its own: a
+level's total is largest exactly when both parts' shares of it are, and the R18
+vector's positions of one part never constrain the other's.  So they are solved
+apart (:func:`solve_lexicographic`):
+
+* The stock part is a transversal matroid (the sets of projects that can be
+  given distinct parcels).  For a matroid the greedy walk in one order is the
+  lexicographic optimum here — projects with a positive score in R18 order (level,
+  score descending, id), then the score-0 projects in R18 order — and any weights
+  strictly decreasing along that order have that set as their unique maximum
+  (Gale; Edmonds).  The chained flow is a network matrix, so its LP has integral
+  vertices: **one LP** (:func:`_solve_stock`) gives the exact answer, no stages
+  and no probes.
+* The quota part is solved with HiGHS in stages (:class:`_Quota`): one MILP per
+  level (R18: national first) maximising ``Σ score × fraction`` with the earlier
+  stages held at the value their point reached (:data:`HOLD_MARGINS`; each stage
+  to a relative MIP gap of :data:`MIP_GAP`), then the R18 tie-break: the fractions
+  in R18 order made lexicographically largest by settling the items one by one,
+  never by a weighted sum.  Before the tie-break, the LP relaxation of every level
+  stage bounds what each item can reach on the level-optimal face (reduced costs,
+  :meth:`_Quota.relax`): an item that the bound keeps where it is needs no
+  probe solve.
 
 Everything is built as one column-wise sparse matrix from NumPy triplets (no
-row-by-row API calls) and solved with HiGHS in stages: one stage per level
-(R18: national first) maximising the sum of ``score × fraction`` with the earlier
-stages held at the value their point reached (:data:`HOLD_MARGINS`; each stage to a
-relative MIP gap of :data:`MIP_GAP`), then the R18 tie-break: the items' values in
-R18 order (level, score descending, project id) made lexicographically largest by
-settling the items one by one (:func:`_tie_break`), never by a weighted sum.
+row-by-row API calls).  The resource rows are scaled by their balance (at most
+:data:`ROW_SCALE_MAX`), so that the feasibility tolerance means the same on a pool
+of 10 m² and one of 10⁸ m².
 """
 
 from __future__ import annotations
@@ -29,7 +47,6 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import highspy
@@ -43,10 +60,18 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 #: Feasibility tolerances given to HiGHS (primal rows, and integrality/rows of MIP
-#: points).  Hold rows are normalised by their value, so on them they are relative.
-#: HiGHS's defaults (1e-7, 1e-6) let a MIP point sit 1e-6 below a hold row, which is
-#: what made a later stage "infeasible" (issue 16).
+#: points).  Resource rows are scaled by their balance and hold rows by their value,
+#: so on them these are relative.  HiGHS's defaults (1e-7, 1e-6) let a MIP point sit
+#: 1e-6 below a hold row, which is what made a later stage "infeasible" (issue 16).
 PRIMAL_TOL = 1e-10
+#: Largest scale of a resource row, m² (kg): the row ``Σ need × x <= balance`` is
+#: divided by ``min(balance, ROW_SCALE_MAX)``.  Unscaled, 1e-10 on a pool of 10⁸ m²
+#: asked for 18 significant digits: HiGHS then returned points 3.7 score below the
+#: optimum as "optimal" and spent minutes per stage (10,000 projects, issue 16's
+#: first measurement).  Capped, 1e-10 of the scale is at most 0.005 m², half a
+#: hundredth, so a set of whole projects that overdraws a pool by one hundredth is
+#: still refused by the solver.
+ROW_SCALE_MAX = 5e7
 #: Margins of a stage hold, relative: ``Σ score × x >= value − margin × max(1, |value|)``.
 #: ``value`` is what the solver's own point of the stage reached (never more than that
 #: point made exact reaches), so that point satisfies its hold whatever the margin:
@@ -60,7 +85,10 @@ HOLD_MARGINS = (0.0, 1e-9, 1e-7, 1e-5)
 MIP_GAP = 1e-9
 #: A tie-break probe must raise a fraction by more than this to count.
 FRACTION_TOL = 1e-9
-#: Items at 0 probed together in the tie-break (see :func:`_tie_break`).
+#: Safety factor on the solver's tolerances when a reduced-cost bound is trusted
+#: (:meth:`_Quota.relax`): the bound must hold for any point HiGHS accepts.
+_BOUND_SAFETY = 100.0
+#: Items at 0 probed together in the tie-break (see :meth:`_Quota.tie_break`).
 _BLOCK = 256
 
 
@@ -157,204 +185,298 @@ def _csc(
     return start, rows[order].astype(np.int64), vals[order].astype(np.float64)
 
 
+def _lp(
+    n_col: int,
+    lower: FloatArray,
+    upper: FloatArray,
+    triplets: tuple[IntArray, IntArray, FloatArray],
+    row_lower: FloatArray,
+    row_upper: FloatArray,
+    integer: BoolArray | None = None,
+) -> highspy.HighsLp:
+    """Return a maximisation ``HighsLp`` (zero costs) from column bounds and row triplets."""
+    rows, cols, vals = triplets
+    start, index, coef = _csc(rows, cols, vals, n_col)
+    lp = highspy.HighsLp()
+    lp.num_col_ = n_col
+    lp.num_row_ = int(row_lower.size)
+    lp.col_cost_ = np.zeros(n_col)
+    lp.col_lower_ = lower
+    lp.col_upper_ = upper
+    lp.row_lower_ = row_lower
+    lp.row_upper_ = row_upper
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_ = n_col
+    lp.a_matrix_.num_row_ = int(row_lower.size)
+    lp.a_matrix_.start_ = start
+    lp.a_matrix_.index_ = index
+    lp.a_matrix_.value_ = coef
+    if integer is not None:
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if t else highspy.HighsVarType.kContinuous
+            for t in integer
+        ]
+    lp.sense_ = highspy.ObjSense.kMaximize
+    return lp
+
+
 def solve_lexicographic(data: LexInput, *, time_limit: float | None = None) -> LexOutput:
-    """Solve the staged problem; see the module docstring."""
-    k = int(data.need.shape[0])
+    """Solve both parts; see the module docstring."""
+    deadline = math.inf if time_limit is None else time.monotonic() + time_limit
+    s_selected = _solve_stock(data)
+    quota = _Quota(data, deadline)
+    quota.solve()
+    state = quota.state
+    q_fraction = quota.fractions()
+    values = np.zeros(data.n_levels)
+    for lv in range(data.n_levels):
+        q_terms = data.q_score[data.q_level == lv] * q_fraction[data.q_level == lv]
+        s_terms = data.s_score[(data.s_level == lv) & s_selected]
+        values[lv] = math.fsum([*q_terms.tolist(), *s_terms.tolist()])
+    status = state.status
+    if state.relaxed and status == "optimal":
+        status = (
+            f"optimal (stage holds relaxed to {HOLD_MARGINS[state.hold_index]:g} after HiGHS "
+            f"reported {', '.join(dict.fromkeys(state.relaxed))})"
+        )
+        state.proven = False
+    return LexOutput(
+        q_fraction=q_fraction,
+        s_selected=s_selected,
+        stage_values=tuple(float(v) for v in values),
+        proven_optimal=state.proven,
+        status=status,
+        probes=state.probes,
+    )
+
+
+# ------------------------------------------------------------------ the stock part
+
+
+def _solve_stock(data: LexInput) -> BoolArray:
+    """Return the lexicographic optimum of the stock part, from one LP (module docstring).
+
+    Columns: ``y`` per project (matched), ``x`` per entry arc, ``g`` per chain arc,
+    ``u`` per parcel (used); rows: ``y_j − Σ x = 0`` per project and the flow
+    balance ``in(x) + g_prev − g_next − u_v = 0`` per parcel.  Weights ``s, s−1, …, 1``
+    along the greedy order (positive scores in R18 order, then score 0 in R18 order)
+    make the matroid's greedy set the unique optimum, and the network matrix makes
+    that optimum an integral vertex.  Should HiGHS return a fractional ``y`` anyway
+    (it does not on any instance we know), the same weights are solved as a MILP.
+    """
     s = int(data.s_level.shape[0])
+    if s == 0:
+        return np.zeros(0, dtype=bool)
     e = int(data.edge_item.shape[0])
     n_node = int(data.node_class.shape[0])
-    semi = np.flatnonzero(data.q_phaseable & (data.q_min > 0))
-    n_semi = int(semi.size)
-    # chain arcs: node v -> v+1 within one planned use
     same_next = np.zeros(n_node, dtype=bool)
     if n_node > 1:
         same_next[:-1] = data.node_class[:-1] == data.node_class[1:]
     arc_from = np.flatnonzero(same_next)
     n_arc = int(arc_from.size)
-
-    # column layout
-    c_f = 0
-    c_z = c_f + k
-    c_y = c_z + n_semi
-    c_x = c_y + s
+    c_y, c_x = 0, s
     c_g = c_x + e
     c_u = c_g + n_arc
     n_col = c_u + n_node
-
-    if n_col == 0:
-        return LexOutput(
-            q_fraction=np.zeros(0),
-            s_selected=np.zeros(0, dtype=bool),
-            stage_values=(),
-            proven_optimal=True,
-            status="optimal",
-        )
-    lower = np.zeros(n_col)
     upper = np.ones(n_col)
-    upper[c_f : c_f + k] = np.where(data.q_phaseable, data.q_upper, 1.0)
-    upper[c_g : c_g + n_arc] = float(max(s, 1))
-    integrality = np.zeros(n_col, dtype=np.int64)  # 0 continuous, 1 integer
-    integrality[c_f : c_f + k] = (~data.q_phaseable).astype(np.int64)
-    integrality[c_z : c_z + n_semi] = 1
-    integrality[c_y : c_y + s] = 1
-
-    r_parts: list[IntArray] = []
-    c_parts: list[IntArray] = []
-    v_parts: list[FloatArray] = []
-    row_lo: list[FloatArray] = []
-    row_hi: list[FloatArray] = []
-    n_row = 0
-
-    # resource rows (R4, R5): sum_i need[i, d] * f_i <= cap[d]
-    used_dims = [d for d in range(4) if k and np.any(data.need[:, d] > 0)]
-    for d in used_dims:
-        nz = np.flatnonzero(data.need[:, d] > 0)
-        r_parts.append(np.full(nz.size, n_row, dtype=np.int64))
-        c_parts.append(c_f + nz.astype(np.int64))
-        v_parts.append(data.need[nz, d])
-        row_lo.append(np.array([-np.inf]))
-        row_hi.append(np.array([data.cap[d]]))
-        n_row += 1
-
-    # semicontinuous links: f - m z >= 0 and f - u z <= 0
-    if n_semi:
-        ra = n_row + np.arange(n_semi, dtype=np.int64)
-        rb = ra + n_semi
-        zc = c_z + np.arange(n_semi, dtype=np.int64)
-        fc = c_f + semi.astype(np.int64)
-        r_parts += [ra, ra, rb, rb]
-        c_parts += [fc, zc, fc, zc]
-        v_parts += [np.ones(n_semi), -data.q_min[semi], np.ones(n_semi), -data.q_upper[semi]]
-        row_lo += [np.zeros(n_semi), np.full(n_semi, -np.inf)]
-        row_hi += [np.full(n_semi, np.inf), np.zeros(n_semi)]
-        n_row += 2 * n_semi
-
-    # stock: y_j - sum_e x_e = 0; node balance: in(x) + g_prev - g_next - u_v = 0
-    if s:
-        ry = n_row + np.arange(s, dtype=np.int64)
-        r_parts += [ry, n_row + data.edge_item]
-        c_parts += [c_y + np.arange(s, dtype=np.int64), c_x + np.arange(e, dtype=np.int64)]
-        v_parts += [np.ones(s), -np.ones(e)]
-        row_lo.append(np.zeros(s))
-        row_hi.append(np.zeros(s))
-        n_row += s
-    if n_node:
-        base = n_row
-        g_cols = c_g + np.arange(n_arc, dtype=np.int64)
-        r_parts += [
-            base + data.edge_node,
-            base + arc_from + 1,
-            base + arc_from,
-            base + np.arange(n_node, dtype=np.int64),
-        ]
-        c_parts += [
+    upper[c_g:c_u] = float(s)
+    g_cols = c_g + np.arange(n_arc, dtype=np.int64)
+    rows = np.concatenate(
+        (
+            np.arange(s, dtype=np.int64),
+            data.edge_item.astype(np.int64),
+            s + data.edge_node.astype(np.int64),
+            s + arc_from + 1,
+            s + arc_from,
+            s + np.arange(n_node, dtype=np.int64),
+        )
+    )
+    cols = np.concatenate(
+        (
+            c_y + np.arange(s, dtype=np.int64),
+            c_x + np.arange(e, dtype=np.int64),
             c_x + np.arange(e, dtype=np.int64),
             g_cols,
             g_cols,
             c_u + np.arange(n_node, dtype=np.int64),
-        ]
-        v_parts += [np.ones(e), np.ones(n_arc), -np.ones(n_arc), -np.ones(n_node)]
-        row_lo.append(np.zeros(n_node))
-        row_hi.append(np.zeros(n_node))
-        n_row += n_node
-
-    rows = np.concatenate(r_parts) if r_parts else np.zeros(0, dtype=np.int64)
-    cols = np.concatenate(c_parts) if c_parts else np.zeros(0, dtype=np.int64)
-    vals = np.concatenate(v_parts) if v_parts else np.zeros(0)
-    start, index, coef = _csc(rows, cols, vals, n_col)
-
-    lp = highspy.HighsLp()
-    lp.num_col_ = n_col
-    lp.num_row_ = n_row
-    lp.col_cost_ = np.zeros(n_col)
-    lp.col_lower_ = lower
-    lp.col_upper_ = upper
-    lp.row_lower_ = np.concatenate(row_lo) if row_lo else np.zeros(0)
-    lp.row_upper_ = np.concatenate(row_hi) if row_hi else np.zeros(0)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.num_col_ = n_col
-    lp.a_matrix_.num_row_ = n_row
-    lp.a_matrix_.start_ = start
-    lp.a_matrix_.index_ = index
-    lp.a_matrix_.value_ = coef
-    lp.integrality_ = [
-        highspy.HighsVarType.kInteger if t else highspy.HighsVarType.kContinuous
-        for t in integrality
-    ]
-    lp.sense_ = highspy.ObjSense.kMaximize
-
-    h = _new_highs()
-    h.setOptionValue("mip_rel_gap", MIP_GAP)
-    h.setOptionValue("mip_abs_gap", 1e-12)  # the relative gap governs
-    h.setOptionValue("primal_feasibility_tolerance", PRIMAL_TOL)
-    h.setOptionValue("mip_feasibility_tolerance", PRIMAL_TOL)
-    # NB: a tight mip_feasibility_tolerance once made HiGHS 1.16's presolve return a
-    # suboptimal point reported as optimal (a 5-column semicontinuous model); the
-    # tie-break probes run without presolve, and tests/test_allocation_exact.py
-    # checks 500 instances against an exhaustive optimum.
-    h.setOptionValue("random_seed", 0)
-    h.passModel(lp)
-
-    # objective items: the fraction of every quota item and the y of every stock item
-    obj_cols = np.concatenate(
-        (c_f + np.arange(k, dtype=np.int64), c_y + np.arange(s, dtype=np.int64))
-    ).astype(np.int32)
-    obj_level = np.concatenate((data.q_level, data.s_level))
-    obj_score = np.concatenate((data.q_score, data.s_score))
-    obj_rank = np.concatenate((data.q_rank, data.s_rank))
-    obj_upper = upper[obj_cols]
-    obj_binary = integrality[obj_cols] == 1
-    # the binary z of each semicontinuous item, by item (-1: none)
-    z_of = np.full(k + s, -1, dtype=np.int64)
-    z_of[semi] = c_z + np.arange(n_semi, dtype=np.int64)
-    # columns whose upper bound a level stage closes: f, z and y of lower levels
-    gate_cols = np.concatenate(
-        (
-            c_f + np.arange(k, dtype=np.int64),
-            c_z + np.arange(n_semi, dtype=np.int64),
-            c_y + np.arange(s, dtype=np.int64),
         )
-    ).astype(np.int32)
-    gate_level = np.concatenate((data.q_level, data.q_level[semi], data.s_level))
-    int_cols = np.flatnonzero(integrality == 1)
+    )
+    vals = np.concatenate(
+        (np.ones(s), -np.ones(e), np.ones(e), np.ones(n_arc), -np.ones(n_arc), -np.ones(n_node))
+    )
+    zero = np.zeros(s + n_node)
+    integer = np.zeros(n_col, dtype=bool)
+    lp = _lp(n_col, np.zeros(n_col), upper, (rows, cols, vals), zero, zero)
+    # the greedy order: positive scores first, each group in R18 rank order
+    order = np.lexsort((data.s_rank, data.s_score <= 0))
+    weight = np.empty(s)
+    weight[order] = np.arange(s, 0, -1, dtype=np.float64)
+    lp.col_cost_ = np.concatenate((weight, np.zeros(n_col - s)))
+    for attempt in ("lp", "mip"):
+        if attempt == "mip":
+            integer[c_y:c_x] = True
+            lp.integrality_ = [
+                highspy.HighsVarType.kInteger if t else highspy.HighsVarType.kContinuous
+                for t in integer
+            ]
+        h = _new_highs()
+        h.setOptionValue("random_seed", 0)
+        h.passModel(lp)
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            continue
+        y = np.asarray(h.getSolution().col_value, dtype=np.float64)[c_y:c_x]
+        if np.all(np.abs(y - np.round(y)) <= 1e-6):
+            return np.asarray(y > 0.5, dtype=bool)
+    raise RuntimeError(  # pragma: no cover - a network LP and its MILP both failed
+        "HiGHS could not solve the stock-matching network; report this instance"
+    )
 
-    deadline = math.inf if time_limit is None else time.monotonic() + time_limit
-    state = _State(solution=np.zeros(n_col))  # all off is feasible
 
-    def clean(x: FloatArray) -> FloatArray:
-        """Return the solver's point made exact: integers rounded, an item off when its z is."""
-        y = np.clip(x, lower, upper)
-        y[int_cols] = np.round(y[int_cols])
+# ------------------------------------------------------------------ the quota part
+
+
+class _Quota:
+    """The quota part: level stages, then the R18 tie-break, on one HiGHS model.
+
+    Columns: ``f`` per item (its fraction), then ``z`` per semicontinuous item (on
+    or off; ``m z <= f <= u z``).
+    """
+
+    def __init__(self, data: LexInput, deadline: float) -> None:
+        self.data = data
+        self.deadline = deadline
+        k = self.k = int(data.need.shape[0])
+        self.semi = semi = np.flatnonzero(data.q_phaseable & (data.q_min > 0))
+        n_semi = self.n_semi = int(semi.size)
+        self.n_col = n_col = k + n_semi
+        self.state = _State(solution=np.zeros(n_col))  # all off is feasible
+        self.holds: list[tuple[int, int, float, float]] = []  # (level, row, value, scale)
+        self.finished = False
+        self.lower = np.zeros(n_col)
+        self.upper = np.ones(n_col)
+        self.upper[:k] = np.where(data.q_phaseable, data.q_upper, 1.0)
+        self.binary = np.zeros(n_col, dtype=bool)
+        self.binary[:k] = ~data.q_phaseable
+        self.binary[k:] = True
+        # the binary z of each semicontinuous item, by item (-1: none)
+        self.z_of = np.full(k, -1, dtype=np.int64)
+        self.z_of[semi] = k + np.arange(n_semi, dtype=np.int64)
+        # the resource rows, scaled by their balance (see ROW_SCALE_MAX)
+        self.res_dims = [d for d in range(4) if k and np.any(data.need[:, d] > 0)]
+        self.row_scale = np.array(
+            [min(max(float(data.cap[d]), 1.0), ROW_SCALE_MAX) for d in self.res_dims]
+        )
+        self.a_res = (
+            data.need[:, self.res_dims] / self.row_scale if k else np.zeros((0, 0))
+        )  # (k, rows)
+        self.b_res = np.array([data.cap[d] for d in self.res_dims]) / self.row_scale
+        self.h: highspy.Highs | None = None
+        self.hl: highspy.Highs | None = None  # the stages' LP relaxations (relax)
+        # bounds of each fraction on the level-optimal face so far (relax)
+        self.face_ub = self.upper[:k].copy()
+        self.face_lb = np.zeros(k)
+
+    # -- the model
+
+    def _resource_triplets(self) -> tuple[list[IntArray], list[IntArray], list[FloatArray]]:
+        r_parts: list[IntArray] = []
+        c_parts: list[IntArray] = []
+        v_parts: list[FloatArray] = []
+        for row in range(len(self.res_dims)):
+            nz = np.flatnonzero(self.a_res[:, row] > 0)
+            r_parts.append(np.full(nz.size, row, dtype=np.int64))
+            c_parts.append(nz.astype(np.int64))
+            v_parts.append(self.a_res[nz, row])
+        return r_parts, c_parts, v_parts
+
+    def _build(self) -> highspy.Highs:
+        data, k, semi, n_semi = self.data, self.k, self.semi, self.n_semi
+        r_parts, c_parts, v_parts = self._resource_triplets()
+        n_res = len(self.res_dims)
+        row_lo = [np.full(n_res, -np.inf)]
+        row_hi = [self.b_res]
+        # semicontinuous links: f - m z >= 0 and f - u z <= 0
         if n_semi:
-            off = y[c_z : c_z + n_semi] < 0.5
-            y[c_f + semi[off]] = 0.0
+            ra = n_res + np.arange(n_semi, dtype=np.int64)
+            rb = ra + n_semi
+            zc = k + np.arange(n_semi, dtype=np.int64)
+            fc = semi.astype(np.int64)
+            r_parts += [ra, ra, rb, rb]
+            c_parts += [fc, zc, fc, zc]
+            v_parts += [np.ones(n_semi), -data.q_min[semi], np.ones(n_semi), -data.q_upper[semi]]
+            row_lo += [np.zeros(n_semi), np.full(n_semi, -np.inf)]
+            row_hi += [np.full(n_semi, np.inf), np.zeros(n_semi)]
+        triplets = (
+            np.concatenate(r_parts) if r_parts else np.zeros(0, dtype=np.int64),
+            np.concatenate(c_parts) if c_parts else np.zeros(0, dtype=np.int64),
+            np.concatenate(v_parts) if v_parts else np.zeros(0),
+        )
+        lp = _lp(
+            self.n_col,
+            self.lower,
+            self.upper,
+            triplets,
+            np.concatenate(row_lo),
+            np.concatenate(row_hi),
+            integer=self.binary,
+        )
+        h = _new_highs()
+        h.setOptionValue("mip_rel_gap", MIP_GAP)
+        h.setOptionValue("mip_abs_gap", 1e-12)  # the relative gap governs
+        h.setOptionValue("primal_feasibility_tolerance", PRIMAL_TOL)
+        h.setOptionValue("mip_feasibility_tolerance", PRIMAL_TOL)
+        # NB: a tight mip_feasibility_tolerance once made HiGHS 1.16's presolve return a
+        # suboptimal point reported as optimal (a 5-column semicontinuous model); the
+        # retry ladder in run() turns presolve off after a failure, and
+        # tests/test_allocation_exact.py checks 500 instances against an exhaustive
+        # optimum.
+        h.setOptionValue("random_seed", 0)
+        h.passModel(lp)
+        return h
+
+    def clean(self, x: FloatArray) -> FloatArray:
+        """Return the solver's point made exact: integers rounded, an item off when its z is."""
+        y = np.clip(x, self.lower, self.upper)
+        y[self.binary] = np.round(y[self.binary])
+        if self.n_semi:
+            off = y[self.k :] < 0.5
+            y[self.semi[off]] = 0.0
         return y
 
-    def level_values(x: FloatArray) -> FloatArray:
-        vals = obj_score * x[obj_cols]
+    def fractions(self) -> FloatArray:
+        """Every item's fraction at the final point (a semicontinuous item only when on)."""
+        return np.clip(self.clean(self.state.solution)[: self.k], 0.0, 1.0)
+
+    def level_values(self, x: FloatArray) -> FloatArray:
+        data = self.data
+        vals = data.q_score * x[: self.k]
         return np.array(
-            [math.fsum(vals[obj_level == lv]) for lv in range(data.n_levels)], dtype=np.float64
+            [math.fsum(vals[data.q_level == lv]) for lv in range(data.n_levels)], dtype=np.float64
         )
 
-    holds: list[tuple[int, float, float]] = []  # (row, value, scale)
+    # -- solving
 
-    def set_holds(margin: float) -> None:
-        for row, value, scale in holds:
-            h.changeRowBounds(row, value / scale - margin, math.inf)
+    def _set_holds(self, margin: float) -> None:
+        assert self.h is not None
+        for _, row, value, scale in self.holds:
+            self.h.changeRowBounds(row, value / scale - margin, math.inf)
 
-    def solve_once(
-        costs: FloatArray, *, presolve: bool, start: FloatArray | None = None
+    def _solve_once(
+        self, costs: FloatArray, *, presolve: bool, start: FloatArray | None = None
     ) -> tuple[str, FloatArray | None]:
-        remaining = deadline - time.monotonic()
+        h = self.h
+        assert h is not None
+        remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             return "time_limit", None
         h.setOptionValue("time_limit", float(remaining) if math.isfinite(remaining) else math.inf)
         h.setOptionValue("presolve", "on" if presolve else "off")
-        h.changeColsCost(obj_cols.size, obj_cols, costs)
-        # No warm start from the previous stage by default: with HiGHS 1.16 a start
-        # given by setSolution made presolve return suboptimal points reported as
-        # optimal (found by the brute-force tests).  Only the last retry, without
-        # presolve, starts from the previous point (which satisfies every row).
+        h.changeColsCost(self.k, np.arange(self.k, dtype=np.int32), costs)
+        # No warm start by default: with HiGHS 1.16 a start given by setSolution made
+        # presolve return suboptimal points reported as optimal (found by the
+        # brute-force tests).  Only the retry without presolve starts from the
+        # previous point (which satisfies every row).
         if start is not None:
             sol = highspy.HighsSolution()
             sol.col_value = list(start)
@@ -370,8 +492,8 @@ def solve_lexicographic(data: LexInput, *, time_limit: float | None = None) -> L
             return "time_limit", x
         return h.modelStatusToString(model_status).lower().replace(" ", "_"), None
 
-    def run(costs: FloatArray, *, presolve: bool = True) -> FloatArray | None:
-        """Solve with *costs* on the objective items.
+    def run(self, costs: FloatArray) -> FloatArray | None:
+        """Solve with *costs* on the items' fractions.
 
         The previous point satisfies every hold and every settled bound, so
         "infeasible" (or any failure without a point) is numerical: solve again
@@ -379,13 +501,13 @@ def solve_lexicographic(data: LexInput, *, time_limit: float | None = None) -> L
         infeasible) starting from the previous point, then with looser holds, which
         the run's status reports.
         """
-        started = False
+        state = self.state
         # once presolve has failed on this model it fails again on the next probe:
         # go straight to the retry that works
-        presolve = presolve and state.presolve_off == 0
-        started = not presolve and state.presolve_off > 0
+        presolve = state.presolve_off == 0
+        started = not presolve
         while True:
-            name, x = solve_once(
+            name, x = self._solve_once(
                 costs, presolve=presolve, start=state.solution if started else None
             )
             if name == "time_limit":
@@ -404,246 +526,366 @@ def solve_lexicographic(data: LexInput, *, time_limit: float | None = None) -> L
                 state.presolve_off += 1
                 state.started += 1
                 continue
-            if holds and state.hold_index + 1 < len(HOLD_MARGINS):
+            if self.holds and state.hold_index + 1 < len(HOLD_MARGINS):
                 state.hold_index += 1
                 state.relaxed.append(name)
-                set_holds(HOLD_MARGINS[state.hold_index])
+                self._set_holds(HOLD_MARGINS[state.hold_index])
                 continue
             state.proven = False
             state.status = name
             return None
 
-    for level in range(data.n_levels):
-        mask = (obj_level == level) & (obj_score > 0)
-        if not mask.any():
-            continue
-        open_ = gate_level <= level
-        h.changeColsBounds(
-            gate_cols.size, gate_cols, lower[gate_cols], np.where(open_, upper[gate_cols], 0.0)
-        )
-        sol = run(np.where(obj_level == level, obj_score, 0.0))
-        if sol is None:
-            break
-        state.solution = sol
-        # held at what the solver's point reaches (so that point satisfies its hold)
-        # and never above what the point made exact reaches
-        value = float(min(level_values(sol)[level], level_values(clean(sol))[level]))
-        # The row is normalised by the optimum so that the margin, and the solver's
-        # absolute feasibility tolerance, act relative to it.
-        scale = max(1.0, abs(value))
-        idx = obj_cols[mask]
-        h.addRow(
-            value / scale - HOLD_MARGINS[state.hold_index],
-            math.inf,
-            int(idx.size),
-            idx,
-            obj_score[mask] / scale,
-        )
-        holds.append((h.getNumRow() - 1, value, scale))
-    else:
-        h.changeColsBounds(gate_cols.size, gate_cols, lower[gate_cols], upper[gate_cols])
-        _tie_break(
-            h,
-            state,
-            run,
-            data,
-            obj_cols=obj_cols,
-            obj_rank=obj_rank,
-            obj_upper=obj_upper,
-            obj_binary=obj_binary,
-            z_of=z_of,
-            deadline=deadline,
-        )
-    solution = clean(state.solution)
-    stage_values = tuple(float(v) for v in level_values(solution))
-    status = state.status
-    if state.relaxed and status == "optimal":
-        status = (
-            f"optimal (stage holds relaxed to {HOLD_MARGINS[state.hold_index]:g} after HiGHS "
-            f"reported {', '.join(dict.fromkeys(state.relaxed))})"
-        )
-        state.proven = False
+    def _gate(self, level: int | None) -> None:
+        """Open the items of levels <= *level* (None: all), close the others."""
+        assert self.h is not None
+        data = self.data
+        gate_level = np.concatenate((data.q_level, data.q_level[self.semi]))
+        cols = np.arange(self.n_col, dtype=np.int32)
+        open_ = np.ones(self.n_col, dtype=bool) if level is None else gate_level <= level
+        self.h.changeColsBounds(self.n_col, cols, self.lower, np.where(open_, self.upper, 0.0))
 
-    q_fraction = np.clip(solution[c_f : c_f + k], 0.0, 1.0)
-    if n_semi:
-        # a semicontinuous item is on only when its binary is
-        on = solution[c_z : c_z + n_semi] > 0.5
-        q_fraction[semi[~on]] = 0.0
-    s_selected = solution[c_y : c_y + s] > 0.5
-    return LexOutput(
-        q_fraction=q_fraction,
-        s_selected=s_selected,
-        stage_values=stage_values,
-        proven_optimal=state.proven,
-        status=status,
-        probes=state.probes,
-    )
+    def solve(self) -> None:
+        """Level stages, then the tie-break (nothing to do without items)."""
+        if self.k == 0:
+            return
+        data = self.data
+        self.h = self._build()
+        state = self.state
+        for level in range(data.n_levels):
+            mask = (data.q_level == level) & (data.q_score > 0)
+            if not mask.any():
+                continue
+            self._gate(level)
+            # before the stage: what the stage's optimum can be, against the value the
+            # current point already has (less the MIP gap the solver may stop within)
+            before = float(self.level_values(self.clean(state.solution))[level])
+            self.relax(level, before - 10 * MIP_GAP * max(1.0, abs(before)), max(1.0, abs(before)))
+            sol = self.run(np.where(data.q_level == level, data.q_score, 0.0))
+            if sol is None:
+                return
+            state.solution = sol
+            if state.status == "time_limit":
+                return
+            # held at what the solver's point reaches (so that point satisfies its hold)
+            # and never above what the point made exact reaches
+            value = float(
+                min(self.level_values(sol)[level], self.level_values(self.clean(sol))[level])
+            )
+            # The row is normalised by the optimum so that the margin, and the solver's
+            # absolute feasibility tolerance, act relative to it.
+            scale = max(1.0, abs(value))
+            idx = np.flatnonzero(mask).astype(np.int32)
+            self.h.addRow(
+                value / scale - HOLD_MARGINS[state.hold_index],
+                math.inf,
+                int(idx.size),
+                idx,
+                data.q_score[mask] / scale,
+            )
+            self.holds.append((level, self.h.getNumRow() - 1, value, scale))
+            # after it: the face, whose points reach the held value
+            self.relax(level, value - HOLD_MARGINS[state.hold_index] * scale, scale)
+        self._gate(None)
+        self.tie_break()
 
+    # -- what the level-optimal face allows
 
-def _tie_break(
-    h: highspy.Highs,
-    state: _State,
-    run: Callable[..., FloatArray | None],
-    data: LexInput,
-    *,
-    obj_cols: npt.NDArray[np.int32],
-    obj_rank: IntArray,
-    obj_upper: FloatArray,
-    obj_binary: BoolArray,
-    z_of: IntArray,
-    deadline: float,
-) -> None:
-    """Settle the items lexicographically largest in R18 order among the level optima.
+    def relax(self, level: int, floor: float, scale: float) -> None:
+        """Bound every item by the LP relaxation of *level*'s stage; fix what that decides.
 
-    R18 exactly: level, then score descending, then project id.  Items are settled
-    one by one in R18 order, each fixed at its value so that no later item can be
-    bought with it.  An item at its upper bound, or one that the resources left by
-    the items already settled cannot raise, is settled where it is.  Otherwise the
-    model is solved for its largest value with every hold and every settled item in
-    place (a *probe*).  Items at 0 go in windows: one solve maximising the sum of
-    the window's zeros (everything not yet settled free) settles the whole window
-    when no zero rises — more freedom than the item's turn allows could not raise
-    one, so none can rise — and otherwise the first item is probed alone.  A
-    weighted sum of the items cannot do this: it can trade one project for two.
-    """
-    k = int(data.need.shape[0])
-    used = np.zeros(4)
-    order = [int(i) for i in np.argsort(obj_rank, kind="stable")]
+        Every point of the level-optimal face (and every optimum of *level*'s stage),
+        with the items of lower levels switched off (they only use resources), is a
+        point of the stage whose level value is at least *floor*: the current
+        point's value before the stage is solved (an optimum is at least that), the
+        held value after.  For any multipliers λ of the stage's rows with the right
+        signs (λ ≥ 0 on a ``<=`` row, λ <= 0 on a ``>=`` row) and reduced costs
+        ``r = c − Aᵀλ``, such a point x has ``floor <= B − Σ_i (max over the box of
+        r_i y − r_i x_i)`` (weak duality over the items' boxes ``[l_i, u_i]``), so an
+        item with ``r_i < 0`` cannot exceed ``l_i + (B − floor) / −r_i`` and one with
+        ``r_i > 0`` cannot fall below ``u_i − (B − floor) / r_i``.  λ are the duals of
+        the stage's LP relaxation, but the bound holds for any λ: only the arithmetic
+        is trusted, with the solver's tolerances (× :data:`_BOUND_SAFETY`) on every
+        row it might bend.
 
-    def settle(idx: int, v: float) -> None:
-        col = int(obj_cols[idx])
-        ub = float(obj_upper[idx])
-        if obj_binary[idx]:
-            v = float(round(v))
-            h.changeColBounds(col, v, v)
-        else:
-            h.changeColBounds(col, max(0.0, v - FRACTION_TOL), min(ub, v + FRACTION_TOL))
-            if z_of[idx] >= 0:
-                on = 1.0 if v > 0 else 0.0
-                h.changeColBounds(int(z_of[idx]), on, on)
-        if idx < k:
+        A binary (or the on/off of a semicontinuous item) that the bounds decide is
+        fixed in the model: every later solve moves only among such points, so this
+        loses nothing and leaves HiGHS a smaller problem.  The bounds also settle
+        items in the tie-break without a probe (:meth:`tie_break`).
+        """
+        data, k = self.data, self.k
+        n_res = len(self.res_dims)
+        margin = HOLD_MARGINS[self.state.hold_index]
+        if time.monotonic() > self.deadline:
+            return
+        if self.hl is None:
+            r_parts, c_parts, v_parts = self._resource_triplets()
+            triplets = (
+                np.concatenate(r_parts) if r_parts else np.zeros(0, dtype=np.int64),
+                np.concatenate(c_parts) if c_parts else np.zeros(0, dtype=np.int64),
+                np.concatenate(v_parts) if v_parts else np.zeros(0),
+            )
+            lp = _lp(
+                k,
+                np.zeros(k),
+                self.upper[:k].copy(),
+                triplets,
+                np.full(n_res, -np.inf),
+                self.b_res.copy(),
+            )
+            self.hl = _new_highs()
+            self.hl.setOptionValue("primal_feasibility_tolerance", PRIMAL_TOL)
+            self.hl.setOptionValue("dual_feasibility_tolerance", PRIMAL_TOL)
+            self.hl.setOptionValue("random_seed", 0)
+            self.hl.passModel(lp)
+        hl = self.hl
+        # the holds so far are rows of the LP too (every point in question meets them)
+        while hl.getNumRow() < n_res + len(self.holds):
+            lv, _, value, sc = self.holds[hl.getNumRow() - n_res]
+            on_l = (data.q_level == lv) & (data.q_score > 0)
+            idx = np.flatnonzero(on_l).astype(np.int32)
+            hl.addRow(value / sc - margin, math.inf, int(idx.size), idx, data.q_score[on_l] / sc)
+        # the box of each item (a semicontinuous item fixed on ranges over [m, u]);
+        # lower levels are off in this stage
+        inside = data.q_level <= level
+        f_lo = self.lower[:k].copy()
+        if self.n_semi:
+            on = self.lower[self.k :] >= 0.5
+            f_lo[self.semi[on]] = np.maximum(f_lo[self.semi[on]], data.q_min[self.semi[on]])
+        lo = np.where(inside, f_lo, 0.0)
+        hi = np.where(inside, self.upper[:k], 0.0)
+        cols = np.arange(k, dtype=np.int32)
+        hl.changeColsBounds(k, cols, lo, hi)
+        c = np.where(data.q_level == level, data.q_score, 0.0)
+        # scores (up to 10²) over row coefficients of 10⁻³ make duals of 10⁵, where
+        # HiGHS's dual simplex stops ("excessive dual values"): solve with the costs
+        # divided by the largest, and scale the duals back
+        c_scale = max(1.0, float(np.max(c)))
+        hl.changeColsCost(k, cols, c / c_scale)
+        hl.run()
+        if hl.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return  # no bound from this stage: its items are probed
+        lam = np.asarray(hl.getSolution().row_dual, dtype=np.float64) * c_scale
+        a_full = np.concatenate(
+            [self.a_res]
+            + [
+                np.where((data.q_level == lv) & (data.q_score > 0), data.q_score / sc, 0.0)[:, None]
+                for lv, _, _, sc in self.holds
+            ],
+            axis=1,
+        )  # (k, rows of the LP)
+        lam[:n_res] = np.maximum(lam[:n_res], 0.0)  # <= rows
+        lam[n_res:] = np.minimum(lam[n_res:], 0.0)  # >= rows (holds)
+        rhs = np.concatenate((self.b_res, [v / sc - margin for _, _, v, sc in self.holds]))
+        r = c - a_full @ lam
+        r_box = np.where(r > 0, r * hi, r * lo)
+        b = math.fsum(r_box.tolist()) + math.fsum((lam * rhs).tolist())
+        # what any point HiGHS accepts may gain over B: each row bent by its tolerance,
+        # each box by its own, the floor by the hold's tolerance, and rounding
+        slack_tol = _BOUND_SAFETY * PRIMAL_TOL * (
+            float(np.sum(np.abs(lam))) + float(np.sum(np.abs(r[inside]))) + scale
+        ) + 1e-12 * (abs(b) + float(np.sum(np.abs(r_box))) + float(np.sum(np.abs(lam * rhs))))
+        slack = b - floor + slack_tol
+        if not slack >= 0.0:  # pragma: no cover - B below a value a point reached
+            return
+        with np.errstate(divide="ignore"):
+            up = np.where(inside & (r < 0), lo + slack / -r, np.inf)
+            down = np.where(inside & (r > 0), hi - slack / r, -np.inf)
+        self.face_ub = np.minimum(self.face_ub, up)
+        self.face_lb = np.maximum(self.face_lb, down)
+        self._fix_decided()
+
+    def _fix_decided(self) -> None:
+        """Fix the binaries and the on/off of semicontinuous items the face bounds decide."""
+        h = self.h
+        assert h is not None
+        data, k = self.data, self.k
+        x = self.state.solution
+        tol = FRACTION_TOL
+        least_on = np.where(data.q_phaseable, data.q_min, 1.0)
+        decides = self.binary[:k] | (self.z_of >= 0)
+        z_lower = np.zeros(k)
+        z_lower[self.semi] = self.lower[k:]
+        fixed_on = np.where(self.z_of >= 0, z_lower, self.lower[:k]) >= 0.5
+        off = decides & (self.face_ub < least_on - tol) & (self.upper[:k] > 0)
+        on = decides & (self.face_lb > tol) & ~fixed_on
+        # only what the current point (on the face) agrees with: a bound it breaks
+        # would be a numerical accident, and is not used
+        off &= x[:k] <= tol
+        on &= x[:k] >= least_on - tol
+        for i in np.flatnonzero(off):
+            self.upper[i] = 0.0
+            h.changeColBounds(int(i), float(self.lower[i]), 0.0)
+            z = int(self.z_of[i])
+            if z >= 0:
+                self.upper[z] = 0.0
+                h.changeColBounds(z, 0.0, 0.0)
+        for i in np.flatnonzero(on):
+            z = int(self.z_of[i])
+            if z >= 0:
+                self.lower[z] = 1.0
+                h.changeColBounds(z, 1.0, float(self.upper[z]))
+            else:
+                self.lower[i] = 1.0
+                h.changeColBounds(int(i), 1.0, float(self.upper[i]))
+
+    # -- the R18 tie-break
+
+    def tie_break(self) -> None:
+        """Settle the items lexicographically largest in R18 order among the level optima.
+
+        R18 exactly: level, then score descending, then project id.  Items are settled
+        one by one in R18 order, each fixed at its value so that no later item can be
+        bought with it.  An item at its upper bound, one that *face_ub* (the
+        level-optimal face, :meth:`relax`) keeps where it is, or one that the
+        resources left by the items already settled cannot raise, is settled where it
+        is.  Otherwise the model is solved for its largest value with every hold and
+        every settled item in place (a *probe*).  Items at 0 go in windows: one solve
+        maximising the sum of the window's zeros (everything not yet settled free)
+        settles the whole window when no zero rises — more freedom than the item's
+        turn allows could not raise one, so none can rise — and otherwise the zeros
+        up to the first that rose are bisected.  A weighted sum of the items cannot do
+        this: it can trade one project for two.
+        """
+        h = self.h
+        assert h is not None
+        data, k, state = self.data, self.k, self.state
+        ub_all = self.upper[:k]
+        face_ub = self.face_ub
+        used = np.zeros(4)
+        order = [int(i) for i in np.argsort(data.q_rank, kind="stable")]
+        # the least value an item takes when on (binaries 1, semicontinuous q_min)
+        least_on = np.where(data.q_phaseable, data.q_min, 1.0)
+
+        def value(idx: int) -> float:
+            return float(state.solution[idx])
+
+        def settle(idx: int, v: float) -> None:
+            ub = float(ub_all[idx])
+            if self.binary[idx]:
+                v = float(round(v))
+                h.changeColBounds(idx, v, v)
+            else:
+                h.changeColBounds(idx, max(0.0, v - FRACTION_TOL), min(ub, v + FRACTION_TOL))
+                if self.z_of[idx] >= 0:
+                    on = 1.0 if v > 0 else 0.0
+                    h.changeColBounds(int(self.z_of[idx]), on, on)
             used[:] += data.need[idx] * v
 
-    def can_rise(idx: int) -> bool:
-        v = float(state.solution[int(obj_cols[idx])])
-        ub = float(obj_upper[idx])
-        if v >= ub - FRACTION_TOL:
-            return False
-        if idx >= k:
-            return True
-        need = data.need[idx]
-        room = data.cap - used
-        on = need > 0
-        if obj_binary[idx]:
-            slack = PRIMAL_TOL * np.maximum(1.0, data.cap[on])
-            return bool(np.all(need[on] <= room[on] + slack))
-        if not on.any():
-            return True
-        fmax = min(ub, float(np.min(np.maximum(room[on], 0.0) / need[on])))
-        least = v if v > 0 else float(data.q_min[idx])
-        return fmax > v + FRACTION_TOL and fmax >= least - FRACTION_TOL
+        def can_rise(idx: int) -> bool:
+            v = value(idx)
+            ub = float(ub_all[idx])
+            if v >= ub - FRACTION_TOL:
+                return False
+            if face_ub[idx] <= v + FRACTION_TOL:
+                return False  # the face allows no more
+            if v <= FRACTION_TOL and face_ub[idx] < least_on[idx] - FRACTION_TOL:
+                return False  # the face keeps it off
+            need = data.need[idx]
+            room = data.cap - used
+            on = need > 0
+            if self.binary[idx]:
+                slack = PRIMAL_TOL * np.maximum(1.0, data.cap[on])
+                return bool(np.all(need[on] <= room[on] + slack))
+            if not on.any():
+                return True
+            fmax = min(ub, float(np.min(np.maximum(room[on], 0.0) / need[on])))
+            least = v if v > 0 else float(data.q_min[idx])
+            return fmax > v + FRACTION_TOL and fmax >= least - FRACTION_TOL
 
-    def maximise(items: list[int]) -> float | None:
-        """Solve for the largest (weighted) sum of *items*; keep the point; None on failure.
+        def maximise(items: list[int]) -> float | None:
+            """Solve for the largest (weighted) sum of *items*; keep the point; None on failure.
 
-        The weights fall from 2 to 1 along the items (R18 order), so that of the items
-        that can rise the solver favours the earlier ones; any positive sum still
-        means that some item can rise.
-        """
-        state.probes += 1
-        costs = np.zeros(obj_cols.size)
-        costs[items] = 2.0 - np.arange(len(items)) / max(len(items), 1)
-        sol = run(costs)  # presolve first; the ladder in run() turns it off on a failure
-        if sol is None:
-            return None
-        state.solution = sol
-        return float(np.sum(sol[obj_cols[items]]))
+            The weights fall from 2 to 1 along the items (R18 order), so that of the
+            items that can rise the solver favours the earlier ones; any positive sum
+            still means that some item can rise.
+            """
+            state.probes += 1
+            costs = np.zeros(k)
+            costs[items] = 2.0 - np.arange(len(items)) / max(len(items), 1)
+            sol = self.run(costs)  # presolve first; run() turns it off after a failure
+            if sol is None:
+                return None
+            state.solution = sol
+            return float(np.sum(sol[items]))
 
-    pos = 0
-    done: set[int] = set()  # zeros settled ahead of their turn by a bisection
-    while pos < len(order):
-        if time.monotonic() > deadline:
-            state.proven = False
-            state.status = "time_limit"
-            return
-        idx = order[pos]
-        if idx in done:
-            pos += 1
-            continue
-        v = float(state.solution[int(obj_cols[idx])])
-        if not can_rise(idx):
-            settle(idx, v)
-            pos += 1
-            continue
-        if v > FRACTION_TOL:  # on, below its bound: probe it alone
-            got = maximise([idx])
-            if got is None:
+        pos = 0
+        done: set[int] = set()  # zeros settled ahead of their turn by a bisection
+        while pos < len(order):
+            if time.monotonic() > self.deadline:
+                state.proven = False
+                state.status = "time_limit"
                 return
-            settle(idx, max(v, float(state.solution[int(obj_cols[idx])])))
-            pos += 1
-            continue
-        # A window of items from here: the items at 0 that the room allows to rise
-        # (up to _BLOCK of them), passing over items at their bound or held by the
-        # room.  One solve maximising the zeros' sum, everything after the settled
-        # items free: if no zero rises, none can (the freedom only helps), so the
-        # zeros stay at 0 and the others are at their bound: the window is settled.
-        window = [idx]
-        zeros = [idx]
-        nxt = pos + 1
-        while nxt < len(order) and len(zeros) < _BLOCK:
-            j = order[nxt]
-            if j in done:
+            idx = order[pos]
+            if idx in done:
+                pos += 1
+                continue
+            v = value(idx)
+            if not can_rise(idx):
+                settle(idx, v)
+                pos += 1
+                continue
+            if v > FRACTION_TOL:  # on, below its bound: probe it alone
+                if maximise([idx]) is None:
+                    return
+                settle(idx, max(v, value(idx)))
+                pos += 1
+                continue
+            # A window of items from here: the items at 0 that can rise (up to _BLOCK
+            # of them), passing over items that cannot.  One solve maximising the
+            # zeros' sum, everything after the settled items free: if no zero rises,
+            # none can (the freedom only helps), so the zeros stay at 0 and the others
+            # where they are: the window is settled.
+            window = [idx]
+            zeros = [idx]
+            nxt = pos + 1
+            while nxt < len(order) and len(zeros) < _BLOCK:
+                j = order[nxt]
+                if j in done:
+                    window.append(j)
+                    nxt += 1
+                    continue
+                if can_rise(j):
+                    if value(j) > FRACTION_TOL:
+                        break  # a partial item: probed alone, in its turn
+                    zeros.append(j)
                 window.append(j)
                 nxt += 1
-                continue
-            vj = float(state.solution[int(obj_cols[j])])
-            if can_rise(j):
-                if vj > FRACTION_TOL:
-                    break  # a partial item: probed alone, in its turn
-                zeros.append(j)
-            window.append(j)
-            nxt += 1
-        before = state.solution
-        got = maximise(zeros)
-        if got is None:
-            return
-        if not any(state.solution[int(obj_cols[j])] > FRACTION_TOL for j in zeros):
-            # the point before the solve has the zeros at 0 and the others where they
-            # were (at their bound): keep it, the new one may have moved them for nothing
-            state.solution = before
-            zero_set = set(zeros)
-            for j in window:
-                if j not in done:
-                    settle(j, 0.0 if j in zero_set else float(before[int(obj_cols[j])]))
-            pos += len(window)
-            continue
-        # Some zero can rise; the first that can is at or before the first that did.
-        # Bisect the zeros up to it: a half none of whose zeros rises (everything
-        # else not settled free) stays at 0 for good; the loop then goes on in R18
-        # order, past the zeros settled here, to the first one that can rise.
-        risen = next(
-            n for n, j in enumerate(zeros) if state.solution[int(obj_cols[j])] > FRACTION_TOL
-        )
-        cand = zeros[: risen + 1]
-        while len(cand) > 1:
-            half = cand[: len(cand) // 2]
             before = state.solution
-            got = maximise(half)
-            if got is None:
+            if maximise(zeros) is None:
                 return
-            if any(state.solution[int(obj_cols[j])] > FRACTION_TOL for j in half):
-                cand = half
-            else:
+            if not any(value(j) > FRACTION_TOL for j in zeros):
+                # the point before the solve has the zeros at 0 and the others where they
+                # were: keep it, the new one may have moved them for nothing
                 state.solution = before
-                for j in half:
-                    settle(j, 0.0)
-                    done.add(j)
-                cand = cand[len(half) :]
-        pos += 1 if idx in done else 0
-        if idx not in done:
-            # the first zero is the candidate itself: probe it alone, in its turn
-            got = maximise([idx])
-            if got is None:
-                return
-            settle(idx, float(state.solution[int(obj_cols[idx])]))
-            pos += 1
+                zero_set = set(zeros)
+                for j in window:
+                    if j not in done:
+                        settle(j, 0.0 if j in zero_set else float(before[j]))
+                pos += len(window)
+                continue
+            # Some zero can rise; the first that can is at or before the first that did.
+            # Bisect the zeros up to it: a half none of whose zeros rises (everything
+            # else not settled free) stays at 0 for good; the loop then goes on in R18
+            # order, past the zeros settled here, to the first one that can rise.
+            risen = next(n for n, j in enumerate(zeros) if value(j) > FRACTION_TOL)
+            cand = zeros[: risen + 1]
+            while len(cand) > 1:
+                half = cand[: len(cand) // 2]
+                before = state.solution
+                if maximise(half) is None:
+                    return
+                if any(value(j) > FRACTION_TOL for j in half):
+                    cand = half
+                else:
+                    state.solution = before
+                    for j in half:
+                        settle(j, 0.0)
+                        done.add(j)
+                    cand = cand[len(half) :]
+            pos += 1 if idx in done else 0
+            if idx not in done:
+                # the first zero is the candidate itself: probe it alone, in its turn
+                if maximise([idx]) is None:
+                    return
+                settle(idx, value(idx))
+                pos += 1

@@ -77,6 +77,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from landquota.errors import ParameterError
@@ -554,12 +555,52 @@ def _preference(p: _P, s: _S) -> tuple[bool, int, str]:
     return (p.town is None or s.town != p.town, s.area - p.demand, s.sid)
 
 
-def _fits(p: _P, s: _S) -> bool:
-    return s.use is not None and s.use in p.uses and s.area >= p.demand
+class _Preferences:
+    """Each project's fitting parcels in its order of preference (:func:`_preference`).
 
+    Built once per run: per planned use, the parcels sorted by (area, id) as NumPy
+    arrays; a project's list is the slices of its uses from the first area that
+    fits, ordered by (other town, area, id) — the preference order, since the
+    leftover ``area − demand`` orders as the area does.  Listed when first asked
+    (the augmenting-path search reaches only some projects).
+    """
 
-def _fitting_in_preference_order(p: _P, parcels: Sequence[_S]) -> list[_S]:
-    return sorted((s for s in parcels if _fits(p, s)), key=lambda s: _preference(p, s))
+    def __init__(self, parcels: Sequence[_S]) -> None:
+        self.parcels = parcels
+        ordered = sorted(parcels, key=lambda s: (s.area, s.sid))
+        self.rank = np.empty(len(parcels), dtype=np.int64)
+        self.rank[[s.j for s in ordered]] = np.arange(len(parcels), dtype=np.int64)
+        towns = sorted({s.town for s in parcels if s.town is not None})
+        self.town_code = {t: c for c, t in enumerate(towns)}
+        self.town = np.array(
+            [-1 if s.town is None else self.town_code[s.town] for s in parcels], dtype=np.int64
+        )
+        self.js: dict[str, npt.NDArray[np.int64]] = {}
+        self.areas: dict[str, npt.NDArray[np.int64]] = {}
+        by_use: dict[str, list[_S]] = {}
+        for s in ordered:
+            if s.use is not None:
+                by_use.setdefault(s.use, []).append(s)
+        for use, lst in by_use.items():
+            self.js[use] = np.array([s.j for s in lst], dtype=np.int64)
+            self.areas[use] = np.array([s.area for s in lst], dtype=np.int64)
+        self.cache: dict[int, list[int]] = {}
+
+    def of(self, p: _P) -> list[int]:
+        """Parcel indexes that fit *p*, most preferred first."""
+        if p.i not in self.cache:
+            parts = [
+                self.js[u][int(np.searchsorted(self.areas[u], p.demand, side="left")) :]
+                for u in sorted(p.uses)
+                if u in self.js
+            ]
+            js = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+            if p.town is None:
+                other = np.ones(js.size, dtype=bool)
+            else:
+                other = self.town[js] != self.town_code.get(p.town, -2)
+            self.cache[p.i] = js[np.lexsort((self.rank[js], other))].tolist()
+        return self.cache[p.i]
 
 
 def _assign_parcels(chosen: Sequence[_P], parcels: Sequence[_S]) -> dict[int, int]:
@@ -577,7 +618,8 @@ def _assign_parcels(chosen: Sequence[_P], parcels: Sequence[_S]) -> dict[int, in
         owner[j] = p.i
         match[p.i] = j
     if failed:
-        cands = {p.i: _fitting_in_preference_order(p, parcels) for p in chosen}
+        prefs = _Preferences(parcels)
+        by_i = {p.i: p for p in chosen}
         for root in failed:
             # BFS over alternating paths from the unmatched project (Berge)
             parent: dict[int, tuple[int, int | None]] = {}  # parcel -> (project, prev parcel)
@@ -586,14 +628,14 @@ def _assign_parcels(chosen: Sequence[_P], parcels: Sequence[_S]) -> dict[int, in
             while queue and end is None:
                 nxt: list[tuple[int, int | None]] = []
                 for pi, via in queue:
-                    for s in cands[pi]:
-                        if s.j in parent:
+                    for j in prefs.of(by_i[pi]):
+                        if j in parent:
                             continue
-                        parent[s.j] = (pi, via)
-                        if s.j not in owner:
-                            end = s.j
+                        parent[j] = (pi, via)
+                        if j not in owner:
+                            end = j
                             break
-                        nxt.append((owner[s.j], s.j))
+                        nxt.append((owner[j], j))
                     if end is not None:
                         break
                 queue = nxt
