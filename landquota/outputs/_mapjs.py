@@ -209,7 +209,7 @@ RUNTIME_CSS = """
 }
 """
 
-# The runtime decodes the compact geometry encoding written by landquota.outputs.maps and
+# The runtime decodes the compact geometry encoding of landquota.outputs.map_geometry and
 # builds every popup, tooltip, legend entry and search option with textContent, so
 # that text from user data is never parsed as HTML.
 RUNTIME_JS = r"""

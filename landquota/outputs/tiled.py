@@ -1,7 +1,7 @@
 """City-scale patches for the offline map: levels of detail and compressed patch tiles.
 
 A prefecture-level city has ~10⁶ survey patches. Dissolving them all by class
-(the county strategy, :mod:`landquota.outputs.maps`) loses the patches
+(the county strategy, :mod:`landquota.outputs.map_layers`) loses the patches
 themselves, and embedding them as features makes a page of hundreds of MB. In
 the tiled mode the page carries:
 
