@@ -88,7 +88,7 @@ def _distributed() -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ParameterError(
             "engine='dask' needs distributed: "
-            "pip install 'landquota[dask]' (or dask-geopandas distributed)"
+            "pip install 'landquota[dask]' (or pip install distributed)"
         ) from exc
     return distributed
 
