@@ -126,7 +126,11 @@ class Stage:
                     cur.execute(
                         f"CREATE TABLE {self.qualified_stage} (LIKE {self.qualified} INCLUDING DEFAULTS "
                         "INCLUDING CONSTRAINTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE "
-                        "INCLUDING COMPRESSION INCLUDING COMMENTS)"
+                        "INCLUDING COMPRESSION INCLUDING COMMENTS) "
+                        # autovacuum would take the freshly committed 10^6 rows for a VACUUM
+                        # and ANALYZE while the indexes build: their locks conflict (a
+                        # second's wait each) and its reads share the cores; reset in swap()
+                        "WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false)"
                     )
                     for col, _seq, nxt in self.identity:
                         # fids go on from the old table's, as after a TRUNCATE
@@ -169,6 +173,7 @@ class Stage:
         x(sa.text(f"LOCK TABLE {self.qualified} IN ACCESS EXCLUSIVE MODE"))
         x(sa.text(f"DROP TABLE {self.qualified}"))  # no CASCADE: prepare found nothing depending on it
         x(sa.text(f"ALTER TABLE {self.qualified_stage} RENAME TO {_qi(self.table)}"))
+        x(sa.text(f"ALTER TABLE {self.qualified} RESET (autovacuum_enabled, toast.autovacuum_enabled)"))
         for ix in self.indexes:
             if ix.constraint is not None:
                 kind = "PRIMARY KEY" if ix.contype == "p" else "UNIQUE"
@@ -223,7 +228,8 @@ def prepare(ws: Any, con: Connection, table: str) -> Stage | None:
     x = con.execute
     row = x(sa.text(
         "SELECT c.oid, pg_get_userbyid(c.relowner), pg_has_role(c.relowner, 'USAGE'), c.relkind, "
-        "c.relpersistence, c.reltablespace, c.reloptions, c.relrowsecurity, c.relhassubclass, "
+        "c.relpersistence, c.reltablespace, "
+        "c.reloptions || (SELECT t.reloptions FROM pg_class t WHERE t.oid = c.reltoastrelid), c.relrowsecurity, c.relhassubclass, "
         "obj_description(c.oid, 'pg_class'), "
         # the stage is created by this login and handed to the owner: both need CREATE on the schema
         "pg_has_role(c.relowner, 'MEMBER') AND has_schema_privilege(c.relnamespace, 'CREATE') "
@@ -325,8 +331,9 @@ def _signature(con: Connection, schema: str, table: str) -> tuple[Any, ...]:
                      "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
                      "WHERE a.attrelid = to_regclass(:t) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"),
              {"t": q}).all()
-    meta = x(sa.text("SELECT pg_get_userbyid(relowner), obj_description(oid, 'pg_class') FROM pg_class "
-                     "WHERE oid = to_regclass(:t)"), {"t": q}).one()
+    meta = x(sa.text("SELECT pg_get_userbyid(c.relowner), obj_description(c.oid, 'pg_class'), c.reloptions, "
+                     "t.reloptions FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid "
+                     "WHERE c.oid = to_regclass(:t)"), {"t": q}).one()
     seqs = x(sa.text("SELECT a.attname, pg_get_serial_sequence(:t, a.attname) FROM pg_attribute a "
                      "WHERE a.attrelid = to_regclass(:t) AND a.attidentity <> '' ORDER BY 1"), {"t": q}).all()
     return (tuple(map(tuple, cons)), tuple(map(tuple, idx)), tuple(map(tuple, cols)), tuple(meta),
