@@ -97,12 +97,9 @@ def _landquota(target: str) -> dict[str, Any]:
 
 def _overlay_alone(target: str, max_boxes: int) -> dict[str, Any]:
     from landquota.rules.compliance import compliance_of_sites
-    from landquota.rules.demand import (
-        demand_from_sites,
-        read_parcels_near,
-        read_parcels_under_sites,
-    )
+    from landquota.rules.demand import demand_from_sites
     from landquota.rules.overlay import fixed_sites
+    from landquota.rules.parcel_reads import read_parcels_near, read_parcels_under_sites
     from landquota.store.api import open_workspace
 
     with open_workspace(target) as ws:

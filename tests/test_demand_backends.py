@@ -115,7 +115,7 @@ def county_layers() -> dict[str, Any]:
 def test_per_site_demand_is_identical_on_both_backends(
     county_layers: dict[str, Any], pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from landquota.rules.demand import read_parcels_under_sites
+    from landquota.rules.parcel_reads import read_parcels_under_sites
 
     results = {}
     read = {}

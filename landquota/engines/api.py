@@ -28,9 +28,10 @@ from numpy.typing import NDArray
 
 from landquota.engines.local import demand_and_compliance_local, parcel_read_started
 from landquota.errors import ParameterError
-from landquota.rules.demand import DEMAND_COLUMNS, DemandResult, read_boxes
+from landquota.rules.demand import DEMAND_COLUMNS, DemandResult
 from landquota.rules.landclasses import grain_yields
 from landquota.rules.overlay import fixed_sites
+from landquota.rules.parcel_reads import read_boxes
 from landquota.store.api import opened
 
 __all__ = [
@@ -99,7 +100,7 @@ def demand_from_workspace(
     """Demand (R1–R4) and compliance (R13–R15) of every fixed site of a workspace.
 
     Reads the ``projects`` layer, the patches near the fixed sites (one bbox
-    query per group of neighbouring sites, see :func:`~landquota.rules.demand.read_boxes`), and the
+    query per group of neighbouring sites, see :func:`~landquota.rules.parcel_reads.read_boxes`), and the
     plan layers within the sites' extent; then runs :func:`~landquota.rules.demand.demand_from_sites`
     and :func:`landquota.rules.compliance.compliance_of_sites`.
 

@@ -18,13 +18,9 @@ import geopandas as gpd
 import pandas as pd
 
 from landquota.rules.compliance import compliance_of_sites
-from landquota.rules.demand import (
-    DemandResult,
-    demand_from_sites,
-    read_parcels_near,
-    read_parcels_under_sites,
-)
+from landquota.rules.demand import DemandResult, demand_from_sites
 from landquota.rules.overlay import Centre, fixed_sites
+from landquota.rules.parcel_reads import read_parcels_near, read_parcels_under_sites
 
 __all__ = ["demand_and_compliance_local", "parcel_read_started"]
 

@@ -689,7 +689,7 @@ def _plan_frames(
             total,
             None if projects is None else gpd.GeoDataFrame(projects),
         )
-    from landquota.rules.demand import read_parcels_near
+    from landquota.rules.parcel_reads import read_parcels_near
 
     ws = source
     where = None if adj.plan_version is None else {"plan_version": adj.plan_version}

@@ -348,7 +348,7 @@ def retirement_polygons(
     if isinstance(ws_or_frames, Mapping):
         parcels = gpd.GeoDataFrame(ws_or_frames["parcels"])
     else:
-        from landquota.rules.demand import read_parcels_near
+        from landquota.rules.parcel_reads import read_parcels_near
 
         parcels = read_parcels_near(
             ws_or_frames, np.asarray(shapely.get_parts(np.array([free])), dtype=object)
