@@ -23,20 +23,19 @@ apart (:func:`solve_lexicographic`):
   score descending, id), then the score-0 projects in R18 order — and any weights
   strictly decreasing along that order have that set as their unique maximum
   (Gale; Edmonds).  The chained flow is a network matrix, so its LP has integral
-  vertices: **one LP** (:func:`_solve_stock`) gives the exact answer, no stages
-  and no probes.
+  vertices: **one LP** (:func:`landquota.allocation.matching._solve_stock`) gives
+  the exact answer, no stages and no probes.
 * The quota part is solved with HiGHS in stages (:class:`_Quota`): one MILP per
   level (R18: national first) maximising ``Σ score × fraction`` with the earlier
   stages held at the value their point reached (:data:`HOLD_MARGINS`; each stage
   to a relative MIP gap of :data:`MIP_GAP`), then the R18 tie-break: the fractions
   in R18 order made lexicographically largest by settling the items one by one,
-  never by a weighted sum.  Before the tie-break, the LP relaxation of every level
-  stage bounds what each item can reach on the level-optimal face (reduced costs,
-  :meth:`_Quota.relax`): an item that the bound keeps where it is needs no
-  probe solve.
+  never by a weighted sum.  Before and after every level stage, its LP relaxation
+  bounds what each item can reach (reduced costs, :meth:`_Quota.relax`): what the
+  bounds decide is fixed, and an item they keep where it is needs no probe solve.
 
 Everything is built as one column-wise sparse matrix from NumPy triplets (no
-row-by-row API calls).  The resource rows are scaled by their balance (at most
+row-by-row API calls, :mod:`landquota.allocation.highs`).  The resource rows are scaled by their balance (at most
 :data:`ROW_SCALE_MAX`), so that the feasibility tolerance means the same on a pool
 of 10 m² and one of 10⁸ m².
 """
@@ -44,20 +43,16 @@ of 10 m² and one of 10⁸ m².
 from __future__ import annotations
 
 import math
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
-import numpy.typing as npt
+
+from landquota.allocation.highs import BoolArray, FloatArray, IntArray, _lp, _new_highs
+from landquota.allocation.matching import _solve_stock
 
 __all__ = ["LexInput", "LexOutput", "solve_lexicographic"]
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 #: Feasibility tolerances given to HiGHS (primal rows, and integrality/rows of MIP
 #: points).  Resource rows are scaled by their balance and hold rows by their value,
@@ -66,11 +61,11 @@ BoolArray = npt.NDArray[np.bool_]
 PRIMAL_TOL = 1e-10
 #: Largest scale of a resource row, m² (kg): the row ``Σ need × x <= balance`` is
 #: divided by ``min(balance, ROW_SCALE_MAX)``.  Unscaled, 1e-10 on a pool of 10⁸ m²
-#: asked for 18 significant digits: HiGHS then returned points 3.7 score below the
-#: optimum as "optimal" and spent minutes per stage (10,000 projects, issue 16's
-#: first measurement).  Capped, 1e-10 of the scale is at most 0.005 m², half a
-#: hundredth, so a set of whole projects that overdraws a pool by one hundredth is
-#: still refused by the solver.
+#: asks for 18 significant digits: HiGHS spent minutes per stage and returned points
+#: below the optimum as "optimal" (bench_allocate, 1,000 projects, seed 6: a city
+#: level of 10,002 where greedy reaches 13,602).  Capped, 1e-10 of the scale is at
+#: most 0.005 m², half a hundredth, so a set of whole projects that overdraws a pool
+#: by one hundredth is still refused (tests/test_allocation_scale.py).
 ROW_SCALE_MAX = 5e7
 #: Margins of a stage hold, relative: ``Σ score × x >= value − margin × max(1, |value|)``.
 #: ``value`` is what the solver's own point of the stage reached (never more than that
@@ -147,83 +142,12 @@ class _State:
     solution: FloatArray = field(default_factory=lambda: np.zeros(0))
 
 
-_banner_done = False
-
-
-def _new_highs() -> highspy.Highs:
-    """Return a silent ``Highs``.
-
-    HiGHS prints its copyright banner to the C-level stdout when the first
-    instance of a process is built, before any option can silence it; in a CLI
-    whose stdout may be a CSV pipe that line does harm, so the first
-    construction runs with file descriptor 1 pointed at the null device.
-    """
-    global _banner_done
-    if _banner_done:
-        h = highspy.Highs()  # type: ignore[no-untyped-call]
-    else:
-        sys.stdout.flush()
-        saved = os.dup(1)
-        try:
-            with open(os.devnull, "w") as null:
-                os.dup2(null.fileno(), 1)
-                h = highspy.Highs()  # type: ignore[no-untyped-call]
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-        _banner_done = True
-    h.setOptionValue("output_flag", False)
-    return h
-
-
-def _csc(
-    rows: IntArray, cols: IntArray, vals: FloatArray, n_col: int
-) -> tuple[IntArray, IntArray, FloatArray]:
-    order = np.lexsort((rows, cols))
-    counts = np.bincount(cols, minlength=n_col)
-    start = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    return start, rows[order].astype(np.int64), vals[order].astype(np.float64)
-
-
-def _lp(
-    n_col: int,
-    lower: FloatArray,
-    upper: FloatArray,
-    triplets: tuple[IntArray, IntArray, FloatArray],
-    row_lower: FloatArray,
-    row_upper: FloatArray,
-    integer: BoolArray | None = None,
-) -> highspy.HighsLp:
-    """Return a maximisation ``HighsLp`` (zero costs) from column bounds and row triplets."""
-    rows, cols, vals = triplets
-    start, index, coef = _csc(rows, cols, vals, n_col)
-    lp = highspy.HighsLp()
-    lp.num_col_ = n_col
-    lp.num_row_ = int(row_lower.size)
-    lp.col_cost_ = np.zeros(n_col)
-    lp.col_lower_ = lower
-    lp.col_upper_ = upper
-    lp.row_lower_ = row_lower
-    lp.row_upper_ = row_upper
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.num_col_ = n_col
-    lp.a_matrix_.num_row_ = int(row_lower.size)
-    lp.a_matrix_.start_ = start
-    lp.a_matrix_.index_ = index
-    lp.a_matrix_.value_ = coef
-    if integer is not None:
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if t else highspy.HighsVarType.kContinuous
-            for t in integer
-        ]
-    lp.sense_ = highspy.ObjSense.kMaximize
-    return lp
-
-
 def solve_lexicographic(data: LexInput, *, time_limit: float | None = None) -> LexOutput:
     """Solve both parts; see the module docstring."""
     deadline = math.inf if time_limit is None else time.monotonic() + time_limit
-    s_selected = _solve_stock(data)
+    s_selected = _solve_stock(
+        data.s_score, data.s_rank, data.edge_item, data.edge_node, data.node_class
+    )
     quota = _Quota(data, deadline)
     quota.solve()
     state = quota.state
@@ -247,89 +171,6 @@ def solve_lexicographic(data: LexInput, *, time_limit: float | None = None) -> L
         proven_optimal=state.proven,
         status=status,
         probes=state.probes,
-    )
-
-
-# ------------------------------------------------------------------ the stock part
-
-
-def _solve_stock(data: LexInput) -> BoolArray:
-    """Return the lexicographic optimum of the stock part, from one LP (module docstring).
-
-    Columns: ``y`` per project (matched), ``x`` per entry arc, ``g`` per chain arc,
-    ``u`` per parcel (used); rows: ``y_j − Σ x = 0`` per project and the flow
-    balance ``in(x) + g_prev − g_next − u_v = 0`` per parcel.  Weights ``s, s−1, …, 1``
-    along the greedy order (positive scores in R18 order, then score 0 in R18 order)
-    make the matroid's greedy set the unique optimum, and the network matrix makes
-    that optimum an integral vertex.  Should HiGHS return a fractional ``y`` anyway
-    (it does not on any instance we know), the same weights are solved as a MILP.
-    """
-    s = int(data.s_level.shape[0])
-    if s == 0:
-        return np.zeros(0, dtype=bool)
-    e = int(data.edge_item.shape[0])
-    n_node = int(data.node_class.shape[0])
-    same_next = np.zeros(n_node, dtype=bool)
-    if n_node > 1:
-        same_next[:-1] = data.node_class[:-1] == data.node_class[1:]
-    arc_from = np.flatnonzero(same_next)
-    n_arc = int(arc_from.size)
-    c_y, c_x = 0, s
-    c_g = c_x + e
-    c_u = c_g + n_arc
-    n_col = c_u + n_node
-    upper = np.ones(n_col)
-    upper[c_g:c_u] = float(s)
-    g_cols = c_g + np.arange(n_arc, dtype=np.int64)
-    rows = np.concatenate(
-        (
-            np.arange(s, dtype=np.int64),
-            data.edge_item.astype(np.int64),
-            s + data.edge_node.astype(np.int64),
-            s + arc_from + 1,
-            s + arc_from,
-            s + np.arange(n_node, dtype=np.int64),
-        )
-    )
-    cols = np.concatenate(
-        (
-            c_y + np.arange(s, dtype=np.int64),
-            c_x + np.arange(e, dtype=np.int64),
-            c_x + np.arange(e, dtype=np.int64),
-            g_cols,
-            g_cols,
-            c_u + np.arange(n_node, dtype=np.int64),
-        )
-    )
-    vals = np.concatenate(
-        (np.ones(s), -np.ones(e), np.ones(e), np.ones(n_arc), -np.ones(n_arc), -np.ones(n_node))
-    )
-    zero = np.zeros(s + n_node)
-    integer = np.zeros(n_col, dtype=bool)
-    lp = _lp(n_col, np.zeros(n_col), upper, (rows, cols, vals), zero, zero)
-    # the greedy order: positive scores first, each group in R18 rank order
-    order = np.lexsort((data.s_rank, data.s_score <= 0))
-    weight = np.empty(s)
-    weight[order] = np.arange(s, 0, -1, dtype=np.float64)
-    lp.col_cost_ = np.concatenate((weight, np.zeros(n_col - s)))
-    for attempt in ("lp", "mip"):
-        if attempt == "mip":
-            integer[c_y:c_x] = True
-            lp.integrality_ = [
-                highspy.HighsVarType.kInteger if t else highspy.HighsVarType.kContinuous
-                for t in integer
-            ]
-        h = _new_highs()
-        h.setOptionValue("random_seed", 0)
-        h.passModel(lp)
-        h.run()
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            continue
-        y = np.asarray(h.getSolution().col_value, dtype=np.float64)[c_y:c_x]
-        if np.all(np.abs(y - np.round(y)) <= 1e-6):
-            return np.asarray(y > 0.5, dtype=bool)
-    raise RuntimeError(  # pragma: no cover - a network LP and its MILP both failed
-        "HiGHS could not solve the stock-matching network; report this instance"
     )
 
 
