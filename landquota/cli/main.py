@@ -629,6 +629,31 @@ def _refuse_undecodable(parser: argparse.ArgumentParser, ns: argparse.Namespace)
                 )
 
 
+#: Objects allocated between collections of the youngest generation, when run as a program
+#: (CPython's default is 700): see :func:`_tune_collector`.
+GC_THRESHOLD0 = 20_000
+
+
+def _tune_collector() -> None:
+    """Make the cyclic collector cheap for one command run as a program.
+
+    A command is one short process that builds large frames and geometry arrays: with
+    CPython's default thresholds the collector ran hundreds of times during a 10⁶-patch
+    ``demand``, each time walking the tens of thousands of objects the imports left
+    behind. ``gc.freeze()`` moves those into the permanent generation (never walked),
+    as the CPython documentation advises after start-up, and a higher first threshold
+    makes the collections fewer; reference counting still frees everything that is not
+    in a cycle. Measured on the 10⁶-patch demand on PostGIS, whole process, 4 runs each
+    interleaved: 2.15–2.58 s before, 1.79–2.15 s after. Only when run as a program
+    (``argv is None``): tests and notebooks keep the defaults.
+    """
+    import gc
+
+    gc.freeze()
+    _, g1, g2 = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD0, g1, g2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
@@ -639,6 +664,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         own.error(f"unrecognized arguments: {' '.join(extra)}")
     _refuse_undecodable(own, ns)
     fn = _COMMANDS[ns.command][0]
+    if argv is None:
+        _tune_collector()
     try:
         return fn(ns)
     except LandquotaError as exc:
