@@ -1,6 +1,7 @@
 """Load N generated parcels from a GeoPackage into PostGIS three ways and compare.
 
-1. ``landquota.intake.importer.import_layer`` (this product): Arrow batches from GDAL,
+1. ``landquota import --db … --layer parcels`` (this product, the command a user runs,
+   :func:`landquota.intake.importer.import_layer` behind it): Arrow batches from GDAL,
    checks and repairs, binary COPY into the contract table (constraints, unique
    id, GiST index), one transaction.
 2. ``geopandas.read_file`` + ``GeoDataFrame.to_postgis`` (the baseline).
@@ -306,9 +307,11 @@ def timed(name: str, cmd: list[str], env: dict[str, str] | None = None) -> tuple
 
 
 def _lq_cmd(target: str, src: Path) -> list[str]:
-    return [sys.executable, "-c", "from landquota.store.api import open_workspace; from landquota.intake.importer "
-            f"import import_layer; ws = open_workspace({target!r}); r = import_layer({str(src)!r}, ws, "
-            "layer='parcels'); print(r.rows_imported)"]
+    # the command a user runs (`landquota import`, import_layer behind it), as a program:
+    # the whole process, start-up and the CLI's collector settings included, against
+    # ogr2ogr's whole process (issue 18, item 5)
+    return [sys.executable, "-m", "landquota", "import", "--db", target, "--layer", "parcels",
+            "--no-progress", str(src)]
 
 
 def _create_ws(target: str) -> None:
@@ -349,7 +352,7 @@ def interleave(methods: dict[str, Any], repeat: int) -> dict[str, list[tuple[flo
 
 def report(title: str, res: dict[str, list[tuple[float, float]]], anchor: str, floor: str | None) -> None:
     """Medians, min–max, peak memory and the paired ratios, ready to paste into benchmarks/README.md."""
-    lq = "landquota import_layer"
+    lq = "landquota import"
     med = {n: float(np.median([w for w, _ in v])) for n, v in res.items()}
     print(f"\n{title}; {len(res[lq])} interleaved round(s), load average now {_load()}")
     print("| method | median s | min–max s | process CPU s (median) | peak MB | median ÷ landquota |")
@@ -374,7 +377,7 @@ def report(title: str, res: dict[str, list[tuple[float, float]]], anchor: str, f
 def gpkg_main(src: Path, ns: argparse.Namespace) -> None:
     """The same parcels into a GeoPackage (the embedded default), interleaved.
 
-    1. landquota ``import_layer`` into a fresh workspace file (created outside the
+    1. ``landquota import`` into a fresh workspace file (created outside the
        timing): one SQLite transaction, R-tree bulk-loaded;
     2. ``geopandas.read_file`` + ``to_file`` with pyogrio and Arrow (baseline: pyogrio's
        Arrow writer, no transaction around the layer, no checks);
@@ -391,7 +394,7 @@ def gpkg_main(src: Path, ns: argparse.Namespace) -> None:
     def lq() -> tuple[float, float]:
         fresh(ws_path)
         _create_ws(str(ws_path))
-        return timed("landquota import_layer", _lq_cmd(str(ws_path), src))
+        return timed("landquota import", _lq_cmd(str(ws_path), src))
 
     def gp() -> tuple[float, float]:
         fresh(gp_path)
@@ -405,13 +408,13 @@ def gpkg_main(src: Path, ns: argparse.Namespace) -> None:
         return timed("ogr2ogr -f GPKG", ["ogr2ogr", "-f", "GPKG", str(og_path), str(src), "parcels",
                                          "-nln", "parcels"])
 
-    methods: dict[str, Any] = {"landquota import_layer": lq, "ogr2ogr -f GPKG": og}
+    methods: dict[str, Any] = {"landquota import": lq, "ogr2ogr -f GPKG": og}
     if not ns.skip_geopandas:
         methods["pyogrio Arrow writer"] = gp
     res = interleave(methods, ns.repeat)
     report(f"{ns.n:,} parcels, GeoPackage → GeoPackage", res, "ogr2ogr -f GPKG", None)
     if "pyogrio Arrow writer" in res:
-        lqw = [w for w, _ in res["landquota import_layer"]]
+        lqw = [w for w, _ in res["landquota import"]]
         pr = [a / b for (a, _), b in zip(res["pyogrio Arrow writer"], lqw, strict=True)]
         print(f"pyogrio Arrow writer ÷ landquota, per round: {', '.join(f'{x:.2f}' for x in pr)} "
               f"(median {np.median(pr):.2f})")
@@ -464,7 +467,7 @@ def main() -> None:
         url = f"{base}?schema={schema('lq')}"
         _create_ws(url)  # outside the timing
         try:
-            return timed("landquota import_layer", _lq_cmd(url, src))
+            return timed("landquota import", _lq_cmd(url, src))
         finally:
             _drop_schemas(base, [made.pop()])
 
@@ -506,7 +509,7 @@ def main() -> None:
         finally:
             _drop_schemas(base, [made.pop()])
 
-    methods: dict[str, Any] = {"landquota import_layer": lq, "ogr2ogr PG_USE_COPY=YES": og}
+    methods: dict[str, Any] = {"landquota import": lq, "ogr2ogr PG_USE_COPY=YES": og}
     if ns.floor:
         methods["server floor (no client)"] = fl
     if not ns.skip_geopandas:
