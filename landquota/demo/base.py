@@ -9,7 +9,7 @@ rectangles, meanders) the other modules draw with.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -101,6 +101,48 @@ _DESIGN_EPSG: Final = 4547  # CGCS2000 3-degree GK zone 38, metres: where shapes
 _M2_PER_MU: Final = 10_000.0 / 15.0
 _MIN_PARCELS: Final = 2_000
 _MAX_PARCELS: Final = 5_000_000
+
+
+@contextmanager
+def built_workspace(
+    target: Any,
+    build: Callable[[], Mapping[str, pd.DataFrame]],
+    *,
+    force: bool,
+    progress: bool,
+    finish: Callable[[Any], None] | None = None,
+) -> Iterator[Any]:
+    """Yield the workspace at *target* open: as it is if it exists (unless *force*), else built.
+
+    *build* runs before anything is written (a bad seed or size fails first); its layers
+    are written in one transaction, then *finish* (metadata, styles) runs on the new
+    workspace. The workspace is closed afterwards either way. Shared by the county and
+    the city demo.
+    """
+    from landquota.errors import WorkspaceError
+    from landquota.store.api import init_workspace, open_workspace
+
+    if not force:
+        try:
+            ws = open_workspace(target)  # it exists: keep it, as documented
+        except WorkspaceError as exc:
+            if "does not exist" not in str(exc) and "has no landquota workspace" not in str(exc):
+                raise
+        else:
+            try:
+                yield ws
+            finally:
+                ws.close()
+            return
+    frames = build()
+    ws = init_workspace(target, force=force)
+    try:
+        ws.write_layers(frames, progress=progress)
+        if finish is not None:
+            finish(ws)
+        yield ws
+    finally:
+        ws.close()
 
 
 def check_seed_and_size(seed: Any, n_parcels: Any, lo: int, hi: int, hint: str) -> None:

@@ -62,6 +62,7 @@ from landquota.demo.base import (
     _rect,
     _rng,
     _stages,
+    built_workspace,
     check_seed_and_size,
 )
 from landquota.demo.county import _County, county_boundary
@@ -221,25 +222,8 @@ def demo_workspace(
     Workspace
         The workspace holding the demo layers.
     """
-    from landquota.errors import WorkspaceError
-    from landquota.store.api import init_workspace, open_workspace
 
-    if not force:
-        try:
-            ws = open_workspace(target)  # it exists: keep it, as documented
-        except WorkspaceError as exc:
-            if "does not exist" not in str(exc) and "has no landquota workspace" not in str(exc):
-                raise
-        else:
-            try:
-                yield ws
-            finally:
-                ws.close()
-            return
-    frames = build_demo(seed=seed, n_parcels=n_parcels, progress=progress)  # fail before writing
-    ws = init_workspace(target, force=force)
-    try:
-        ws.write_layers(frames, progress=progress)
+    def finish(ws: Workspace) -> None:
         # the date the demo's figures are "as of" (end of April 2014, R17): reports default to it
         ws.set_meta("as_of", DEMO_AS_OF.isoformat())
         # QGIS opens the workspace styled as the HTML map (layer_styles, qgis_projects)
@@ -248,9 +232,15 @@ def demo_workspace(
 
         write_layer_styles(ws)
         write_qgis_project(ws)
+
+    with built_workspace(
+        target,
+        lambda: build_demo(seed=seed, n_parcels=n_parcels, progress=progress),
+        force=force,
+        progress=progress,
+        finish=finish,
+    ) as ws:
         yield ws
-    finally:
-        ws.close()
 
 
 _SURNAMES: Final = tuple(

@@ -34,7 +34,15 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
-from landquota.demo.base import _areas, _frame, _rng, _stages, _valid_multi, check_seed_and_size
+from landquota.demo.base import (
+    _areas,
+    _frame,
+    _rng,
+    _stages,
+    _valid_multi,
+    built_workspace,
+    check_seed_and_size,
+)
 from landquota.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -305,25 +313,10 @@ def city_workspace(
     as it is unless ``force``. The workspace holds the ``county`` and ``parcels``
     layers only (no plans, projects or ledger: it is for the city map).
     """
-    from landquota.errors import WorkspaceError
-    from landquota.store.api import init_workspace, open_workspace
-
-    if not force:
-        try:
-            ws = open_workspace(target)
-        except WorkspaceError as exc:
-            if "does not exist" not in str(exc) and "has no landquota workspace" not in str(exc):
-                raise
-        else:
-            try:
-                yield ws
-            finally:
-                ws.close()
-            return
-    frames = build_city(city, seed=seed, n_parcels=n_parcels, progress=progress)
-    ws = init_workspace(target, force=force)
-    try:
-        ws.write_layers(frames, progress=progress)
+    with built_workspace(
+        target,
+        lambda: build_city(city, seed=seed, n_parcels=n_parcels, progress=progress),
+        force=force,
+        progress=progress,
+    ) as ws:
         yield ws
-    finally:
-        ws.close()
