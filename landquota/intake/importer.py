@@ -331,7 +331,7 @@ def prepare_import(
             row0 += len(batch)
             ids.add(out[lyr.id_column], rows)
             try:
-                prepared = prepare_frame(lyr, out, source=path, _checked=checked)
+                prepared = prepare_frame(lyr, out, source=path, _checked=checked, _ids_checked=True)
             except DataError as exc:
                 ids.check()  # a duplicate id is reported with both of its rows
                 fixed = _repair(out, rows, plan, report) if isinstance(out, gpd.GeoDataFrame) else None

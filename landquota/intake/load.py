@@ -373,10 +373,12 @@ def _write_into(
             indexed.append(part)
     if check is not None:
         check(removed)
-    ws._bulk_end(con, restore)
     if lyr.geometry:
-        # one spatial index fill for all batches: bulk-loaded when the layer was emptied
-        ws._fill_rtree(con, lyr, indexed)
+        # one spatial index fill for all batches: bulk-loaded when the layer was emptied,
+        # its nodes packed while SQLite rebuilds the plain indexes
+        ws._fill_rtree(con, lyr, indexed, meanwhile=lambda: ws._bulk_end(con, restore))
+    else:
+        ws._bulk_end(con, restore)
     con.execute(META_UPSERT, (key, meta()))
 
 

@@ -340,7 +340,9 @@ def _ogr_batches(source: _Source, plan: _Plan) -> Iterator[pd.DataFrame]:
             df = pd.DataFrame(data)
             if plan.lyr.geometry:
                 gi = names.index(geom_col) if geom_col in names else len(names) - 1
-                df["_lq_wkb"] = rb.column(gi).to_numpy(zero_copy_only=False)
+                # kept as Arrow: GEOS gets bytes objects on the read-ahead thread (_decode),
+                # the writers the buffers themselves (convert._arrow_wkb)
+                df["_lq_wkb"] = pd.arrays.ArrowExtensionArray(rb.column(gi))
             yield df
     finally:
         ctx.__exit__(None, None, None)

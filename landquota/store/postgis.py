@@ -1078,7 +1078,18 @@ def _var_field(payload: Any, na: np.ndarray) -> Any:
     )
 
 
-def _binary_rows(lyr: Layer, df: Frame, *, wkb: np.ndarray | None = None) -> Any:
+def _binary_array(wkb: Any) -> Any:
+    """*wkb* as an Arrow binary array: Arrow arrays as they are, bytes objects converted."""
+    import pyarrow as pa
+
+    if isinstance(wkb, pa.ChunkedArray):
+        wkb = wkb.combine_chunks()
+    if isinstance(wkb, pa.Array):
+        return wkb if wkb.type == pa.binary() else wkb.cast(pa.binary())
+    return pa.array(wkb, type=pa.binary())
+
+
+def _binary_rows(lyr: Layer, df: Frame, *, wkb: Any = None) -> Any:
     """Return the rows of *df* in PostgreSQL's binary COPY format (without signature/trailer).
 
     Every field becomes an Arrow binary array of (length, value) pieces and one
@@ -1086,8 +1097,8 @@ def _binary_rows(lyr: Layer, df: Frame, *, wkb: np.ndarray | None = None) -> Any
     canonical frames (``prepare_frame``): text str/NaN, float64, Int64, bool,
     datetime64[ns] (date) and datetime64[ns, UTC] (datetime); geometries go as
     EWKB with SRID 4490, which ``geometry_recv`` accepts. *wkb*, when given, is
-    the geometries' own WKB (an importer passing the source's bytes through); it
-    is used only if every value is a little-endian 2D MultiPolygon, otherwise the
+    the geometries' own WKB (an importer passing the source's bytes through, as
+    bytes objects or an Arrow binary array); it is used only if every value is a little-endian 2D MultiPolygon, otherwise the
     geometries are encoded as usual.
     """
     import pyarrow as pa
@@ -1135,18 +1146,22 @@ def _binary_rows(lyr: Layer, df: Frame, *, wkb: np.ndarray | None = None) -> Any
         g = np.asarray(df.geometry.values, dtype=object)
         missing = shapely.is_missing(g)
         present = g[~missing]
-        given = pa.array(wkb, type=pa.binary()) if wkb is not None and len(wkb) == n else None
+        given = _binary_array(wkb) if wkb is not None and len(wkb) == n else None
         head = pa.scalar(b"\x01\x06\x00\x00\x00", pa.binary())
         if (
             given is not None
             and not missing.any()
             and pc.all(pc.equal(pc.binary_slice(given, 0, 5), head)).as_py()
         ):
-            wkb_arr = pc.binary_join_element_wise(
-                pa.scalar(_EWKB_MULTIPOLYGON_4490, pa.binary()),
-                pc.binary_slice(given, 5, 2**31 - 1),
-                pa.scalar(b"", pa.binary()),
-            )
+            # the source's WKB goes in as it is, behind its field length and the EWKB
+            # header, as three pieces of the one row join below: its bytes are copied
+            # once more, not three times (issue 18)
+            lens = (pc.binary_length(given).to_numpy() + (len(_EWKB_MULTIPOLYGON_4490) - 5)).astype(">i4")
+            fields.append(pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(4), n, [None, pa.py_buffer(lens.tobytes())]).cast(pa.binary()))
+            fields.append(pa.scalar(_EWKB_MULTIPOLYGON_4490, pa.binary()))
+            fields.append(pc.binary_slice(given, 5, 2**31 - 1))
+            wkb_arr = None
         elif len(present) and (shapely.get_type_id(present) == 6).all():
             # All 2D MultiPolygons (the contract): ISO WKB with the EWKB header swapped
             # in by an Arrow kernel is much cheaper than set_srid on every geometry.
@@ -1163,7 +1178,8 @@ def _binary_rows(lyr: Layer, df: Frame, *, wkb: np.ndarray | None = None) -> Any
                 ),
                 type=pa.binary(),
             )
-        fields.append(_var_field(wkb_arr, missing))
+        if wkb_arr is not None:
+            fields.append(_var_field(wkb_arr, missing))
     rows = pc.binary_join_element_wise(*fields, pa.scalar(b"", pa.binary()))
     offsets = rows.buffers()[1]
     start, end = (

@@ -126,13 +126,15 @@ def _coerce_series(s: pd.Series, typ: str, nullable: bool) -> pd.Series:
 
 
 def prepare_frame(
-    lyr: Layer, frame: pd.DataFrame, *, source: str = "frame", _checked: bool = False
+    lyr: Layer, frame: pd.DataFrame, *, source: str = "frame", _checked: bool = False, _ids_checked: bool = False
 ) -> Frame:
     """Check *frame* against the contract and return it in canonical form.
 
     ``_checked`` is for the importer only: it has already found, on its read-ahead
     thread, that every geometry is a present, non-empty, valid 2D MultiPolygon,
-    so those GEOS tests are not paid twice.
+    so those GEOS tests are not paid twice. ``_ids_checked`` is for the importer too:
+    its id guard finds duplicates across all batches (and names both rows), so this
+    batch's own hash pass over the ids is skipped (0.17 s of 10^6 rows).
 
     Raises
     ------
@@ -208,7 +210,7 @@ def prepare_frame(
             )
         if col.type == "real" and col.name == "amount" and (~np.isfinite(s.astype(float))).any():
             raise DataError(f"{source}: layer {lyr.name!r} column 'amount' must be finite numbers")
-    dup = ids[ids.duplicated()]
+    dup = ids[ids.duplicated()] if not _ids_checked else ids[:0]
     if len(dup):
         raise DataError(
             f"{source}: layer {lyr.name!r} has duplicate {lyr.id_column} {sorted(set(dup))[:5]}; "
