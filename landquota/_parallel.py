@@ -1,16 +1,19 @@
-"""Split GEOS work over the machine's cores.
+"""Split GEOS work over the machine's cores; run a stream's stages on threads of their own.
 
 Shapely 2's vectorised functions release the GIL, so chunks of one array can
 run on threads in parallel; on a 2-core machine decoding and validating 10⁶
 parcels takes about half the wall time. Small arrays stay on the calling thread,
-where a pool's start-up would cost more than it saves.
+where a pool's start-up would cost more than it saves. :func:`read_ahead` runs one
+stage of a stream (reading and decoding an import's batches, building a
+GeoPackage's rows) on a thread while the caller works on the previous item.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -20,6 +23,7 @@ import numpy as np
 MIN_PARALLEL = 20_000
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
@@ -78,3 +82,53 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
     if n == 1 or len(tasks) < 2 or _in_pool():
         return [task() for task in tasks]
     return list(_executor(n).map(lambda task: task(), tasks))
+
+
+def read_ahead(
+    items: Iterator[T], fn: Callable[[T], U], depth: int = 2, *, name: str = "landquota-read-ahead"
+) -> Iterator[tuple[T, U]]:
+    """Yield ``(item, fn(item))``, with reading and *fn* done on a worker thread (named *name*).
+
+    The worker stays at most *depth* items ahead, so memory stays bounded by a
+    few batches. An exception in the worker (a read error, a bad file) is raised
+    here, in the consumer, at the item where it happened; if the consumer stops
+    early, the worker stops and the source is closed on its own thread.
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(msg: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(msg, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(("item", (item, fn(item)))):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()

@@ -69,13 +69,13 @@ KILL_SCRIPT = textwrap.dedent(
         st._set_acl = set_acl
     elif where == "gpkg":
         import landquota.store.gpkg as gp
-        real_insert, calls = gp.GpkgWorkspace._insert, []
-        def insert(self, *a, **kw):
+        real_insert, calls = gp.GpkgWorkspace._insert_run, []
+        def insert(self, *a, **kw):  # two batches inserted, the third about to be
             calls.append(1)
             if len(calls) == 3:
                 stop()
             return real_insert(self, *a, **kw)
-        gp.GpkgWorkspace._insert = insert
+        gp.GpkgWorkspace._insert_run = insert
     ws = open_workspace({url!r})
     imp.import_layer({src!r}, ws, layer="parcels", mode="replace")
     """

@@ -11,14 +11,13 @@ overlaps reading and decoding the next batch with converting and writing this on
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import pandas as pd
 
+from landquota._parallel import read_ahead
 from landquota.errors import DataError, ImportDataError, ParameterError
 from landquota.store.schema import Layer
 from landquota.store.workspace import Workspace
@@ -112,58 +111,6 @@ def _transaction(ws: Workspace) -> Any:
 class _NoBar:
     def update(self, n: int) -> None:
         """Ignore progress."""
-
-
-_T = TypeVar("_T")
-_U = TypeVar("_U")
-
-
-def read_ahead(items: Iterator[_T], fn: Callable[[_T], _U], depth: int = 2) -> Iterator[tuple[_T, _U]]:
-    """Yield ``(item, fn(item))``, with reading and *fn* done on a worker thread.
-
-    The worker stays at most *depth* items ahead, so memory stays bounded by a
-    few batches. An exception in the worker (a read error, a bad file) is raised
-    here, in the consumer, at the item where it happened; if the consumer stops
-    early, the worker stops and the source is closed on its own thread.
-    """
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(msg: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(msg, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in items:
-                if not put(("item", (item, fn(item)))):
-                    return
-            put(("end", None))
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(("error", exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=work, name="landquota-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = q.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        worker.join()
 
 
 # --------------------------------------------------------------------------------------
@@ -348,7 +295,7 @@ def _write_into(
         )
         con.execute(sa.text(stmt), {"k": key, "v": meta()})
         return
-    from landquota.store.gpkg import GEOM, META_UPSERT, GpkgWorkspace
+    from landquota.store.gpkg import GEOM, META_UPSERT, GpkgWorkspace, InsertRows, insert_rows
 
     if not isinstance(ws, GpkgWorkspace):  # pragma: no cover - only two backends
         raise TypeError(f"{ws!r} is not a GeoPackage workspace")
@@ -365,10 +312,25 @@ def _write_into(
     indexed: list[tuple[Any, Any]] = []
     # issue 18: a large replace builds the plain indexes once at the end (GpkgWorkspace._bulk_start)
     restore = ws._bulk_start(con, lyr) if mode == "replace" and expected_rows >= BULK_ROWS else []
-    for df, wkb in frames:
+    # Three threads: GDAL's reading and the GEOS tests (the importer's read-ahead), then
+    # the contract checks and the SQLite parameters of each batch (here, "landquota-
+    # rows"), then SQLite's inserts on this thread, which holds the connection. SQLite
+    # releases the GIL while it inserts, so the stages overlap on two cores (issue 18:
+    # the inserts alone were the critical path).
+    plan = ws._insert_begin(con, lyr)
+    next_fid = plan.first_fid
+
+    def rows_of(item: tuple[pd.DataFrame, Any]) -> InsertRows:
+        nonlocal next_fid
+        df, wkb = item
+        rows = insert_rows(lyr, df, next_fid, wkb, block=plan.block)
+        next_fid += len(df)
+        return rows
+
+    for (df, _wkb), rows in read_ahead(frames, rows_of, name="landquota-rows"):
         if mode == "append":
             ws._check_new_ids({lyr.name: df})
-        part = ws._insert(con, lyr, df, bar, rtree=False, wkb=wkb)
+        part = ws._insert_run(con, lyr, plan, rows, bar)
         if part is not None:
             indexed.append(part)
     if check is not None:

@@ -494,27 +494,100 @@ def to_blobs(geoms: np.ndarray, wkb: Any = None, bounds: np.ndarray | None = Non
     return out
 
 
+@dataclass
+class InsertPlan:
+    """How a layer's rows are inserted: made by :meth:`GpkgWorkspace._insert_begin`.
+
+    Rows go in *block* at a time, in one multi-row ``INSERT … VALUES (…), (…)``
+    statement: the GIL is given up and taken back once per statement rather than
+    once per row (``executemany`` releases it around each SQLite step), which
+    matters when another thread is building the next batch (issue 18), and SQLite
+    runs one statement per block instead of per row. The last rows of a batch use
+    the one-row statement.
+    """
+
+    one: str
+    many: str
+    block: int
+    first_fid: int
+
+
+@dataclass
+class InsertRows:
+    """A frame's rows as SQLite parameters, ready for :meth:`GpkgWorkspace._insert_run`.
+
+    Built by :func:`insert_rows`, which needs no connection: a bulk import builds
+    the next batch's on a thread of its own while SQLite inserts this one
+    (``landquota.intake.load``, issue 18).
+    """
+
+    #: the parameters of whole blocks (block × columns values each), then of single rows
+    blocks: list[list[Any]]
+    single: list[list[Any]]
+    n: int
+    #: fids and (minx, miny, maxx, maxy) of the rows with a non-empty geometry (spatial layers)
+    fids: np.ndarray | None
+    bounds: np.ndarray | None
+
+
+#: rows whose Python values :meth:`GpkgWorkspace._insert` makes at once
+INSERT_ROWS = 50_000
+#: rows per multi-row INSERT statement (fewer when the columns would pass SQLite's
+#: limit on bound parameters; 999 in builds before 3.32)
+INSERT_BLOCK = 100
+
+
+def insert_rows(lyr: Layer, df: Frame, fid0: int, wkb: Any = None, *, block: int = 1) -> InsertRows:
+    """Turn a canonical frame into :class:`InsertRows` with fids from *fid0* (see :func:`to_blobs` for *wkb*)."""
+    cols = list(lyr.column_names)
+    n = len(df)
+    geoms = np.asarray(df.geometry.values, dtype=object) if lyr.geometry else np.empty(0, dtype=object)
+    bounds = shapely.bounds(geoms)
+    values = np.empty((n, 1 + len(cols) + (1 if lyr.geometry else 0)), dtype=object)
+    values[:, 0] = np.arange(fid0, fid0 + n).tolist()
+    for j, c in enumerate(cols, start=1):
+        values[:, j] = _py_values(lyr.column(c), df[c])
+    if lyr.geometry:
+        values[:, -1] = to_blobs(geoms, wkb, bounds)
+    whole = n // block * block if block > 1 else 0
+    # a block's parameters are its rows' values one after the other: a reshape, in C
+    blocks = values[:whole].reshape(-1, block * values.shape[1]).tolist() if whole else []
+    single = values[whole:].tolist()
+    if not lyr.geometry:
+        return InsertRows(blocks, single, n, None, None)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    return InsertRows(blocks, single, n, np.arange(fid0, fid0 + n)[ok], bounds[ok])
+
+
 def _py_values(col: Column, s: pd.Series) -> list[Any]:
-    """Return a column as the Python values SQLite stores the GeoPackage way."""
+    """Return a column as the Python values SQLite stores the GeoPackage way.
+
+    ``tolist`` makes the Python values in one pass (no object array copied first):
+    a bulk import builds these on a thread beside SQLite's inserts, whose GIL
+    hand-offs this keeps short.
+    """
     na = s.isna().to_numpy()
+    vals: np.ndarray
     if col.type in ("text", "json"):
-        vals = s.astype(object).to_numpy()
+        vals = s.to_numpy(dtype=object)
     elif col.type == "real":
-        vals = s.to_numpy(dtype="float64").astype(object)
+        vals = s.to_numpy(dtype="float64", na_value=np.nan)
     elif col.type == "integer":
-        vals = s.astype("float64").to_numpy().astype(object)
-        vals = np.array([None if v != v else int(v) for v in vals], dtype=object)
+        vals = s.astype("float64").to_numpy()
+        vals = np.array([None if v != v else int(v) for v in vals.tolist()], dtype=object)
     elif col.type == "boolean":
-        vals = s.astype("int64").to_numpy().astype(object)
+        vals = s.astype("int64").to_numpy()
     elif col.type == "date":
         vals = s.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
     else:  # datetime, UTC, millisecond precision as GDAL writes it
         vals = (
             s.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str.slice(0, 23).add("Z").to_numpy(dtype=object)
         )
-    vals = vals.copy()
-    vals[na] = None
-    return list(vals)
+    if na.any():
+        vals = vals.astype(object)  # a copy: the Series' own buffer is not written
+        vals[na] = None
+    out: list[Any] = vals.tolist()
+    return out
 
 
 def _rollback(con: sqlite3.Connection) -> None:
@@ -922,11 +995,34 @@ class GpkgWorkspace(Workspace):
         bounds this returns for each batch; its triggers stay dropped until then.
         *wkb*: the geometries' own WKB, when the caller has it (see :func:`to_blobs`).
         """
+        plan = self._insert_begin(con, lyr)
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        for start in range(0, len(df), INSERT_ROWS):  # Python values for INSERT_ROWS rows at a time
+            rows = insert_rows(lyr, df.iloc[start : start + INSERT_ROWS], plan.first_fid + start,
+                               None if wkb is None else wkb[start : start + INSERT_ROWS], block=plan.block)
+            part = self._insert_run(con, lyr, plan, rows, bar)
+            if part is not None:
+                parts.append(part)
+        if not lyr.geometry:
+            return None
+        fids = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, dtype=np.int64)
+        bounds = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, 4))
+        if rtree:
+            self._fill_rtree(con, lyr, [(fids, bounds)])
+        return fids, bounds
+
+    def _insert_begin(self, con: sqlite3.Connection, lyr: Layer) -> InsertPlan:
+        """Get *lyr* ready for inserts: return the INSERT statements and the first free fid.
+
+        Rows get explicit fids, so that the R-tree rows written later name exactly
+        these rows (AUTOINCREMENT would continue from sqlite_sequence after a
+        replace's DELETE). The R-tree triggers are dropped until :meth:`_fill_rtree`.
+        """
         cols = list(lyr.column_names)
-        # explicit fids, so that the R-tree rows written below name exactly these rows
-        # (AUTOINCREMENT would continue from sqlite_sequence after a replace's DELETE)
         names = ["fid", *cols] + ([GEOM] if lyr.geometry else [])
-        sql = f"INSERT INTO {_q(lyr.name)} ({', '.join(_q(c) for c in names)}) VALUES ({', '.join('?' for _ in names)})"
+        head = f"INSERT INTO {_q(lyr.name)} ({', '.join(_q(c) for c in names)}) VALUES "
+        row = f"({', '.join('?' for _ in names)})"
+        block = max(1, min(INSERT_BLOCK, con.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names)))
         if lyr.geometry:
             # The spec's R-tree triggers call back into Python once per row; dropping
             # them for the bulk insert and filling the R-tree afterwards is ~10x faster.
@@ -943,21 +1039,19 @@ class GpkgWorkspace(Workspace):
             "coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0))",
             (lyr.name,),
         ).fetchone()
-        batch = 50_000
-        geoms = np.asarray(df.geometry.values, dtype=object) if lyr.geometry else np.empty(0, dtype=object)
-        all_bounds = shapely.bounds(geoms)
+        return InsertPlan(head + row, head + ", ".join([row] * block), block, int(max_fid) + 1)
+
+    def _insert_run(
+        self, con: sqlite3.Connection, lyr: Layer, plan: InsertPlan, rows: InsertRows, bar: Any
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Execute *plan*'s INSERTs for *rows*; return their fids and bounds (spatial layers)."""
         try:
-            for start in range(0, len(df), batch):
-                part = df.iloc[start : start + batch]
-                fid0 = max_fid + 1 + start
-                columns: list[list[Any]] = [list(range(fid0, fid0 + len(part)))]
-                columns += [_py_values(lyr.column(c), part[c]) for c in cols]
-                if lyr.geometry:
-                    stop = start + len(part)
-                    columns.append(to_blobs(geoms[start:stop], None if wkb is None else wkb[start:stop],
-                                            all_bounds[start:stop]))
-                con.executemany(sql, zip(*columns, strict=True))
-                bar.update(len(part))
+            for start in range(0, len(rows.blocks), 100):  # progress every 100 blocks
+                chunk = rows.blocks[start : start + 100]
+                con.executemany(plan.many, chunk)
+                bar.update(len(chunk) * plan.block)
+            con.executemany(plan.one, rows.single)
+            bar.update(len(rows.single))
         except sqlite3.IntegrityError as exc:
             raise DataError(f"write to {lyr.name!r} refused by the workspace: {exc}") from exc
         if not lyr.geometry:
@@ -966,12 +1060,8 @@ class GpkgWorkspace(Workspace):
                 (lyr.name,),
             )
             return None
-        ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-        fids = np.arange(max_fid + 1, max_fid + 1 + len(df))[ok]
-        bounds = all_bounds[ok]
-        if rtree:
-            self._fill_rtree(con, lyr, [(fids, bounds)])
-        return fids, bounds
+        assert rows.fids is not None and rows.bounds is not None
+        return rows.fids, rows.bounds
 
     def _bulk_start(self, con: sqlite3.Connection, lyr: Layer) -> list[str]:
         """Prepare an emptied layer for a large load; return what :meth:`_bulk_end` restores.
