@@ -21,8 +21,9 @@ def _boxes(n: int, seed: int = 1) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n", [1, 2, 51, 52, 2_601, 60_000])  # 51 cells fill a 1,228-byte node
-def test_bulk_load_equals_row_by_row_and_passes_rtreecheck(n: int) -> None:
-    b, ids = _boxes(n), np.arange(1, n + 1) * 3
+@pytest.mark.parametrize("step", [3, 1])  # consecutive ids (a bulk load's) go through json_each
+def test_bulk_load_equals_row_by_row_and_passes_rtreecheck(n: int, step: int) -> None:
+    b, ids = _boxes(n), np.arange(1, n + 1) * step + 40
     own, bulk = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
     for con in (own, bulk):
         con.execute("CREATE VIRTUAL TABLE r USING rtree(id, minx, maxx, miny, maxy)")
