@@ -555,7 +555,9 @@ def insert_rows(lyr: Layer, df: Frame, fid0: int, wkb: Any = None, *, block: int
     single = values[whole:].tolist()
     if not lyr.geometry:
         return InsertRows(blocks, single, n, None, None)
-    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    # missing and empty geometries have NaN bounds (and only they: NaN coordinates are
+    # invalid, refused before any write): no GEOS pass over the batch to find them
+    ok = ~np.isnan(bounds[:, 0])
     return InsertRows(blocks, single, n, np.arange(fid0, fid0 + n)[ok], bounds[ok])
 
 
