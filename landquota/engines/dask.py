@@ -280,17 +280,26 @@ def _measure_task(
     value), with their site, patch attributes and areas; the client only sums.
     Also returns each file's seconds (read, cut and measure).
     """
+    sites = np.asarray(shapely.from_wkb(site_wkb), dtype=object)
+    pieces, seconds = _measure_files(files, sites, yields, centre)
+    return _to_arrow(pieces), seconds
+
+
+def _measure_files(
+    files: list[str], sites: NDArray[np.object_], yields: dict[str, float], centre: Centre | None,
+    tree: shapely.STRtree | None = None,
+) -> tuple[MeasuredPieces, list[float]]:
+    """Measure the pieces of *files* against *sites* (*tree*: theirs, if already built); return them and each file's seconds."""
     import time
 
-    sites = np.asarray(shapely.from_wkb(site_wkb), dtype=object)
-    tree = shapely.STRtree(sites)
+    tree = tree if tree is not None else shapely.STRtree(sites)
     parts: list[MeasuredPieces] = []
     seconds: list[float] = []
     for file in files:
         t = time.perf_counter()
         parts.append(_measure_file(file, sites, tree, yields=yields, centre=centre))
         seconds.append(time.perf_counter() - t)
-    return _to_arrow(MeasuredPieces.concat(parts)), seconds
+    return MeasuredPieces.concat(parts), seconds
 
 
 def _to_arrow(m: MeasuredPieces) -> Any:
@@ -369,8 +378,8 @@ def measure_partitions(
     """
     files = _partition_files(Path(path))
     wanted: list[int] = []
+    tree = shapely.STRtree(fixed.geoms)
     if len(fixed.ids) and files:
-        tree = shapely.STRtree(fixed.geoms)
         for k, (_, box) in enumerate(files):
             if box is None or len(tree.query(shapely.box(*box), predicate="intersects")):
                 wanted.append(k)
@@ -379,17 +388,8 @@ def measure_partitions(
     names = [str(files[k][0]) for k in wanted]
     plain_yields = {str(k): float(v) for k, v in yields.items()}
     if client is None:
-        sites = fixed.geoms
-        site_tree = shapely.STRtree(sites)
-        parts: list[MeasuredPieces] = []
-        seconds: list[float] = []
-        import time
-
-        for name in names:
-            t = time.perf_counter()
-            parts.append(_measure_file(name, sites, site_tree, yields=plain_yields, centre=centre))
-            seconds.append(time.perf_counter() - t)
-        return MeasuredPieces.concat(parts), wanted, seconds
+        pieces, seconds = _measure_files(names, fixed.geoms, plain_yields, centre, tree)
+        return pieces, wanted, seconds
     import time
 
     distributed = _distributed()

@@ -220,9 +220,7 @@ def _write_into(
                 stage.load(ws, lambda raw, target: _copy_stream(ws, raw, lyr, frames, mode=mode, bar=bar,
                                                                 table=target), check)
                 stage.swap(con)
-                con.execute(sa.text(f'INSERT INTO "{ws.schema}".landquota_meta (key, value) VALUES (:k, :v) '
-                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
-                            {"k": key, "v": meta()})
+                _record(ws, con, key, meta())
                 return
         if mode == "replace":
             referenced = con.execute(
@@ -288,13 +286,9 @@ def _write_into(
             con.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
         for ddl in rebuild:
             con.execute(sa.text(ddl))
-        stmt = (
-            f'INSERT INTO "{ws.schema}".landquota_meta (key, value) VALUES (:k, :v) '
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-        )
-        con.execute(sa.text(stmt), {"k": key, "v": meta()})
+        _record(ws, con, key, meta())
         return
-    from landquota.store.gpkg import GEOM, META_UPSERT, GpkgWorkspace, InsertRows, insert_rows
+    from landquota.store.gpkg import GEOM, GpkgWorkspace, InsertRows, insert_rows
 
     if not isinstance(ws, GpkgWorkspace):  # pragma: no cover - only two backends
         raise TypeError(f"{ws!r} is not a GeoPackage workspace")
@@ -340,7 +334,7 @@ def _write_into(
         ws._fill_rtree(con, lyr, indexed, meanwhile=lambda: ws._bulk_end(con, restore))
     else:
         ws._bulk_end(con, restore)
-    con.execute(META_UPSERT, (key, meta()))
+    _record(ws, con, key, meta())
 
 
 def _update_into(ws: Any, con: Any, lyr: Layer, frames: Iterator[tuple[pd.DataFrame, Any]], *, bar: Any) -> None:
@@ -364,10 +358,9 @@ def _record(ws: Any, con: Any, key: str, value: str) -> None:
     if ws.kind == "postgis":
         import sqlalchemy as sa
 
-        pg: Any = ws  # a PostgisWorkspace, not imported here (see _transaction)
         con.execute(
             sa.text(
-                f'INSERT INTO "{pg.schema}".landquota_meta (key, value) VALUES (:k, :v) '
+                f'INSERT INTO "{ws.schema}".landquota_meta (key, value) VALUES (:k, :v) '
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
             ),
             {"k": key, "v": value},
@@ -380,18 +373,4 @@ def _record(ws: Any, con: Any, key: str, value: str) -> None:
 
 def _mark_stale(ws: Workspace, con: Any) -> None:
     """Mark validation stale in the load's transaction: ``validate`` must run before allocation."""
-    if ws.kind == "postgis":
-        import sqlalchemy as sa
-
-        pg: Any = ws  # a PostgisWorkspace, not imported here (see _transaction)
-        con.execute(
-            sa.text(
-                f'INSERT INTO "{pg.schema}".landquota_meta (key, value) VALUES (:k, :v) '
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-            ),
-            {"k": "validation.state", "v": "stale"},
-        )
-    else:
-        from landquota.store.gpkg import META_UPSERT
-
-        con.execute(META_UPSERT, ("validation.state", "stale"))
+    _record(ws, con, "validation.state", "stale")

@@ -49,6 +49,7 @@ from landquota.store.workspace import (
     Where,
     Workspace,
     WriteMode,
+    binary_array,
     coerce_frame,
     os_user,
     prepare_frame,
@@ -459,10 +460,7 @@ def to_blobs(geoms: np.ndarray, wkb: Any = None, bounds: np.ndarray | None = Non
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        if isinstance(wkb, pa.ChunkedArray):
-            wkb = wkb.combine_chunks()
-        given = (wkb if wkb.type == pa.binary() else wkb.cast(pa.binary())) if isinstance(wkb, pa.Array) \
-            else pa.array(wkb, type=pa.binary())
+        given = binary_array(wkb)
         head = pa.scalar(_ISO_MULTIPOLYGON, pa.binary())
         if given.null_count == 0 and pc.all(pc.equal(pc.binary_slice(given, 0, 5), head)).as_py():
             b = shapely.bounds(geoms) if bounds is None else bounds

@@ -51,6 +51,7 @@ from landquota.store.workspace import (
     Workspace,
     WriteMode,
     arrow_text,
+    binary_array,
     coerce_frame,
     prepare_frame,
     where_to_sql,
@@ -1078,17 +1079,6 @@ def _var_field(payload: Any, na: np.ndarray) -> Any:
     )
 
 
-def _binary_array(wkb: Any) -> Any:
-    """*wkb* as an Arrow binary array: Arrow arrays as they are, bytes objects converted."""
-    import pyarrow as pa
-
-    if isinstance(wkb, pa.ChunkedArray):
-        wkb = wkb.combine_chunks()
-    if isinstance(wkb, pa.Array):
-        return wkb if wkb.type == pa.binary() else wkb.cast(pa.binary())
-    return pa.array(wkb, type=pa.binary())
-
-
 def _binary_rows(lyr: Layer, df: Frame, *, wkb: Any = None) -> Any:
     """Return the rows of *df* in PostgreSQL's binary COPY format (without signature/trailer).
 
@@ -1146,7 +1136,7 @@ def _binary_rows(lyr: Layer, df: Frame, *, wkb: Any = None) -> Any:
         g = np.asarray(df.geometry.values, dtype=object)
         missing = shapely.is_missing(g)
         present = g[~missing]
-        given = _binary_array(wkb) if wkb is not None and len(wkb) == n else None
+        given = binary_array(wkb) if wkb is not None and len(wkb) == n else None
         head = pa.scalar(b"\x01\x06\x00\x00\x00", pa.binary())
         if (
             given is not None

@@ -234,6 +234,21 @@ def arrow_text(s: pd.Series) -> Any:
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
+def binary_array(wkb: Any) -> Any:
+    """Return *wkb* as one Arrow binary array: Arrow arrays as they are, bytes objects converted.
+
+    The backends' writers take an import's WKB either way (issue 18: GDAL's batches
+    keep theirs in Arrow, VCT and CSV sources give bytes objects).
+    """
+    import pyarrow as pa
+
+    if isinstance(wkb, pa.ChunkedArray):
+        wkb = wkb.combine_chunks()
+    if isinstance(wkb, pa.Array):
+        return wkb if wkb.type == pa.binary() else wkb.cast(pa.binary())
+    return pa.array(wkb, type=pa.binary())
+
+
 def _holds_nul(s: pd.Series) -> bool:
     """Tell whether any text value holds a NUL: one scan, not a Python call per value."""
     if s.dtype == _STR:
