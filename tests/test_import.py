@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import importdata as fx
 import pandas as pd
 import pytest
@@ -525,3 +526,51 @@ def test_datetime_and_date_fields_import_as_dates(ws: Any, tmp_path: Path, src_l
     timed = [w for w in rep.warnings if "times of day dropped" in w]
     assert len(timed) == 1 and "'approval_date'" in timed[0] and f"first at row {timed_row}" in timed[0]
     assert ("Asia/Shanghai" in timed[0]) == (src_layer == "aware")
+
+
+def test_plain_source_stored_as_read_whether_decoded_or_not(ws: Any, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CGCS2000 source goes in as its own WKB; a PostGIS load need not decode the valid batches at all.
+
+    Patches near Yangshan in EPSG:4490, no area field, so R2's net area is measured on
+    the geometry: convex ones (the convex test vouches for them), a concave L and a
+    holed square (GEOS judges those) in a second file, and in a third a bow-tie
+    (repaired as always, its area measured on the repaired shape: its two lobes cancel
+    on the source's). Whether a batch was decoded or not, every valid patch is stored
+    exactly as the source has it and the measured areas are the same.
+    """
+    from landquota.intake import importer
+    from landquota.rules.areas import ellipsoidal_area
+
+    d = 0.001  # about 100 m
+    x, y = 112.70, 24.40
+    convex = [shapely.box(x + i * d, y, x + (i + 1) * d, y + d) for i in range(3)]
+    convex.append(shapely.Polygon([(x, y + 2 * d), (x + d, y + 2 * d), (x + 0.5 * d, y + 3 * d)]))
+    concave = shapely.Polygon([(x, y + 4 * d), (x + 2 * d, y + 4 * d), (x + 2 * d, y + 5 * d),
+                               (x + d, y + 5 * d), (x + d, y + 6 * d), (x, y + 6 * d)])
+    holed = shapely.box(x + 3 * d, y + 4 * d, x + 5 * d, y + 6 * d).difference(
+        shapely.box(x + 3.5 * d, y + 4.5 * d, x + 4 * d, y + 5 * d))
+    bowtie = shapely.Polygon([(x + 6 * d, y), (x + 7 * d, y + d), (x + 7 * d, y), (x + 6 * d, y + d)])
+
+    def source(name: str, geoms: list[Any]) -> Path:
+        gdf = gpd.GeoDataFrame({"BSM": [f"44182300{i:02d}" for i in range(len(geoms))], "DLBM": "0101"},
+                               geometry=[shapely.MultiPolygon([g]) for g in geoms], crs=4490)
+        return fx.write(gdf, tmp_path / name)
+
+    seen: list[Any] = []
+    real = importer._decode
+    monkeypatch.setattr(importer, "_decode", lambda b, p, **k: seen.append(real(b, p, **k)) or seen[-1])
+    on_postgis = ws.kind == "postgis"
+    for name, geoms, repaired in [("convex.gpkg", convex, []), ("mixed.gpkg", [*convex, concave, holed], []),
+                                  ("bowtie.gpkg", [*convex, bowtie], ["4418230004"])]:
+        seen.clear()
+        rep = import_layer(source(name, geoms), ws, layer="parcels", allow_shrink=True)
+        assert [r["id"] for r in rep.repaired] == repaired and not rep.rejected
+        assert [dec.geoms is None for dec in seen] == [on_postgis and not repaired], name
+        got = ws.read_layer("parcels").sort_values("parcel_id")
+        assert len(got) == len(geoms)
+        for g, stored, net in zip(geoms, got.geometry, got["net_m2"], strict=True):
+            if shapely.is_valid(g):
+                assert shapely.to_wkb(stored) == shapely.to_wkb(shapely.MultiPolygon([g])), name
+            assert net == pytest.approx(float(ellipsoidal_area([stored], crs=4490)[0]), rel=1e-9)
+        assert got["net_m2"].iloc[0] == pytest.approx(d * d * 101_000 * 111_000, rel=0.1)  # ~1.1 ha

@@ -180,21 +180,23 @@ class PreparedImport:
     report: ImportReport
     total: int
     mode: Mode
-    _frames: Callable[[], Iterator[tuple[pd.DataFrame, Any]]]
+    _frames: Callable[..., Iterator[tuple[pd.DataFrame, Any]]]
     _ids: _IdGuard
     _state: _State
     _t0: float
     _check: Callable[[int], None] | None = None
     _gdal: GdalErrors | None = None
     _rejects: str | Path | None = None
+    #: :meth:`load`'s writer stores the source's WKB without reading the geometries
+    _wkb_only: bool = False
 
     def frames(self) -> Iterator[tuple[pd.DataFrame, Any]]:
-        """Stream the prepared batches (once)."""
+        """Stream the prepared batches (once), their geometries decoded."""
         return self._frames()
 
     def load(self) -> Load:
         """Return this import as a :class:`Load` for :func:`load_layers`."""
-        return Load(self.lyr, self.frames(), lambda: _meta_record(self.report), self.path, self.mode,
+        return Load(self.lyr, self._frames(self._wkb_only), lambda: _meta_record(self.report), self.path, self.mode,
                     self.total, self._ids.check, self._check)
 
     def collect(self) -> pd.DataFrame:
@@ -318,12 +320,14 @@ def prepare_import(
     ids = _IdGuard(path, lyr)
     state = _State()
 
-    def frames() -> Iterator[tuple[pd.DataFrame, NDArray[Any] | None]]:
+    def frames(wkb_only: bool = False) -> Iterator[tuple[pd.DataFrame, NDArray[Any] | None]]:
         # (frame, the source's WKB when it can go to COPY unchanged): side data
         # travel beside the frame, not in .attrs, which pandas deep-copies on
-        # every operation.
+        # every operation. *wkb_only*: the consumer stores that WKB and never
+        # reads the frame's geometries, so valid batches need not be decoded (_decode)
         row0 = 0
-        for batch, decoded in read_ahead(_batches(source, plan, csv_frame, gdal), lambda b: _decode(b, plan)):
+        for batch, decoded in read_ahead(_batches(source, plan, csv_frame, gdal),
+                                         lambda b: _decode(b, plan, wkb_only=wkb_only and adjust is None)):
             report.rows_read += len(batch)
             out, rows, wkb, checked = _convert(batch, plan, row0, report, state, decoded)
             if adjust is not None:
@@ -334,6 +338,9 @@ def prepare_import(
                 prepared = prepare_frame(lyr, out, source=path, _checked=checked, _ids_checked=True)
             except DataError as exc:
                 ids.check()  # a duplicate id is reported with both of its rows
+                if decoded is not None and decoded.geoms is None:
+                    # not decoded, as all were valid: the refusal is about the attributes
+                    raise ImportDataError(str(exc)) from exc
                 fixed = _repair(out, rows, plan, report) if isinstance(out, gpd.GeoDataFrame) else None
                 if fixed is None:
                     raise ImportDataError(str(exc)) from exc
@@ -347,10 +354,13 @@ def prepare_import(
         ids.check()
 
     total = source.count if source.kind in ("ogr", "vct") else len(csv_frame) if csv_frame is not None else 0
+    # a PostGIS replace or append writes the source's WKB by COPY and never reads the
+    # geometries (landquota.intake.load._copy_stream); an update rewrites rows from them
+    wkb_only = ws.kind == "postgis" and mode in ("replace", "append")
     def check(removed: int) -> None:
         _refuse_loss(report, source, gdal, removed, allow_shrink=allow_shrink, rejects=rejects)
 
-    return PreparedImport(lyr, path, report, total, mode, frames, ids, state, t0, check, gdal, rejects)
+    return PreparedImport(lyr, path, report, total, mode, frames, ids, state, t0, check, gdal, rejects, wkb_only)
 
 
 def _layer(name: str) -> Layer:

@@ -12,6 +12,13 @@ The walk is only ever used to *confirm*: a row it cannot vouch for (big-endian W
 EWKB, a Z or M part, a count that runs past the row's end, very many parts) makes
 :func:`plain_multipolygons` answer False for it, and the caller asks GEOS as before.
 So the result of an import never depends on the walk, only its speed does.
+
+:func:`convex_rings` goes one step further for the commonest patch of all, one polygon
+of one ring: it reads the ring's coordinates from the same buffers and vouches for its
+validity when the ring is strictly convex and winds once, a test of a few numpy passes
+over the points (exact, with Shewchuk's error bound on each orientation) that saves
+GEOS's ``is_valid`` (about 1.7 s of CPU per 10^6 patches on the read-ahead thread). A
+ring it cannot decide, or that is not convex, goes to GEOS as before.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["plain_multipolygons"]
+__all__ = ["convex_rings", "plain_multipolygons"]
 
 #: Header steps (polygons plus rings) walked before giving up on a batch: a patch with
 #: hundreds of holes is rare; beyond this the caller's GEOS tests are as quick.
@@ -34,6 +41,20 @@ _FOUR = np.arange(4)
 #: the headers of a one-polygon, one-ring 2D MultiPolygon, little-endian: byte order, type 6,
 #: one part; byte order, type 3, one ring (the ring's number of points follows)
 _SIMPLE_HEAD = b"\x01\x06\x00\x00\x00\x01\x00\x00\x00\x01\x03\x00\x00\x00\x01\x00\x00\x00"
+
+
+#: Longest ring :func:`convex_rings` reads: rings are grouped by length, and a patch of
+#: more points than this is rarely convex (GEOS decides those).
+CONVEX_POINTS = 64
+#: Shewchuk's bound on the rounding error of a 2D orientation determinant computed in
+#: double precision, relative to |detleft| + |detright| ("Adaptive Precision
+#: Floating-Point Arithmetic and Fast Robust Geometric Predicates", 1997: ccwerrboundA =
+#: (3 + 16e)e, e = 2^-53), taken three times over: a determinant larger than this has
+#: the sign exact arithmetic would give it.
+_ORIENT_BOUND = 3.0 * (3.0 + 16.0 * 2.0**-53) * 2.0**-53
+#: added to the bound: products that underflowed lost at most 2^-1074 each, far below
+#: this (no real coordinates come near it)
+_TINY = 1e-290
 
 
 def _u32(data: NDArray[np.uint8], pos: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -128,3 +149,95 @@ def plain_multipolygons(wkb: Any) -> NDArray[np.bool_] | None:
             rings_left[ring] -= 1
             over = pos[ring] > stop[ring]
             alive[ring[over]] = False
+
+
+
+def convex_rings(wkb: Any) -> NDArray[np.bool_]:
+    """Say, per row, whether the WKB is a one-polygon, one-ring MultiPolygon GEOS finds valid.
+
+    True only when the walk can prove it: little-endian 2D headers as in
+    :func:`plain_multipolygons`, a ring of 4 to :data:`CONVEX_POINTS` points whose
+    last equals its first, finite coordinates, and a *strictly convex* ring that winds
+    once: every vertex turns the same way, each turn's sign certain under
+    :data:`_ORIENT_BOUND`, and the edges' x-direction changes sign exactly twice
+    around the ring (turns all one way with a total turning of 2*pi*k give 2k
+    changes; k = 1 is a simple convex polygon, k = 2 a pentagram). Such a ring has no
+    self-intersection, repeated point or spike, which is all GEOS's validity asks of
+    a lone shell. False means "ask GEOS": collinear or repeated vertices, a concave
+    vertex, holes, more than one part, or anything the walk does not read.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(wkb, pa.ChunkedArray):
+        wkb = wkb.combine_chunks()
+    n = len(wkb)
+    ok = np.zeros(n, dtype=bool)
+    if n == 0:
+        return ok
+    wide = pa.types.is_large_binary(wkb.type)
+    _validity, offsets, data = wkb.buffers()
+    if data is None or len(data) < 22:
+        return ok
+    off: NDArray[np.int64] = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[
+        wkb.offset : wkb.offset + n + 1].astype(np.int64)
+    raw: NDArray[np.uint8] = np.frombuffer(data, dtype=np.uint8)
+    start, end = off[:-1], off[1:]
+    head = np.asarray(pc.starts_with(wkb, pattern=_SIMPLE_HEAD).fill_null(False)) & (end - start >= 22)
+    sel = np.flatnonzero(head)
+    pts = _u32(raw, start[sel] + 18)
+    fits = (pts >= 4) & (pts <= CONVEX_POINTS) & (start[sel] + 22 + 16 * pts == end[sel])
+    sel, pts = sel[fits], pts[fits]
+    if not len(sel):
+        return ok
+    # the selected rows' coordinates, back to back: every row's are 16 bytes a point, so
+    # after Arrow cuts the 22 header bytes off (one C++ pass) they line up as float64
+    coords = pc.binary_slice(wkb.filter(pa.array(head & _scatter(n, sel))), 22, 1 << 30)
+    flat: NDArray[np.float64] = np.frombuffer(coords.buffers()[2], dtype="<f8", count=int(2 * pts.sum()))
+    first = 2 * (np.cumsum(pts) - pts)  # each row's first double
+    for k in np.unique(pts).tolist():
+        rows = np.flatnonzero(pts == k)
+        at = first[rows][:, None] + np.arange(0, 2 * k, 2)
+        ok[sel[rows]] = _convex(flat[at], flat[at + 1])
+    return ok
+
+
+def _scatter(n: int, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
+    out = np.zeros(n, dtype=bool)
+    out[idx] = True
+    return out
+
+
+def _convex(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """For rings of one length k, x and y as (rows, k) with the closing point: see :func:`convex_rings`."""
+    closed = (x[:, 0] == x[:, -1]) & (y[:, 0] == y[:, -1])
+    with np.errstate(invalid="ignore", over="ignore"):
+        # the turn at each vertex v_i (prev a, next c): v_1 .. v_m-1 along the row, v_0 apart
+        det, sure = _orient(x[:, :-2], y[:, :-2], x[:, 1:-1], y[:, 1:-1], x[:, 2:], y[:, 2:])
+        det0, sure0 = _orient(x[:, -2], y[:, -2], x[:, 0], y[:, 0], x[:, 1], y[:, 1])
+    one_way = sure.all(axis=1) & sure0 & (
+        ((det > 0).all(axis=1) & (det0 > 0)) | ((det < 0).all(axis=1) & (det0 < 0)))
+    # edge i runs from v_i to v_i+1; the sign of a difference of doubles is exact
+    sx = np.sign(np.diff(x, axis=1))
+    changes = (sx[:, :-1] * sx[:, 1:] < 0).sum(axis=1) + (sx[:, -1] * sx[:, 0] < 0)
+    zero = sx == 0
+    if zero.any():
+        # in a strictly convex ring no two edges in a row are vertical: a vertical edge
+        # stands alone and is a change when the edges either side of it differ
+        ring = np.concatenate([sx[:, -1:], sx, sx[:, :1]], axis=1)
+        changes = changes + (zero & (ring[:, :-2] * ring[:, 2:] < 0)).sum(axis=1)
+    out: NDArray[np.bool_] = closed & one_way & (changes == 2)
+    return out
+
+
+def _orient(ax: Any, ay: Any, bx: Any, by: Any, cx: Any, cy: Any) -> tuple[Any, Any]:
+    """Orientation determinants of the triangles (a, b, c), and whether each sign is certain.
+
+    Shewchuk's filter: the rounded determinant has the exact sign when it exceeds
+    :data:`_ORIENT_BOUND` times |detleft| + |detright|; the absolute :data:`_TINY`
+    covers products that underflowed. NaN and infinities fail the comparison.
+    """
+    left = (ax - cx) * (by - cy)
+    right = (ay - cy) * (bx - cx)
+    det = left - right
+    return det, np.abs(det) > (np.abs(left) + np.abs(right)) * _ORIENT_BOUND + _TINY

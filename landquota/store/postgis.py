@@ -1088,8 +1088,9 @@ def _binary_rows(lyr: Layer, df: Frame, *, wkb: Any = None) -> Any:
     datetime64[ns] (date) and datetime64[ns, UTC] (datetime); geometries go as
     EWKB with SRID 4490, which ``geometry_recv`` accepts. *wkb*, when given, is
     the geometries' own WKB (an importer passing the source's bytes through, as
-    bytes objects or an Arrow binary array); it is used only if every value is a little-endian 2D MultiPolygon, otherwise the
-    geometries are encoded as usual.
+    bytes objects or an Arrow binary array), every one present and non-empty; it
+    is used, without looking at the frame's geometries, if every value is a
+    little-endian 2D MultiPolygon, otherwise the geometries are encoded as usual.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -1133,26 +1134,27 @@ def _binary_rows(lyr: Layer, df: Frame, *, wkb: Any = None) -> Any:
             us = us.astype("datetime64[us]").astype("int64") - _PG_EPOCH_US
             fields.append(_fixed_field(np.where(na, 0, us), na, ">i8"))
     if lyr.geometry:
-        g = np.asarray(df.geometry.values, dtype=object)
-        missing = shapely.is_missing(g)
-        present = g[~missing]
         given = binary_array(wkb) if wkb is not None and len(wkb) == n else None
         head = pa.scalar(b"\x01\x06\x00\x00\x00", pa.binary())
         if (
             given is not None
-            and not missing.any()
+            and given.null_count == 0
             and pc.all(pc.equal(pc.binary_slice(given, 0, 5), head)).as_py()
         ):
             # the source's WKB goes in as it is, behind its field length and the EWKB
             # header, as three pieces of the one row join below: its bytes are copied
-            # once more, not three times (issue 18)
+            # once more, not three times (issue 18). The frame's geometries are not
+            # looked at: an importer may not have decoded them at all (convert._decode)
             lens = (pc.binary_length(given).to_numpy() + (len(_EWKB_MULTIPOLYGON_4490) - 5)).astype(">i4")
             fields.append(pa.FixedSizeBinaryArray.from_buffers(
                 pa.binary(4), n, [None, pa.py_buffer(lens.tobytes())]).cast(pa.binary()))
             fields.append(pa.scalar(_EWKB_MULTIPOLYGON_4490, pa.binary()))
             fields.append(pc.binary_slice(given, 5, 2**31 - 1))
-            wkb_arr = None
-        elif len(present) and (shapely.get_type_id(present) == 6).all():
+            return _join_rows(fields, n)
+        g = np.asarray(df.geometry.values, dtype=object)
+        missing = shapely.is_missing(g)
+        present = g[~missing]
+        if len(present) and (shapely.get_type_id(present) == 6).all():
             # All 2D MultiPolygons (the contract): ISO WKB with the EWKB header swapped
             # in by an Arrow kernel is much cheaper than set_srid on every geometry.
             iso = pa.array(shapely.to_wkb(g, byte_order=1, output_dimension=2), type=pa.binary())
@@ -1168,8 +1170,15 @@ def _binary_rows(lyr: Layer, df: Frame, *, wkb: Any = None) -> Any:
                 ),
                 type=pa.binary(),
             )
-        if wkb_arr is not None:
-            fields.append(_var_field(wkb_arr, missing))
+        fields.append(_var_field(wkb_arr, missing))
+    return _join_rows(fields, n)
+
+
+def _join_rows(fields: list[Any], n: int) -> Any:
+    """Join the fields' pieces row by row (one Arrow kernel) and return the rows' bytes as a memoryview."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     rows = pc.binary_join_element_wise(*fields, pa.scalar(b"", pa.binary()))
     offsets = rows.buffers()[1]
     start, end = (
