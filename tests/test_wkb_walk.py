@@ -1,4 +1,4 @@
-"""The WKB header walk (landquota.intake.wkb): it only ever vouches for what GEOS would say.
+"""The WKB header walk (landquota._wkb): it only ever vouches for what GEOS would say.
 
 An import stores a batch as read when every geometry is a present, non-empty 2D
 MultiPolygon (the contract's type). ``plain_multipolygons`` reads that from the WKB's
@@ -8,13 +8,15 @@ GEOS's answers, on hand-made cases and on corrupted bytes.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pyarrow as pa
 import pytest
 import shapely
 
-from landquota.intake import wkb as walk
-from landquota.intake.wkb import convex_rings, plain_multipolygons
+from landquota import _wkb as walk
+from landquota._wkb import convex_rings, plain_multipolygons
 
 
 def _arr(values: list[bytes | None], large: bool = False) -> pa.Array:
@@ -282,3 +284,42 @@ def test_convex_rings_never_vouch_for_what_geos_refuses() -> None:
     vouched = convex_rings(_arr(bad))
     assert all(_geos_valid(w) for w, ok in zip(bad, vouched, strict=True) if ok)
     assert vouched.any()  # some changes keep it a convex square (a low mantissa byte)
+
+
+def test_bounds_are_shapelys() -> None:
+    """Envelopes read from the WKB (a GeoPackage writer's R-tree and blob headers) equal shapely's."""
+    from landquota._wkb import bounds
+
+    rows: list[bytes | None] = [w for w, _ in CONVEX_CASES.values()]
+    rows += [None, *_random_rings(np.random.default_rng(6), 600)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # GEOS cannot read some: left out
+        geoms = shapely.from_wkb(np.array(rows, dtype=object), on_invalid="ignore")
+    keep = [i for i, r in enumerate(rows) if r is None or geoms[i] is not None]  # what GEOS can read
+    rows = [rows[i] for i in keep]
+    want = shapely.bounds(geoms[keep])
+    for arr in (_arr(rows), _arr(rows, large=True)):
+        assert np.array_equal(bounds(arr), want, equal_nan=True)
+    assert np.array_equal(bounds(_arr(rows).slice(5)), want[5:], equal_nan=True)
+    assert bounds(_arr([])).shape == (0, 4)
+
+
+def test_writers_decode_wkb_they_cannot_pass_through() -> None:
+    """Geometries left undecoded never become NULLs, even when their WKB is not the plain kind."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from landquota.store.gpkg import to_blobs
+    from landquota.store.postgis import _binary_rows
+    from landquota.store.schema import layer
+    from landquota.store.workspace import prepare_frame
+
+    big_endian = shapely.to_wkb(shapely.MultiPolygon([SQUARE]), byte_order=0)
+    blobs = to_blobs(np.array([None], dtype=object), [big_endian])
+    assert blobs[0] is not None and shapely.equals(shapely.from_wkb(blobs[0][40:]), shapely.MultiPolygon([SQUARE]))
+    lyr = layer("parcels")
+    df = prepare_frame(lyr, gpd.GeoDataFrame(
+        {"parcel_id": ["a"], "land_class": ["0101"], "net_m2": [1.0]},
+        geometry=[shapely.MultiPolygon([SQUARE])], crs=4490))
+    undecoded = df.set_geometry(pd.Series([None], dtype=object).pipe(gpd.GeoSeries, crs=4490))
+    assert bytes(_binary_rows(lyr, undecoded, wkb=[big_endian])) == bytes(_binary_rows(lyr, df))

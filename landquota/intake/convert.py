@@ -26,11 +26,11 @@ from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 
 from landquota._parallel import chunked
+from landquota._wkb import convex_rings, plain_multipolygons
 from landquota.errors import ImportDataError
 from landquota.intake.encodings import _looks_mojibake, _may_hold_latin1
 from landquota.intake.mapping import FieldRule
 from landquota.intake.report import ImportReport
-from landquota.intake.wkb import convex_rings, plain_multipolygons
 from landquota.store.schema import CRS_EPSG, Column, Layer
 from landquota.store.workspace import arrow_text
 
@@ -107,12 +107,13 @@ def _decode(batch: pd.DataFrame, plan: _Plan, *, wkb_only: bool = False) -> _Dec
     (no reprojection or axis swap); otherwise :func:`_geometries` and the
     workspace test the final geometries themselves. Whether every row is a
     present, non-empty 2D MultiPolygon is first read from the WKB's headers
-    (:func:`landquota.intake.wkb.plain_multipolygons`), and a strictly convex
-    lone ring is valid by construction (:func:`landquota.intake.wkb.convex_rings`);
+    (:func:`landquota._wkb.plain_multipolygons`), and a strictly convex
+    lone ring is valid by construction (:func:`landquota._wkb.convex_rings`);
     GEOS is asked about the rest, so the answer is GEOS's either way.
 
     *wkb_only* is for a consumer that writes the source's WKB and never looks at
-    the geometries (a PostGIS COPY, :func:`landquota.store.postgis._binary_rows`):
+    the geometries (a PostGIS COPY, :func:`landquota.store.postgis._binary_rows`; a
+    GeoPackage's blobs and R-tree, :func:`landquota.store.gpkg.insert_rows`):
     a batch of plain MultiPolygons that are all valid is then not decoded at all,
     only its rings GEOS must judge (``geoms`` is None). Decoding 10^6 patches into
     GEOS objects and freeing them again costs about 2.2 s of CPU (issue 18).

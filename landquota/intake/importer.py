@@ -354,9 +354,10 @@ def prepare_import(
         ids.check()
 
     total = source.count if source.kind in ("ogr", "vct") else len(csv_frame) if csv_frame is not None else 0
-    # a PostGIS replace or append writes the source's WKB by COPY and never reads the
-    # geometries (landquota.intake.load._copy_stream); an update rewrites rows from them
-    wkb_only = ws.kind == "postgis" and mode in ("replace", "append")
+    # a replace or append writes the source's WKB (PostGIS: COPY rows, _binary_rows;
+    # GeoPackage: blobs and R-tree envelopes, gpkg.insert_rows) and never reads the
+    # geometries; an update rewrites rows from the geometries
+    wkb_only = mode in ("replace", "append")
     def check(removed: int) -> None:
         _refuse_loss(report, source, gdal, removed, allow_shrink=allow_shrink, rejects=rejects)
 

@@ -37,6 +37,7 @@ import shapely
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
+from landquota._wkb import bounds as wkb_bounds
 from landquota.errors import ConcurrencyError, DataError, LedgerError, WorkspaceError
 from landquota.store.chain import POOL_OF_COLUMN, RUN_TOLERANCE, new_links
 from landquota.store.ledger_check import LEDGER_CHECK_COLUMNS, NEG_TOL, check_ledger
@@ -474,6 +475,10 @@ def to_blobs(geoms: np.ndarray, wkb: Any = None, bounds: np.ndarray | None = Non
                 joined = pc.binary_join_element_wise(heads, given, pa.scalar(b"", pa.binary()))
                 return cast(list[bytes | None], joined.to_numpy(zero_copy_only=False).tolist())
     out: list[bytes | None] = [None] * len(geoms)
+    if n and wkb is not None and len(wkb) == n and shapely.is_missing(geoms).all():
+        # the WKB stands for geometries that were never decoded (an importer's valid
+        # batch): decode it, never write it as missing
+        geoms = shapely.from_wkb(np.asarray(binary_array(wkb).to_numpy(zero_copy_only=False), dtype=object))
     present = ~shapely.is_missing(geoms)
     if not present.any():
         return out
@@ -540,7 +545,10 @@ def insert_rows(lyr: Layer, df: Frame, fid0: int, wkb: Any = None, *, block: int
     cols = list(lyr.column_names)
     n = len(df)
     geoms = np.asarray(df.geometry.values, dtype=object) if lyr.geometry else np.empty(0, dtype=object)
-    bounds = shapely.bounds(geoms)
+    # the source's WKB, when given, is the geometries' (an importer may not even have
+    # decoded them: landquota.intake.convert._decode), so the envelopes come from it
+    given = wkb is not None and lyr.geometry and len(wkb) == n
+    bounds = wkb_bounds(binary_array(wkb)) if given else shapely.bounds(geoms)
     values = np.empty((n, 1 + len(cols) + (1 if lyr.geometry else 0)), dtype=object)
     values[:, 0] = np.arange(fid0, fid0 + n).tolist()
     for j, c in enumerate(cols, start=1):

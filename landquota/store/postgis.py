@@ -1153,6 +1153,11 @@ def _binary_rows(lyr: Layer, df: Frame, *, wkb: Any = None) -> Any:
             return _join_rows(fields, n)
         g = np.asarray(df.geometry.values, dtype=object)
         missing = shapely.is_missing(g)
+        if given is not None and missing.all():
+            # the WKB stands for geometries that were never decoded (an importer's valid
+            # batch) but is not the plain kind passed through: decode it, never write NULLs
+            g = shapely.from_wkb(np.asarray(given.to_numpy(zero_copy_only=False), dtype=object))
+            missing = shapely.is_missing(g)
         present = g[~missing]
         if len(present) and (shapely.get_type_id(present) == 6).all():
             # All 2D MultiPolygons (the contract): ISO WKB with the EWKB header swapped

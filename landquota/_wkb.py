@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["convex_rings", "plain_multipolygons"]
+__all__ = ["bounds", "convex_rings", "plain_multipolygons"]
 
 #: Header steps (polygons plus rings) walked before giving up on a batch: a patch with
 #: hundreds of holes is rare; beyond this the caller's GEOS tests are as quick.
@@ -200,6 +200,52 @@ def convex_rings(wkb: Any) -> NDArray[np.bool_]:
         at = first[rows][:, None] + np.arange(0, 2 * k, 2)
         ok[sel[rows]] = _convex(flat[at], flat[at + 1])
     return ok
+
+
+def bounds(wkb: Any) -> NDArray[np.float64]:
+    """Return each row's (minx, miny, maxx, maxy), as ``shapely.bounds`` gives it, read from the WKB.
+
+    For a writer that stores a batch's WKB without its geometries having been
+    decoded (a GeoPackage's R-tree and blob headers need the envelopes): a
+    one-polygon, one-ring row is read straight from its coordinates; any other row
+    is decoded by GEOS. A null row has NaN bounds, as shapely gives a missing one.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import shapely
+
+    if isinstance(wkb, pa.ChunkedArray):
+        wkb = wkb.combine_chunks()
+    n = len(wkb)
+    out = np.full((n, 4), np.nan)
+    if n == 0:
+        return out
+    wide = pa.types.is_large_binary(wkb.type)
+    _validity, offsets, data = wkb.buffers()
+    off: NDArray[np.int64] = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[
+        wkb.offset : wkb.offset + n + 1].astype(np.int64)
+    raw: NDArray[np.uint8] = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, np.uint8)
+    start, end = off[:-1], off[1:]
+    head = np.asarray(pc.starts_with(wkb, pattern=_SIMPLE_HEAD).fill_null(False)) & (end - start >= 22)
+    sel = np.flatnonzero(head)
+    pts = _u32(raw, start[sel] + 18) if len(sel) else np.zeros(0, dtype=np.int64)
+    fits = (pts > 0) & (start[sel] + 22 + 16 * pts == end[sel])
+    sel, pts = sel[fits], pts[fits]
+    if len(sel):
+        coords = pc.binary_slice(wkb.filter(pa.array(_scatter(n, sel))), 22, 1 << 30)
+        xy = np.frombuffer(coords.buffers()[2], dtype="<f8", count=int(2 * pts.sum())).reshape(-1, 2)
+        first = np.cumsum(pts) - pts
+        # fmin and fmax skip a NaN coordinate as GEOS's envelope does
+        lo, hi = np.fmin.reduceat(xy, first, axis=0), np.fmax.reduceat(xy, first, axis=0)
+        out[sel] = np.c_[lo, hi]
+    others = np.ones(n, dtype=bool)
+    others[sel] = False
+    if wkb.null_count:
+        others &= ~np.asarray(wkb.is_null())
+    if others.any():
+        rest = wkb.filter(pa.array(others)).to_numpy(zero_copy_only=False)
+        out[others] = shapely.bounds(shapely.from_wkb(np.asarray(rest, dtype=object), on_invalid="ignore"))
+    return out
 
 
 def _scatter(n: int, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
