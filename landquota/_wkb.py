@@ -23,7 +23,7 @@ ring it cannot decide, or that is not convex, goes to GEOS as before.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -63,6 +63,68 @@ def _u32(data: NDArray[np.uint8], pos: NDArray[np.int64]) -> NDArray[np.int64]:
     return out
 
 
+class _Buffers(NamedTuple):
+    """A binary Arrow array's rows as numpy views of its buffers (no copy)."""
+
+    wkb: Any  # the pyarrow array, in one chunk
+    raw: NDArray[np.uint8]  # its data buffer
+    start: NDArray[np.int64]  # each row's first byte in raw
+    end: NDArray[np.int64]  # ... and one past its last
+
+
+def _buffers(wkb: Any) -> _Buffers:
+    import pyarrow as pa
+
+    if isinstance(wkb, pa.ChunkedArray):
+        wkb = wkb.combine_chunks()
+    n = len(wkb)
+    if n == 0:
+        none = np.zeros(0, dtype=np.int64)
+        return _Buffers(wkb, np.empty(0, dtype=np.uint8), none, none)
+    wide = pa.types.is_large_binary(wkb.type)
+    _validity, offsets, data = wkb.buffers()
+    off: NDArray[np.int64] = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[
+        wkb.offset : wkb.offset + n + 1].astype(np.int64)
+    raw: NDArray[np.uint8] = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, dtype=np.uint8)
+    return _Buffers(wkb, raw, off[:-1], off[1:])
+
+
+def _lone_rings(b: _Buffers) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Return the rows that are one polygon of one ring, and their ring's number of points.
+
+    Most patches are: 18 bytes of headers that are the same for all of them, then the
+    ring's number of points, which must account for the rest of the row exactly.
+    Arrow's prefix test and four byte gathers do these in a few ms per 50,000 rows.
+    """
+    import pyarrow.compute as pc
+
+    if not len(b.start):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    head = np.asarray(pc.starts_with(b.wkb, pattern=_SIMPLE_HEAD).fill_null(False)) & (b.end - b.start >= 22)
+    sel = np.flatnonzero(head)
+    pts = _u32(b.raw, b.start[sel] + 18)
+    fits = (pts > 0) & (b.start[sel] + 22 + 16 * pts == b.end[sel])
+    return sel[fits], pts[fits]
+
+
+def _ring_coords(b: _Buffers, sel: NDArray[np.int64], pts: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Return the coordinates of the lone rings *sel* back to back: x0, y0, x1, y1, ...
+
+    Each row's are 16 bytes a point, so once Arrow has cut the 22 header bytes off
+    (one C++ pass) they line up as float64 in the new buffer.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(sel):
+        return np.zeros(0, dtype=np.float64)
+    keep = np.zeros(len(b.start), dtype=bool)
+    keep[sel] = True
+    coords = pc.binary_slice(b.wkb.filter(pa.array(keep)), 22, 1 << 30)
+    out: NDArray[np.float64] = np.frombuffer(coords.buffers()[2], dtype="<f8", count=int(2 * pts.sum()))
+    return out
+
+
 def plain_multipolygons(wkb: Any) -> NDArray[np.bool_] | None:
     """Say, per row, whether the WKB is a well-formed, non-empty, 2D ISO MultiPolygon.
 
@@ -74,30 +136,14 @@ def plain_multipolygons(wkb: Any) -> NDArray[np.bool_] | None:
     tests on the decoded array. False means the walk cannot tell, not that the
     geometry is bad. None: the batch has too many parts or rings to walk cheaply.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(wkb, pa.ChunkedArray):
-        wkb = wkb.combine_chunks()
-    n = len(wkb)
+    b = _buffers(wkb)
+    wkb, raw, start, end = b
+    n = len(start)
     ok = np.zeros(n, dtype=bool)
     if n == 0:
         return ok
-    wide = pa.types.is_large_binary(wkb.type)
-    _validity, offsets, data = wkb.buffers()
-    off: NDArray[np.int64] = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[
-        wkb.offset : wkb.offset + n + 1].astype(np.int64)
-    raw: NDArray[np.uint8] = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, dtype=np.uint8)
-    start, end = off[:-1], off[1:]
     present = np.ones(n, dtype=bool) if wkb.null_count == 0 else ~np.asarray(wkb.is_null())
-    # Most patches are one polygon with one ring: 18 bytes of headers that are the same
-    # for all of them, then the ring's number of points, which must account for the rest.
-    # Arrow's prefix test and four byte gathers do these in a few ms per 50,000 rows.
-    fast = np.asarray(pc.starts_with(wkb, pattern=_SIMPLE_HEAD).fill_null(False)) & (end - start >= 22)
-    q = np.where(fast, start + 18, 0)
-    points = (raw[q].astype(np.int64) | (raw[q + 1].astype(np.int64) << 8)
-              | (raw[q + 2].astype(np.int64) << 16) | (raw[q + 3].astype(np.int64) << 24)) if len(raw) >= 4 else q
-    ok[fast & (points > 0) & (start + 22 + 16 * points == end)] = True
+    ok[_lone_rings(b)[0]] = True
     # the outer header of the others: byte order, type, number of parts (9 bytes)
     rest = present & ~ok & (end - start >= 9)
     idx = np.flatnonzero(rest)
@@ -151,7 +197,6 @@ def plain_multipolygons(wkb: Any) -> NDArray[np.bool_] | None:
             alive[ring[over]] = False
 
 
-
 def convex_rings(wkb: Any) -> NDArray[np.bool_]:
     """Say, per row, whether the WKB is a one-polygon, one-ring MultiPolygon GEOS finds valid.
 
@@ -166,35 +211,18 @@ def convex_rings(wkb: Any) -> NDArray[np.bool_]:
     a lone shell. False means "ask GEOS": collinear or repeated vertices, a concave
     vertex, holes, more than one part, or anything the walk does not read.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(wkb, pa.ChunkedArray):
-        wkb = wkb.combine_chunks()
-    n = len(wkb)
-    ok = np.zeros(n, dtype=bool)
-    if n == 0:
-        return ok
-    wide = pa.types.is_large_binary(wkb.type)
-    _validity, offsets, data = wkb.buffers()
-    if data is None or len(data) < 22:
-        return ok
-    off: NDArray[np.int64] = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[
-        wkb.offset : wkb.offset + n + 1].astype(np.int64)
-    raw: NDArray[np.uint8] = np.frombuffer(data, dtype=np.uint8)
-    start, end = off[:-1], off[1:]
-    head = np.asarray(pc.starts_with(wkb, pattern=_SIMPLE_HEAD).fill_null(False)) & (end - start >= 22)
-    sel = np.flatnonzero(head)
-    pts = _u32(raw, start[sel] + 18)
-    fits = (pts >= 4) & (pts <= CONVEX_POINTS) & (start[sel] + 22 + 16 * pts == end[sel])
+    b = _buffers(wkb)
+    ok = np.zeros(len(b.start), dtype=bool)
+    sel, pts = _lone_rings(b)
+    fits = (pts >= 4) & (pts <= CONVEX_POINTS)
     sel, pts = sel[fits], pts[fits]
     if not len(sel):
         return ok
-    # the selected rows' coordinates, back to back: every row's are 16 bytes a point, so
-    # after Arrow cuts the 22 header bytes off (one C++ pass) they line up as float64
-    coords = pc.binary_slice(wkb.filter(pa.array(head & _scatter(n, sel))), 22, 1 << 30)
-    flat: NDArray[np.float64] = np.frombuffer(coords.buffers()[2], dtype="<f8", count=int(2 * pts.sum()))
+    flat = _ring_coords(b, sel, pts)
     first = 2 * (np.cumsum(pts) - pts)  # each row's first double
+    # rings of one length at a time, as (rows, points) arrays: small enough to stay in
+    # the CPU's cache through the dozen passes below (one pass over all the rings' points
+    # at once measured 0.8 s per 10^6 patches against 0.55 s)
     for k in np.unique(pts).tolist():
         rows = np.flatnonzero(pts == k)
         at = first[rows][:, None] + np.arange(0, 2 * k, 2)
@@ -211,46 +239,25 @@ def bounds(wkb: Any) -> NDArray[np.float64]:
     is decoded by GEOS. A null row has NaN bounds, as shapely gives a missing one.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
     import shapely
 
-    if isinstance(wkb, pa.ChunkedArray):
-        wkb = wkb.combine_chunks()
-    n = len(wkb)
+    b = _buffers(wkb)
+    n = len(b.start)
     out = np.full((n, 4), np.nan)
-    if n == 0:
-        return out
-    wide = pa.types.is_large_binary(wkb.type)
-    _validity, offsets, data = wkb.buffers()
-    off: NDArray[np.int64] = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[
-        wkb.offset : wkb.offset + n + 1].astype(np.int64)
-    raw: NDArray[np.uint8] = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, np.uint8)
-    start, end = off[:-1], off[1:]
-    head = np.asarray(pc.starts_with(wkb, pattern=_SIMPLE_HEAD).fill_null(False)) & (end - start >= 22)
-    sel = np.flatnonzero(head)
-    pts = _u32(raw, start[sel] + 18) if len(sel) else np.zeros(0, dtype=np.int64)
-    fits = (pts > 0) & (start[sel] + 22 + 16 * pts == end[sel])
-    sel, pts = sel[fits], pts[fits]
+    sel, pts = _lone_rings(b)
     if len(sel):
-        coords = pc.binary_slice(wkb.filter(pa.array(_scatter(n, sel))), 22, 1 << 30)
-        xy = np.frombuffer(coords.buffers()[2], dtype="<f8", count=int(2 * pts.sum())).reshape(-1, 2)
+        xy = _ring_coords(b, sel, pts).reshape(-1, 2)
         first = np.cumsum(pts) - pts
         # fmin and fmax skip a NaN coordinate as GEOS's envelope does
         lo, hi = np.fmin.reduceat(xy, first, axis=0), np.fmax.reduceat(xy, first, axis=0)
         out[sel] = np.c_[lo, hi]
     others = np.ones(n, dtype=bool)
     others[sel] = False
-    if wkb.null_count:
-        others &= ~np.asarray(wkb.is_null())
+    if b.wkb.null_count:
+        others &= ~np.asarray(b.wkb.is_null())
     if others.any():
-        rest = wkb.filter(pa.array(others)).to_numpy(zero_copy_only=False)
+        rest = b.wkb.filter(pa.array(others)).to_numpy(zero_copy_only=False)
         out[others] = shapely.bounds(shapely.from_wkb(np.asarray(rest, dtype=object), on_invalid="ignore"))
-    return out
-
-
-def _scatter(n: int, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
-    out = np.zeros(n, dtype=bool)
-    out[idx] = True
     return out
 
 
