@@ -608,8 +608,9 @@ def _repair(
     fixed_frame = out.set_geometry(geoms)
     mapped = {r.column for r in plan.rules.values()}
     if plan.lyr.name == "parcels" and not mapped & {"net_m2", "gross_m2"}:
-        # R2: without an area field the net area was measured on the source geometry,
-        # which for a bow-tie is near 0 (its two lobes cancel): measure the repaired one
+        # R1, R2: without an area field the net area is the ellipsoidal area of the
+        # geometry, measured on the source's before the repair: for a bow-tie about 0
+        # (its two lobes cancel). Measure the repaired shape instead.
         from landquota.rules.areas import ellipsoidal_area
 
         redo = ~valid & ~shapely.is_missing(geoms)
