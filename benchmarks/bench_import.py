@@ -22,6 +22,7 @@ with the contract's parcel columns. Run::
     python benchmarks/bench_import.py --floor         # 1,000,000 parcels
     python benchmarks/bench_import.py --n 100000 --skip-geopandas
     python benchmarks/bench_import.py --target gpkg   # into a GeoPackage workspace
+    python benchmarks/bench_import.py --concave --floor   # notched parcels: GEOS judges every ring
     python benchmarks/bench_import.py --source vct --target gpkg   # a survey VCT file (GB/T 17798)
 
 ``--source vct`` generates the parcels as a 三调-style VCT file instead (see
@@ -52,8 +53,13 @@ CPU: dict[str, list[float]] = {}
 PG = os.environ.get("LANDQUOTA_TEST_PG", "postgresql://postgres@127.0.0.1:55432/landquota_test")
 
 
-def generate(path: Path, n: int, seed: int = 2014) -> Path:
-    """Write *n* valid parcels (convex, 5–12 vertices, ~50 m across) to a GeoPackage."""
+def generate(path: Path, n: int, seed: int = 2014, *, concave: bool = False) -> Path:
+    """Write *n* valid parcels (convex, 5–12 vertices, ~50 m across) to a GeoPackage.
+
+    *concave*: each parcel gets a notch, a vertex between its first two pulled halfway
+    to the middle, so that every ring has a reflex vertex, as most survey patches do:
+    then GEOS, not landquota's convex proof, judges every ring's validity.
+    """
     import geopandas as gpd
     import pyogrio
     import shapely
@@ -72,6 +78,15 @@ def generate(path: Path, n: int, seed: int = 2014) -> Path:
     r = 0.45 * cell
     x = cx[idx] + r * np.cos(ang)
     y = cy[idx] + r * np.sin(ang)
+    if concave:
+        first = np.r_[0, np.cumsum(k)[:-1]]
+        # towards the mean of the vertices, which a convex polygon contains (the cell's
+        # centre it may not, when its vertices fall on one side of the circle)
+        gx, gy = np.add.reduceat(x, first) / k, np.add.reduceat(y, first) / k
+        mx, my = (x[first] + x[first + 1]) / 2, (y[first] + y[first + 1]) / 2
+        x = np.insert(x, first + 1, mx + 0.5 * (gx - mx))
+        y = np.insert(y, first + 1, my + 0.5 * (gy - my))
+        idx = np.insert(idx, first + 1, i)
     rings = shapely.linearrings(np.column_stack([x, y]), indices=idx)
     polys = shapely.multipolygons(shapely.polygons(rings)[:, None])
     classes = np.array(["0101", "0102", "0103", "0201", "0301", "0404", "0702", "1001", "1101", "1206"])
@@ -432,6 +447,8 @@ def main() -> None:
                     help="gpkg: load into a GeoPackage workspace instead (see gpkg_main)")
     ap.add_argument("--source", choices=["gpkg", "vct"], default="gpkg",
                     help="vct: the parcels as a survey VCT file (see generate_vct, vct_main)")
+    ap.add_argument("--concave", action="store_true",
+                    help="parcels with a notch each, as survey patches are (see generate): GEOS judges every ring")
     ns = ap.parse_args()
     ns.dir.mkdir(parents=True, exist_ok=True)
     if ns.source == "vct":
@@ -442,10 +459,10 @@ def main() -> None:
             print(f"generated {ns.n:,} parcels in {time.perf_counter() - t:.1f} s: {src}")
         vct_main(src, ns)
         return
-    src = ns.dir / f"parcels_{ns.n}.gpkg"
+    src = ns.dir / f"parcels_{'concave_' if ns.concave else ''}{ns.n}.gpkg"
     if not src.exists():
         t = time.perf_counter()
-        generate(src, ns.n)
+        generate(src, ns.n, concave=ns.concave)
         print(f"generated {ns.n:,} parcels in {time.perf_counter() - t:.1f} s: {src}")
     print(f"bench_import: {ns.n:,} parcels → {ns.target}, {ns.repeat} interleaved round(s), "
           f"{os.cpu_count()} CPUs, load average {_load()}", flush=True)

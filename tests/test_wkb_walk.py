@@ -323,3 +323,39 @@ def test_writers_decode_wkb_they_cannot_pass_through() -> None:
         geometry=[shapely.MultiPolygon([SQUARE])], crs=4490))
     undecoded = df.set_geometry(pd.Series([None], dtype=object).pipe(gpd.GeoSeries, crs=4490))
     assert bytes(_binary_rows(lyr, undecoded, wkb=[big_endian])) == bytes(_binary_rows(lyr, df))
+
+
+def test_convex_test_runs_only_while_it_finds_convex_rings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Survey-like batches (concave rings) stop paying for the convex test; the verdicts stay GEOS's."""
+    import pandas as pd
+
+    from landquota.intake import convert
+    from landquota.store.schema import layer
+
+    plan = convert._Plan(lyr=layer("parcels"), source="t", rules={}, values={}, defaults={}, encoding="utf-8",
+                         raw_text=False, src_crs=None, transformer=None, swap_xy=False, check_names=None,
+                         ogr_types={})
+    concave = CONVEX_CASES["concave L (valid, GEOS's call)"][0]
+    convex = CONVEX_CASES["unit square, counter-clockwise"][0]
+    calls: list[int] = []
+    real = convert.convex_rings
+    monkeypatch.setattr(convert, "convex_rings", lambda w: calls.append(1) or real(w))
+
+    def batch(w: bytes) -> pd.DataFrame:
+        return pd.DataFrame({"_lq_wkb": pd.arrays.ArrowExtensionArray(pa.array([w] * 10, pa.binary()))})
+
+    share = convert._ConvexShare()
+    for _ in range(20):
+        d = convert._decode(batch(concave), plan, wkb_only=True, convex=share)
+        assert d is not None and d.clean and d.valid and d.geoms is not None  # decoded: GEOS judged them
+    assert len(calls) == 3  # the first batch, then the 8th and the 16th
+    calls.clear()
+    share = convert._ConvexShare()
+    for _ in range(5):
+        d = convert._decode(batch(convex), plan, wkb_only=True, convex=share)
+        assert d is not None and d.clean and d.valid and d.geoms is None  # proved valid, never decoded
+    assert len(calls) == 5
+    # half convex: only the concave half is decoded, and held to be freed with the batch
+    mixed = pd.DataFrame({"_lq_wkb": pd.arrays.ArrowExtensionArray(pa.array([convex, concave] * 5, pa.binary()))})
+    d = convert._decode(mixed, plan, wkb_only=True, convex=convert._ConvexShare())
+    assert d is not None and d.geoms is None and d.valid and len(d.held) == 5

@@ -74,6 +74,42 @@ class _Decoded:
     clean: bool = False
     #: ...and every one is valid: the workspace need not test them again
     valid: bool = False
+    #: the rings decoded for GEOS's verdict when ``geoms`` is None: held only so that
+    #: they are freed with the batch on the consumer's thread (freeing 10^6 GEOS
+    #: geometries takes 0.8 s), not on the read-ahead thread
+    held: Any = None
+
+
+#: Below this share of convex rings in a batch, the convex test stops running (it only
+#: pays when it finds some); it is tried again every CONVEX_PROBE-th batch.
+CONVEX_WORTH = 0.1
+CONVEX_PROBE = 8
+#: At or above this share, a batch for a WKB-only writer is not decoded, only its other
+#: rings; below it, decoding it whole costs less than picking the rings out.
+UNDECODED_SHARE = 0.5
+
+
+class _ConvexShare:
+    """Whether the convex test is worth running on a stream's next batch.
+
+    On survey data most rings are concave: the test finds nothing and costs about
+    0.5 s per 10^6 patches on the read-ahead thread, so after a batch in which it
+    found few it runs only on every :data:`CONVEX_PROBE`-th batch. Only speed
+    depends on this; every verdict is the convex proof's or GEOS's.
+    """
+
+    def __init__(self) -> None:
+        self.worth = True
+        self.batches = 0
+
+    def wanted(self) -> bool:
+        """Say whether to run the test on the next batch."""
+        self.batches += 1
+        return self.worth or self.batches % CONVEX_PROBE == 0
+
+    def saw(self, share: float) -> None:
+        """Record the share of convex rings the test found in a batch."""
+        self.worth = share >= CONVEX_WORTH
 
 
 def _source_wkb(batch: pd.DataFrame) -> tuple[NDArray[np.object_], pa.Array | None]:
@@ -98,7 +134,8 @@ def _arrow_wkb(batch: pd.DataFrame) -> pa.Array | None:
     return chunks.chunk(0) if chunks.num_chunks == 1 else chunks.combine_chunks()
 
 
-def _decode(batch: pd.DataFrame, plan: _Plan, *, wkb_only: bool = False) -> _Decoded | None:
+def _decode(batch: pd.DataFrame, plan: _Plan, *, wkb_only: bool = False,
+            convex: _ConvexShare | None = None) -> _Decoded | None:
     """Decode a batch's WKB and test it: the GEOS half of the work, run ahead.
 
     Runs on the read-ahead thread (shapely releases the GIL), while the caller
@@ -114,17 +151,23 @@ def _decode(batch: pd.DataFrame, plan: _Plan, *, wkb_only: bool = False) -> _Dec
     *wkb_only* is for a consumer that writes the source's WKB and never looks at
     the geometries (a PostGIS COPY, :func:`landquota.store.postgis._binary_rows`; a
     GeoPackage's blobs and R-tree, :func:`landquota.store.gpkg.insert_rows`):
-    a batch of plain MultiPolygons that are all valid is then not decoded at all,
-    only its rings GEOS must judge (``geoms`` is None). Decoding 10^6 patches into
-    GEOS objects and freeing them again costs about 2.2 s of CPU (issue 18).
+    a batch of plain MultiPolygons that are all valid, at least half of them convex,
+    is then not decoded at all, only its rings GEOS must judge (``geoms`` is None).
+    Decoding 10^6 patches into GEOS objects and freeing them again costs about 2.2 s
+    of CPU (issue 18). *convex* decides, from the batches before, whether the convex
+    test runs (:class:`_ConvexShare`).
     """
     if not plan.lyr.geometry or "_lq_wkb" not in batch.columns:
         return None
     arrow = _arrow_wkb(batch)
     plain_ok = plan.transformer is None and not plan.swap_xy and len(batch) > 0
     plain = plain_multipolygons(arrow) if arrow is not None and plain_ok else None
-    sure = convex_rings(arrow) if plain is not None and plain.all() else None
-    if wkb_only and sure is not None:
+    tried = plain is not None and plain.all() and (convex is None or convex.wanted())
+    sure = convex_rings(arrow) if tried else None
+    share = float(sure.mean()) if sure is not None else 0.0
+    if sure is not None and convex is not None:
+        convex.saw(share)
+    if wkb_only and sure is not None and share >= UNDECODED_SHARE:
         assert arrow is not None
         rest = np.flatnonzero(~sure)
         if not len(rest):
@@ -132,7 +175,7 @@ def _decode(batch: pd.DataFrame, plan: _Plan, *, wkb_only: bool = False) -> _Dec
         some = shapely.from_wkb(np.asarray(arrow.take(pa.array(rest)).to_numpy(zero_copy_only=False), dtype=object),
                                 on_invalid="ignore")
         if not shapely.is_missing(some).any() and shapely.is_valid(some).all():
-            return _Decoded(None, clean=True, valid=True)
+            return _Decoded(None, clean=True, valid=True, held=some)
     objects, _arrow = _source_wkb(batch)
     geoms = shapely.from_wkb(objects, on_invalid="ignore")
     if not plain_ok:

@@ -52,6 +52,7 @@ from landquota.errors import DataError, ImportDataError, ParameterError
 from landquota.intake.convert import (
     _PLAIN_TYPES,
     _convert,
+    _ConvexShare,
     _decode,
     _IdGuard,
     _not_polygons,
@@ -326,8 +327,10 @@ def prepare_import(
         # every operation. *wkb_only*: the consumer stores that WKB and never
         # reads the frame's geometries, so valid batches need not be decoded (_decode)
         row0 = 0
+        convex = _ConvexShare()  # used on the read-ahead thread only
         for batch, decoded in read_ahead(_batches(source, plan, csv_frame, gdal),
-                                         lambda b: _decode(b, plan, wkb_only=wkb_only and adjust is None)):
+                                         lambda b: _decode(b, plan, wkb_only=wkb_only and adjust is None,
+                                                           convex=convex)):
             report.rows_read += len(batch)
             out, rows, wkb, checked = _convert(batch, plan, row0, report, state, decoded)
             if adjust is not None:
