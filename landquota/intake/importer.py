@@ -188,8 +188,6 @@ class PreparedImport:
     _check: Callable[[int], None] | None = None
     _gdal: GdalErrors | None = None
     _rejects: str | Path | None = None
-    #: :meth:`load`'s writer stores the source's WKB without reading the geometries
-    _wkb_only: bool = False
 
     def frames(self) -> Iterator[tuple[pd.DataFrame, Any]]:
         """Stream the prepared batches (once), their geometries decoded."""
@@ -197,7 +195,11 @@ class PreparedImport:
 
     def load(self) -> Load:
         """Return this import as a :class:`Load` for :func:`load_layers`."""
-        return Load(self.lyr, self._frames(self._wkb_only), lambda: _meta_record(self.report), self.path, self.mode,
+        # a replace or append writes the source's WKB (PostGIS: COPY rows, _binary_rows;
+        # GeoPackage: blobs and R-tree envelopes, gpkg.insert_rows) and never reads the
+        # geometries; an update rewrites rows from the geometries
+        wkb_only = self.mode in ("replace", "append")
+        return Load(self.lyr, self._frames(wkb_only), lambda: _meta_record(self.report), self.path, self.mode,
                     self.total, self._ids.check, self._check)
 
     def collect(self) -> pd.DataFrame:
@@ -357,14 +359,10 @@ def prepare_import(
         ids.check()
 
     total = source.count if source.kind in ("ogr", "vct") else len(csv_frame) if csv_frame is not None else 0
-    # a replace or append writes the source's WKB (PostGIS: COPY rows, _binary_rows;
-    # GeoPackage: blobs and R-tree envelopes, gpkg.insert_rows) and never reads the
-    # geometries; an update rewrites rows from the geometries
-    wkb_only = mode in ("replace", "append")
     def check(removed: int) -> None:
         _refuse_loss(report, source, gdal, removed, allow_shrink=allow_shrink, rejects=rejects)
 
-    return PreparedImport(lyr, path, report, total, mode, frames, ids, state, t0, check, gdal, rejects, wkb_only)
+    return PreparedImport(lyr, path, report, total, mode, frames, ids, state, t0, check, gdal, rejects)
 
 
 def _layer(name: str) -> Layer:

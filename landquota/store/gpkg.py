@@ -545,10 +545,13 @@ def insert_rows(lyr: Layer, df: Frame, fid0: int, wkb: Any = None, *, block: int
     cols = list(lyr.column_names)
     n = len(df)
     geoms = np.asarray(df.geometry.values, dtype=object) if lyr.geometry else np.empty(0, dtype=object)
-    # the source's WKB, when given, is the geometries' (an importer may not even have
-    # decoded them: landquota.intake.convert._decode), so the envelopes come from it
-    given = wkb is not None and lyr.geometry and len(wkb) == n
-    bounds = wkb_bounds(binary_array(wkb)) if given else shapely.bounds(geoms)
+    # the source's WKB, when given, is the geometries' own; an importer may not have
+    # decoded them at all (landquota.intake.convert._decode): then the envelopes are
+    # read from the WKB, otherwise from the geometries (no second decoding)
+    if wkb is not None and lyr.geometry and len(wkb) == n:
+        wkb = binary_array(wkb)
+    undecoded = wkb is not None and len(wkb) == n and n > 0 and bool(shapely.is_missing(geoms).all())
+    bounds = wkb_bounds(wkb) if undecoded else shapely.bounds(geoms)
     values = np.empty((n, 1 + len(cols) + (1 if lyr.geometry else 0)), dtype=object)
     values[:, 0] = np.arange(fid0, fid0 + n).tolist()
     for j, c in enumerate(cols, start=1):
